@@ -1,0 +1,46 @@
+# The two commands of the README:
+#   make book   set up .venv, execute every chapter at smoke scale with papermill, build the HTML book
+#   make test   set up .venv (and headless Chromium), run the whole test suite
+# Other targets: make setup, make lab (JupyterLab on the chapters), make clean.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+# Where the datasets are: $ALEXLIB_DATA when set; else ../shared/data when it exists (the offline copies
+# this project's CI uses); else the chapters download what they need into ~/.cache/alexlib/data.
+ALEXLIB_DATA ?= $(wildcard $(abspath ../shared/data))
+export ALEXLIB_DATA
+
+.PHONY: book test setup chromium lab clean
+
+book: setup
+	$(BIN)/python -m alexlib book --scale smoke
+
+test: setup chromium
+	$(BIN)/python -m pytest
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 10) else "Python 3.10 or newer is needed (3.11 is what the pins are tested with): set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+# The book check drives Debian's chromium through Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Install Chromium first (Debian/Ubuntu: sudo apt-get install chromium), or set CHROMIUM=/path/to/chrome"; exit 1; \
+	  fi; }
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf _build

@@ -1,0 +1,5 @@
+import sys
+
+from alexlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,716 @@
+"""Datasets: where they live, how they are listed, decoded once, and cached.
+
+Every chapter gets its images through two calls:
+
+- ``open_split(name, split)`` lists a split without decoding it (a :class:`Split`): file names,
+  labels, class names, and ``read_bytes(i)`` / ``decode(i)`` for one image. Cheap even for ImageNet.
+- ``load(name, split, size=..., per_class=...)`` decodes a split (or a seeded, class-balanced subset)
+  into one uint8 tensor ``(N, 3, H, W)`` and caches it on disk, so later runs and later epochs never
+  decode a JPEG again (:class:`ImageTensors`).
+
+Where the data root is: the ``root`` argument, else ``$ALEXLIB_DATA``, else the per-user cache folder
+(``~/.cache/alexlib/data``). Known datasets and the layouts searched under that root:
+
+========================  =====================================================================
+``cifar10``               ``cifar10-jpeg/{train,test}.zip`` or ``.../{train,test}/`` (one folder per
+                          class), or torchvision's official ``cifar-10-batches-py/``
+``imagenette``            ``imagenette-224/train*.zip`` + ``val.zip`` (or folders), or torchvision's
+                          ``imagenette2``, ``imagenette2-320``, ``imagenette2-160`` folders
+``imagenet``              ``imagenet/`` or ``ILSVRC2012/`` with ``train/<wnid>/`` and ``val/<wnid>/``
+``imagenet-samples``      ``imagenet-samples/images/<wnid>_<name>.JPEG`` (one split, ``all``)
+any folder or ``.zip``    ImageFolder layout: ``[split/]<class>/<image>``
+========================  =====================================================================
+
+Images are decoded to RGB: greyscale and CMYK are converted (the paper replicated greyscale into
+three channels), palette images are expanded, and an alpha channel is dropped.
+
+Paper: section 2 (the dataset) and section 4.1 (images are rescaled to 256x256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import threading
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+DATA_ENV = "ALEXLIB_DATA"
+CACHE_ENV = "ALEXLIB_CACHE"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+DATASETS = ("cifar10", "imagenette", "imagenet", "imagenet-samples")
+
+# WordNet ids of Imagenette's ten classes and their ImageNet names (fast.ai's subset).
+IMAGENETTE_CLASSES = {
+    "n01440764": "tench",
+    "n02102040": "English springer",
+    "n02979186": "cassette player",
+    "n03000684": "chain saw",
+    "n03028079": "church",
+    "n03394916": "French horn",
+    "n03417042": "garbage truck",
+    "n03425413": "gas pump",
+    "n03445777": "golf ball",
+    "n03888257": "parachute",
+}
+_SPLIT_ALIASES = {"val": ("val", "test", "valid", "validation"), "test": ("test", "val")}
+
+
+class DataError(Exception):
+    """A problem with the user's data, with a message that says what is wrong and how to fix it."""
+
+
+# ----------------------------------------------------------------------------------- locations
+
+
+def cache_dir() -> Path:
+    """The per-user cache folder: ``$ALEXLIB_CACHE``, else ``$XDG_CACHE_HOME/alexlib``, else ``~/.cache/alexlib``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "alexlib"
+
+
+def data_root(root: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The data root and where it came from: the argument, else ``$ALEXLIB_DATA``, else the cache folder."""
+    if root is not None:
+        return Path(root).expanduser(), "argument"
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
+    return cache_dir() / "data", "per-user cache folder (no argument, no $ALEXLIB_DATA)"
+
+
+# ----------------------------------------------------------------------------------- the split
+
+
+@dataclass
+class Split:
+    """One split of a dataset, listed but not decoded.
+
+    ``files[i]`` is ``(source, member)``: a zip file and the member name inside it, or a folder and
+    the path relative to it. ``labels[i]`` indexes ``classes`` (human-readable names) and
+    ``class_ids`` (folder names, e.g. WordNet ids).
+    """
+
+    name: str
+    split: str
+    files: list[tuple[Path, str]]
+    labels: torch.Tensor  # (N,) int64
+    classes: list[str]
+    class_ids: list[str]
+    location: str = ""
+    arrays: torch.Tensor | None = None  # (N, 3, H, W) uint8, for datasets shipped as pixel arrays
+    _zips: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def describe(self, i: int) -> str:
+        if self.arrays is not None:
+            return f"{self.location} [image {i}]"
+        source, member = self.files[i]
+        return f"{source}:{member}" if source.suffix == ".zip" else str(source / member)
+
+    def _zip(self, path: Path) -> zipfile.ZipFile:
+        # One handle per process and zip: a forked DataLoader worker must not share a file offset.
+        key = (os.getpid(), path)
+        with self._lock:
+            if key not in self._zips:
+                self._zips[key] = _open_zip(path)
+            return self._zips[key]
+
+    def read_bytes(self, i: int) -> bytes:
+        """The encoded file of image ``i`` (e.g. JPEG bytes), for decoding elsewhere (e.g. on a GPU)."""
+        if self.arrays is not None:
+            raise DataError(f"{self.location} stores decoded pixels, not encoded files; use decode(i).")
+        source, member = self.files[i]
+        try:
+            if source.suffix == ".zip":
+                return self._zip(source).read(member)
+            return (source / member).read_bytes()
+        except (zipfile.BadZipFile, EOFError, OSError, zlib_error()) as exc:
+            raise DataError(
+                f"cannot read {self.describe(i)}: {exc}. The archive or file is damaged; "
+                "download or copy it again (with the shared data, check `sha256sum -c SHA256SUMS`)."
+            ) from None
+
+    def decode(self, i: int) -> torch.Tensor:
+        """Image ``i`` as an RGB uint8 tensor ``(3, H, W)`` at the file's own size."""
+        if self.arrays is not None:
+            return self.arrays[i]
+        return decode_image(self.read_bytes(i), self.describe(i))
+
+    def subset(self, indices) -> "Split":
+        """The images at ``indices``, in that order, with the same class list."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return Split(
+            name=self.name,
+            split=self.split,
+            files=[self.files[i] for i in idx.tolist()] if self.arrays is None else [],
+            labels=self.labels[idx],
+            classes=self.classes,
+            class_ids=self.class_ids,
+            location=self.location,
+            arrays=None if self.arrays is None else self.arrays[idx],
+        )
+
+    def counts(self) -> list[int]:
+        """Number of images per class."""
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise DataError(
+            f"{path} is not a readable zip archive ({exc}); it is probably truncated or corrupt. "
+            "Download or copy it again (with the shared data, check `sha256sum -c SHA256SUMS`)."
+        ) from None
+
+
+# ----------------------------------------------------------------------------------- decoding
+
+
+def decode_image(data: bytes, where: str = "image") -> torch.Tensor:
+    """Decode encoded image bytes to an RGB uint8 tensor ``(3, H, W)``.
+
+    Greyscale, CMYK and palette images become RGB; an alpha channel is dropped. A corrupt or
+    truncated file raises :class:`DataError` naming it (never a partly grey image).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # raises on truncated data (PIL does not pad truncated images by default)
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            array = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            return array.view(im.height, im.width, 3).permute(2, 0, 1).contiguous()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(
+            f"cannot decode {where}: {exc}. The file is corrupt, truncated or not an image; "
+            "delete or replace it (or re-extract its archive) and run again."
+        ) from None
+
+
+def resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Rescale so the shorter side is ``size``, then take the central ``size x size`` crop.
+
+    ``(3, H, W)`` uint8 -> ``(3, size, size)`` uint8. Paper: section 2 ("we down-sampled the images
+    to a fixed resolution of 256 x 256": shorter side to 256, then the central patch).
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    if image.shape[-2:] != (size, size):
+        if min(image.shape[-2:]) != size:
+            image = TF.resize(image, size, antialias=True)
+        image = TF.center_crop(image, [size, size])
+    return image
+
+
+# ----------------------------------------------------------------------------------- listing
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not Path(name).name.startswith(".")
+
+
+def _list_folder(folder: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(folder)).replace(os.sep, "/") for p in folder.rglob("*") if p.is_file() and _is_image(p.name)
+    )
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _members(source: Path, split: str | None) -> tuple[Path, list[str], set[str]]:
+    """The image members and folder names of one source (a zip, or a folder), relative to the part of it
+    that holds ``split``: a folder's ``split/`` subfolder when it has one."""
+    if source.suffix == ".zip":
+        names = _open_zip(source).namelist()
+        dirs = {m.rstrip("/") for m in names if m.endswith("/")}
+        members = [m for m in names if not m.endswith("/")]
+        # folders implied by member paths (zips need not store folder entries)
+        dirs |= {m.rsplit("/", 1)[0] for m in members if "/" in m}
+        return source, members, dirs
+    if split is not None and (source / split).is_dir():
+        source = source / split
+    members = _list_folder(source)
+    dirs = {str(p.relative_to(source)).replace(os.sep, "/") for p in source.rglob("*") if p.is_dir()}
+    return source, members, dirs
+
+
+def _split_entries(sources: list[Path], split: str | None) -> tuple[list[tuple[Path, str]], list[str], set[str]]:
+    """All ``(source, member)`` images of ``split`` in ImageFolder layout, their class folder names,
+    and every class folder seen (empty ones included). ``split=None``: ``<class>/<image>`` at the top
+    (or under one enclosing folder)."""
+    entries: list[tuple[Path, str]] = []
+    names: list[str] = []
+    all_classes: set[str] = set()
+    loose: list[str] = []
+    for source in sources:
+        base, members, dirs = _members(source, split)
+        if base != source:  # a folder's split subfolder: its members are already relative to it
+            prefix = ""
+        else:
+            prefix = _find_prefix(members, dirs, split)
+        if prefix is None:
+            continue
+        for d in dirs:
+            rest = d[len(prefix):]
+            if d.startswith(prefix) and rest and "/" not in rest:
+                all_classes.add(rest)
+        for m in members:
+            if not m.startswith(prefix) or not _is_image(m):
+                continue
+            rest = m[len(prefix):].split("/")
+            if len(rest) == 1:
+                loose.append(f"{base}:{m}" if base.suffix == ".zip" else str(base / m))
+                continue
+            entries.append((base, m))
+            names.append(rest[0])
+            all_classes.add(rest[0])
+    if loose and not entries:
+        raise DataError(
+            f"found images directly in the split folder ({loose[0]} and {len(loose) - 1} more) but no class "
+            "folders. Expected the ImageFolder layout [<split>/]<class>/<image>: put each image in a folder "
+            "named after its class."
+        )
+    return entries, names, all_classes
+
+
+def _find_prefix(members: list[str], dirs: set[str], split: str | None) -> str | None:
+    """The member-name prefix under which ``split``'s class folders sit (e.g. ``"train/"`` or
+    ``"imagenette2-320/train/"``), or None if this source has no such split."""
+    if split is None:
+        tops = {m.split("/", 1)[0] for m in members if "/" in m}
+        if len(tops) == 1 and all(m.count("/") >= 2 for m in members if _is_image(m)):
+            return tops.pop() + "/"  # a zip of one enclosing folder: top/<class>/<image>
+        return ""
+    candidates = set()
+    for m in members[:: max(1, len(members) // 2000)] + sorted(dirs):
+        parts = m.split("/")
+        for k, part in enumerate(parts[:-1]):
+            if part == split:
+                candidates.add("/".join(parts[: k + 1]) + "/")
+                break
+    if not candidates:
+        return None
+    return min(candidates, key=len)
+
+
+def _folder_split(name: str, location: Path, sources: list[Path], split: str, class_names: dict | None = None,
+                  reference: list[str] | None = None) -> Split:
+    entries, names, all_classes = _split_entries(sources, split)
+    if not entries:
+        raise DataError(
+            f"{name}: no images for split {split!r} in {', '.join(map(str, sources))}. Expected the layout "
+            f"{split}/<class>/<image> (in a folder or a zip)."
+        )
+    empty = sorted(all_classes - set(names))
+    if empty:
+        raise DataError(
+            f"{name}: class folder(s) {empty} in split {split!r} hold no images. An empty class would shift "
+            "the labels of every class after it: remove the folder(s) or put their images back."
+        )
+    class_ids = reference if reference is not None else sorted(set(names))
+    index = {c: i for i, c in enumerate(class_ids)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise DataError(
+            f"{name}: split {split!r} has class folder(s) {unknown} that the training split does not have; "
+            "labels would not match. Make both splits hold the same class folders."
+        )
+    order = sorted(range(len(entries)), key=lambda i: (names[i], entries[i][1]))
+    files = [entries[i] for i in order]
+    labels = torch.tensor([index[names[i]] for i in order], dtype=torch.long)
+    classes = [class_names.get(c, c) if class_names else c for c in class_ids]
+    return Split(name, split, files, labels, classes, class_ids, location=str(location))
+
+
+# ----------------------------------------------------------------------------------- datasets
+
+
+@dataclass
+class Found:
+    """A dataset located on disk: how to open each of its splits."""
+
+    name: str
+    location: Path
+    format: str
+    splits: tuple[str, ...]
+
+
+def _zips_or_folder(folder: Path, split: str) -> list[Path]:
+    """``split.zip``, ``split-*.zip`` or the folder ``split/`` inside ``folder``."""
+    zips = sorted(folder.glob(f"{split}.zip")) + sorted(folder.glob(f"{split}-*.zip"))
+    if zips:
+        return zips
+    if (folder / split).is_dir():
+        return [folder]
+    return []
+
+
+def _candidates(name: str, root: Path) -> list[tuple[Path, str]]:
+    """Where each known dataset may be under ``root``, with the format it would have there."""
+    if name == "cifar10":
+        return [(root / "cifar10-jpeg", "image folders (train/test)"), (root / "cifar10", "image folders (train/test)"),
+                (root / "cifar-10-batches-py", "torchvision official"),
+                (root / "cifar10" / "cifar-10-batches-py", "torchvision official")]
+    if name == "imagenette":
+        return [(root / "imagenette-224", "image folders (train/val)"), (root / "imagenette", "image folders (train/val)")] + [
+            (root / d, "torchvision Imagenette") for d in ("imagenette2", "imagenette2-320", "imagenette2-160")]
+    if name == "imagenet":
+        return [(root / d, "ILSVRC-2012 image folders (train/val)") for d in ("imagenet", "ILSVRC2012", "ilsvrc2012")]
+    if name == "imagenet-samples":
+        return [(root / "imagenet-samples" / "images", "ImageNet sample photos")]
+    raise DataError(f"unknown dataset {name!r}: known are {', '.join(DATASETS)}, or give a path to a folder or zip.")
+
+
+def find(name: str, root: str | os.PathLike | None = None) -> Found | None:
+    """Locate dataset ``name`` under the data root without reading it; None if it is not there."""
+    base, _ = data_root(root)
+    for location, fmt in _candidates(name, base):
+        if fmt == "torchvision official":
+            if (location / "batches.meta").is_file():
+                return Found(name, location, fmt, ("train", "test"))
+        elif fmt == "ImageNet sample photos":
+            if location.is_dir() and any(_is_image(p.name) for p in location.iterdir()):
+                return Found(name, location, fmt, ("all",))
+        elif location.is_dir():
+            splits = ("train", "test") if name == "cifar10" else ("train", "val")
+            if all(_zips_or_folder(location, s) for s in splits):
+                return Found(name, location, fmt, splits)
+    return None
+
+
+def _not_found(name: str, root) -> DataError:
+    base, how = data_root(root)
+    places = "\n".join(f"  - {p}  ({fmt})" for p, fmt in _candidates(name, base))
+    download = {
+        "cifar10": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches it through torchvision",
+        "imagenette": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches the 320px release through torchvision",
+        "imagenet": "ImageNet cannot be downloaded automatically: get ILSVRC-2012 from image-net.org and put "
+                    "train/<wnid>/ and val/<wnid>/ folders under <root>/imagenet",
+        "imagenet-samples": "copy the imagenet-samples folder (images/ and classes.json) into the data root",
+    }[name]
+    return DataError(
+        f"dataset {name!r} was not found under the data root {base} ({how}). Looked in:\n{places}\n"
+        f"To fix it, either\n  1. {download}, or\n  2. point the library at a folder that has it: "
+        f"set {DATA_ENV}=/path/to/data (or pass root=... / --root ...)."
+    )
+
+
+def _resolve_split(found: Found, split: str) -> str:
+    if split in found.splits:
+        return split
+    for alias in _SPLIT_ALIASES.get(split, ()):
+        if alias in found.splits:
+            return alias
+    raise DataError(f"{found.name} has splits {list(found.splits)}, not {split!r}.")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, OSError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); restore the file or delete it.") from None
+
+
+def _imagenet_names(location: Path, class_ids: list[str]) -> dict[str, str]:
+    """Human-readable ImageNet names: a ``classes.json`` beside the data, else torchvision's list
+    (which follows the sorted WordNet ids, so it applies only to the full 1000-class set)."""
+    for path in (location / "classes.json", location.parent / "classes.json"):
+        table = _read_json(path)
+        if isinstance(table, list):
+            return {row["wnid"]: row["name"] for row in table}
+        if isinstance(table, dict):
+            return table
+    if len(class_ids) == 1000:
+        from torchvision.models import AlexNet_Weights
+
+        return dict(zip(class_ids, AlexNet_Weights.IMAGENET1K_V1.meta["categories"]))
+    return {}
+
+
+def open_split(name: str, split: str = "train", *, root: str | os.PathLike | None = None,
+               download: bool = False) -> Split:
+    """List one split of a dataset (see the module docstring for names and layouts).
+
+    ``name`` may also be a path to any ImageFolder-style folder or zip (``[split/]<class>/<image>``).
+    ``download=True`` lets torchvision fetch CIFAR-10 or Imagenette into the data root if absent.
+    """
+    if name not in DATASETS:
+        return _open_path(name, split)
+    found = find(name, root)
+    if found is None and download:
+        found = _download(name, root)
+    if found is None:
+        raise _not_found(name, root)
+    split = _resolve_split(found, split)
+    if found.format == "torchvision official":
+        return _cifar_official(found, split)
+    if found.format == "ImageNet sample photos":
+        return _imagenet_samples(found)
+    names = None
+    if name == "imagenette":
+        names = _read_json(found.location / "classes.json") or IMAGENETTE_CLASSES
+    train = _folder_split(name, found.location, _zips_or_folder(found.location, found.splits[0]), found.splits[0])
+    if name == "imagenet":
+        names = _imagenet_names(found.location, train.class_ids)
+    if split == found.splits[0]:
+        if names:
+            train.classes = [names.get(c, c) for c in train.class_ids]
+        return train
+    return _folder_split(name, found.location, _zips_or_folder(found.location, split), split, names,
+                         reference=train.class_ids)
+
+
+def _open_path(path: str, split: str) -> Split:
+    location = Path(path).expanduser()
+    if not location.exists():
+        raise DataError(
+            f"{path!r} is neither a known dataset ({', '.join(DATASETS)}) nor an existing folder or zip file."
+        )
+    sources = [location]
+    entries, _, _ = _split_entries(sources, split)
+    if entries:
+        train_split = "train" if _split_entries(sources, "train")[0] else split
+        reference = _folder_split(location.name, location, sources, train_split)
+        if train_split == split:
+            return reference
+        return _folder_split(location.name, location, sources, split, reference=reference.class_ids)
+    if split in ("all", "train"):
+        return _folder_split(location.name, location, sources, None)
+    raise DataError(f"{location} has no {split!r} split (expected {split}/<class>/<image> inside it).")
+
+
+def _cifar_official(found: Found, split: str) -> Split:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        ds = CIFAR10(str(found.location.parent), train=(split == "train"), download=False)
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+        raise DataError(
+            f"torchvision could not read CIFAR-10 in {found.location} ({exc}). Delete that folder and "
+            "download it again (download=True)."
+        ) from None
+    arrays = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    labels = torch.tensor(ds.targets, dtype=torch.long)
+    return Split("cifar10", split, [], labels, list(ds.classes), list(ds.classes), str(found.location), arrays=arrays)
+
+
+_SAMPLE_NAME = re.compile(r"^(n\d{8})[_-]")
+
+
+def _imagenet_samples(found: Found) -> Split:
+    names = _imagenet_names(found.location, [])
+    files = sorted(p.name for p in found.location.iterdir() if _is_image(p.name))
+    wnids = []
+    for f in files:
+        match = _SAMPLE_NAME.match(f)
+        if not match:
+            raise DataError(
+                f"{found.location / f}: sample file names must start with the WordNet id (n01440764_tench.JPEG)."
+            )
+        wnids.append(match.group(1))
+    class_ids = sorted(names) if names else sorted(set(wnids))
+    index = {c: i for i, c in enumerate(class_ids)}
+    labels = torch.tensor([index[w] for w in wnids], dtype=torch.long)
+    classes = [names.get(c, c) for c in class_ids]
+    return Split("imagenet-samples", "all", [(found.location, f) for f in files], labels, classes, class_ids,
+                 str(found.location))
+
+
+def _download(name: str, root) -> Found | None:
+    """Fetch CIFAR-10 (official format) or Imagenette (320px) into the data root through torchvision."""
+    base, _ = data_root(root)
+    if name not in ("cifar10", "imagenette"):
+        return None
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        if name == "cifar10":
+            from torchvision.datasets import CIFAR10
+
+            for train in (True, False):
+                CIFAR10(str(base), train=train, download=True)
+        else:
+            from torchvision.datasets import Imagenette
+
+            for split in ("train", "val"):
+                Imagenette(str(base), split=split, size="320px", download=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise DataError(f"downloading {name} into {base} failed ({exc}).\n{_not_found(name, root)}") from None
+    return find(name, root)
+
+
+# ----------------------------------------------------------------------------------- decoded tensors
+
+
+@dataclass
+class ImageTensors(torch.utils.data.Dataset):
+    """A decoded split: ``images`` (N, 3, H, W) uint8 and ``labels`` (N,) int64, on the CPU.
+
+    Indexing gives ``(image, label)``, so it is also a ``torch.utils.data.Dataset``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str = ""
+    split: str = ""
+    class_ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+    def __repr__(self) -> str:
+        n, c, h, w = self.images.shape
+        return f"ImageTensors({self.name}/{self.split}: {n} images {c}x{h}x{w} uint8, {len(self.classes)} classes)"
+
+
+def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """A seeded, class-balanced subset: ``per_class`` random indices of each class (all of a class
+    that has fewer), sorted. The same labels and seed always give the same subset."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}")
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(labels)
+    picked = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        picked.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(picked).sort().values
+
+
+def _fingerprint(split: Split, size: int | None) -> str:
+    h = hashlib.sha1()
+    sources = sorted({s for s, _ in split.files}) if split.arrays is None else [Path(split.location)]
+    for s in sources:
+        st = s.stat()
+        h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    h.update(f"{split.name}|{split.split}|{size}".encode())
+    h.update("\n".join(m for _, m in split.files).encode())
+    h.update(split.labels.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def decode_all(split: Split, size: int | None = None, workers: int | None = None,
+               progress: bool = True) -> torch.Tensor:
+    """Decode every image of ``split`` into one uint8 tensor ``(N, 3, S, S)``.
+
+    ``size=None`` keeps the images' own size (they must all have one); ``size=S`` rescales each so its
+    shorter side is S and takes the central S x S crop (:func:`resize_center_crop`).
+    """
+    if split.arrays is not None:
+        images = split.arrays
+        if size is not None:
+            images = torch.stack([resize_center_crop(im, size) for im in images]) if len(images) else images
+        return images
+    workers = workers or min(8, os.cpu_count() or 1)
+    first = split.decode(0) if len(split) else None
+    if first is None:
+        raise DataError(f"{split.name}/{split.split} is empty.")
+    shape = (3, size, size) if size else tuple(first.shape)
+    out = torch.empty((len(split), *shape), dtype=torch.uint8)
+
+    def one(i: int) -> None:
+        image = split.decode(i)
+        if size:
+            image = resize_center_crop(image, size)
+        elif tuple(image.shape) != shape:
+            raise DataError(
+                f"{split.describe(i)} is {tuple(image.shape[1:])} but the first image is {shape[1:]}; the images "
+                "differ in size, so pass size=... (e.g. size=256) to rescale and centre-crop them."
+            )
+        out[i] = image
+
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = pool.map(one, range(len(split)))
+        for _ in tqdm(jobs, total=len(split), desc=f"decoding {split.name}/{split.split}", disable=not progress,
+                      leave=False):
+            pass
+    return out
+
+
+def load(name: str, split: str = "train", *, root: str | os.PathLike | None = None, size: int | None = None,
+         per_class: int | None = None, seed: int = 0, download: bool = False, cache: bool = True,
+         progress: bool = True) -> ImageTensors:
+    """Decode a split (or a seeded, balanced ``per_class`` subset) into an :class:`ImageTensors`.
+
+    The decoded tensor is cached under ``cache_dir()/decoded``, keyed by the source files, the subset
+    and ``size``, so the second call costs a file read instead of thousands of JPEG decodes.
+    """
+    listing = open_split(name, split, root=root, download=download)
+    if per_class is not None:
+        listing = listing.subset(balanced_indices(listing.labels, per_class, seed))
+    path = cache_dir() / "decoded" / f"{listing.name}-{listing.split}-{_fingerprint(listing, size)}.pt"
+    if cache and path.is_file():
+        try:
+            saved = torch.load(path, weights_only=True)
+            return ImageTensors(saved["images"], saved["labels"], listing.classes, listing.name, listing.split,
+                                listing.class_ids)
+        except Exception as exc:  # a damaged cache file is rebuilt, never trusted
+            warnings.warn(f"ignoring unreadable cache file {path} ({exc}); decoding again")
+    images = decode_all(listing, size, progress=progress)
+    if cache:
+        _atomic_save({"images": images, "labels": listing.labels}, path)
+    return ImageTensors(images, listing.labels, listing.classes, listing.name, listing.split, listing.class_ids)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        warnings.warn(f"could not write the decode cache {path} ({exc}); continuing without it")
+
+
+# ----------------------------------------------------------------------------------- overview
+
+
+def survey(root: str | os.PathLike | None = None) -> list[dict]:
+    """Every known dataset under the data root, with its location and split sizes (for the CLI)."""
+    rows = []
+    for name in DATASETS:
+        found = find(name, root)
+        if found is None:
+            rows.append({"name": name, "found": False})
+            continue
+        row = {"name": name, "found": True, "location": str(found.location), "format": found.format, "splits": {}}
+        try:
+            for split in found.splits:
+                listing = open_split(name, split, root=root)
+                row["splits"][split] = len(listing)
+                row["classes"] = len(listing.classes)
+        except DataError as exc:
+            row["error"] = str(exc)
+        rows.append(row)
+    return rows

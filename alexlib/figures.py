@@ -1,0 +1,248 @@
+"""Figures: one function per picture the book draws, each returning a matplotlib ``Figure``.
+
+Chapters call these and let the notebook display the returned figure, so the same picture is drawn
+the same way in every chapter and in the tests. Functions take tensors in the library's conventions
+(images ``(N, 3, H, W)`` uint8 or float in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def _to_hwc(image: torch.Tensor):
+    """``(3, H, W)`` uint8 or float in [0, 1] -> ``(H, W, 3)`` numpy array that imshow draws as is."""
+    image = image.detach().cpu()
+    if image.dtype != torch.uint8:
+        image = image.float().clamp(0, 1)
+    return image.permute(1, 2, 0).numpy()
+
+
+def image_grid(images: torch.Tensor, titles: list[str] | None = None, ncols: int = 8, size: float = 1.6,
+               suptitle: str | None = None) -> plt.Figure:
+    """Draw ``images`` ``(N, 3, H, W)`` in a grid with an optional title under each."""
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(_to_hwc(images[k]), interpolation="nearest" if images.shape[-1] < 64 else "antialiased")
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    plt.close(fig)  # the notebook displays the returned figure once; keep pyplot's state clean
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# chapters 1, 3, 4: convolution, local response normalisation, overlapping pooling
+
+
+def number_grids(grids, titles: list[str], suptitle: str | None = None, fmt: str = "{:g}",
+                 cell: float = 0.42) -> plt.Figure:
+    """Small 2-D tensors drawn as tables of numbers (zero cells blank), side by side.
+
+    For the chapter-1 worked example: a receptive field, a filter and their elementwise product,
+    each ``(H, W)``. Paper: section 3.5.
+    """
+    fig, axes = plt.subplots(1, len(grids), squeeze=False,
+                             figsize=(sum(g.shape[1] for g in grids) * cell + 0.6 * len(grids),
+                                      max(g.shape[0] for g in grids) * cell + 0.8))
+    for ax, grid, title in zip(axes[0], grids, titles):
+        grid = torch.as_tensor(grid).detach().cpu().double()
+        ax.imshow(grid.numpy(), cmap="Greys", vmin=0, vmax=max(float(grid.abs().max()), 1e-12) * 1.6)
+        for (r, c), value in zip(torch.cartesian_prod(torch.arange(grid.shape[0]), torch.arange(grid.shape[1])).tolist(),
+                                 grid.flatten().tolist()):
+            if value != 0:
+                ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=7)
+        ax.set_xticks([x - 0.5 for x in range(grid.shape[1] + 1)], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(grid.shape[0] + 1)], minor=True)
+        ax.grid(which="minor", color="0.75", linewidth=0.5)
+        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def kernels_and_responses(image: torch.Tensor, kernels, responses,
+                          names: list[str], size: float = 2.4) -> plt.Figure:
+    """A photo, then one column per kernel: the kernel (top) and its response map (bottom).
+
+    ``image`` (3, H, W) uint8 or float in [0, 1]; ``kernels`` K tensors (C, kH, kW) (a list, so
+    sizes may differ; drawn summed over C); ``responses`` K maps (H_out, W_out). Red is positive,
+    blue negative. Paper: section 3.5.
+    """
+    n = len(kernels)
+    fig, axes = plt.subplots(2, n + 1, figsize=((n + 1) * size, 2 * size + 0.4), squeeze=False,
+                             gridspec_kw=dict(height_ratios=[1, 1.6]))
+    axes[1, 0].imshow(_to_hwc(image))
+    axes[1, 0].set_title(f"input {image.shape[-2]}x{image.shape[-1]}", fontsize=9)
+    axes[0, 0].axis("off")
+    for j in range(n):
+        kernel = kernels[j].detach().cpu().float().sum(0)  # (kH, kW)
+        lim = float(kernel.abs().max()) or 1.0
+        axes[0, j + 1].imshow(kernel.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[0, j + 1].set_title(f"{names[j]} ({kernel.shape[0]}x{kernel.shape[1]})", fontsize=9)
+        response = responses[j].detach().cpu().float()
+        lim = float(response.abs().max()) or 1.0
+        axes[1, j + 1].imshow(response.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[1, j + 1].set_title(f"response {response.shape[0]}x{response.shape[1]}", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def feature_maps(maps: torch.Tensor, titles: list[str] | None = None, ncols: int = 6, size: float = 2.0,
+                 cmap: str = "magma", suptitle: str | None = None) -> plt.Figure:
+    """Single-channel maps ``(N, H, W)`` in a grid, each with its own colour scale."""
+    n = len(maps)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.3)), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(maps[k].detach().cpu().float().numpy(), cmap=cmap, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def lrn_effect(before: torch.Tensor, after: torch.Tensor, pixel: tuple[int, int] | None = None,
+               label: str = "LRN") -> plt.Figure:
+    """What local response normalisation does to a stack of maps ``(C, H, W)``, in three panels.
+
+    Left: histograms of the positive activations before and after (log counts). Middle: each
+    unit's output/input ratio against its input. Right: the C activations at one pixel (default:
+    the strongest) before and after: strong neighbours pull each other down ("lateral
+    inhibition"). Paper: section 3.3.
+    """
+    before, after = before.detach().cpu().double(), after.detach().cpu().double()
+    if pixel is None:
+        flat = int(before.abs().amax(0).argmax())
+        pixel = divmod(flat, before.shape[-1])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    positive = before > 0
+    top = float(before.max())
+    bins = torch.linspace(0, top, 60).numpy()
+    axes[0].hist(before[positive].numpy(), bins=bins, alpha=0.6, label="before")
+    axes[0].hist(after[positive].numpy(), bins=bins, alpha=0.6, label=f"after {label}")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("activation (positive units)")
+    axes[0].set_ylabel("units")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("distribution", fontsize=10)
+    idx = torch.randperm(int(positive.sum()), generator=torch.Generator().manual_seed(0))[:5000]
+    axes[1].scatter(before[positive][idx].numpy(), (after[positive] / before[positive])[idx].numpy(), s=2, alpha=0.4)
+    axes[1].set_xlabel("input activation a")
+    axes[1].set_ylabel("b / a (the divisor's inverse)")
+    axes[1].set_title("how much each unit is divided", fontsize=10)
+    r, c = pixel
+    channels = torch.arange(before.shape[0]).numpy()
+    axes[2].bar(channels - 0.2, before[:, r, c].numpy(), width=0.4, label="before")
+    axes[2].bar(channels + 0.2, after[:, r, c].numpy(), width=0.4, label=f"after {label}")
+    axes[2].set_xlabel("channel (map)")
+    axes[2].set_ylabel("activation")
+    axes[2].set_title(f"all maps at pixel ({r}, {c})", fontsize=10)
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def lrn_settings(x: torch.Tensor, settings: list[dict], channel: int | None = None,
+                 size: float = 2.8) -> plt.Figure:
+    """Local response normalisation of maps ``x`` (C, H, W) under several settings, side by side.
+
+    Each ``settings`` entry holds keyword arguments of ``alexlib.layers.local_response_norm``
+    (``size``, ``alpha``, ``beta``, ``k``, ``convention``). Top row: one map after normalisation
+    (default: the map with the largest activation), all on the input's colour scale so dimming
+    shows; bottom row: b against a for every unit, with b = a as a dashed line. Paper: section 3.3.
+    """
+    from alexlib.layers import local_response_norm
+
+    x = x.detach().cpu().double()
+    if channel is None:
+        channel = int(x.flatten(1).amax(1).argmax())
+    top = float(x[channel].abs().max()) or 1.0
+    n = len(settings) + 1
+    fig, axes = plt.subplots(2, n, figsize=(n * size, 2 * size + 0.5), squeeze=False)
+    axes[0, 0].imshow(x[channel].numpy(), cmap="magma", vmin=0, vmax=top)
+    axes[0, 0].set_title(f"map {channel}, before", fontsize=9)
+    sample = torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[:4000]
+    axes[1, 0].hist(x.flatten()[x.flatten() > 0].numpy(), bins=50, color="0.5")
+    axes[1, 0].set_yscale("log")
+    axes[1, 0].set_title("activations before", fontsize=9)
+    for j, setting in enumerate(settings, start=1):
+        y = local_response_norm(x.unsqueeze(0), **setting)[0]
+        axes[0, j].imshow(y[channel].numpy(), cmap="magma", vmin=0, vmax=top)
+        full = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0, "convention": "code", **setting}
+        axes[0, j].set_title(f"n={full['size']}, k={full['k']:g}, alpha={full['alpha']:.0e}\n"
+                             f"beta={full['beta']:g}, {full['convention']} convention", fontsize=8)
+        axes[1, j].scatter(x.flatten()[sample].numpy(), y.flatten()[sample].numpy(), s=2, alpha=0.4)
+        axes[1, j].plot([0, top], [0, top], "k--", linewidth=0.8)
+        axes[1, j].set_xlim(0, top)
+        axes[1, j].set_ylim(0, top)
+        axes[1, j].set_xlabel("a (before)", fontsize=8)
+        axes[1, j].set_ylabel("b (after)", fontsize=8)
+    for ax in axes[0]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def pooling_windows(size: int = 9, configs: tuple[tuple[int, int], ...] = ((2, 2), (3, 2)),
+                    cell: float = 0.45) -> plt.Figure:
+    """Pooling windows of kernel z and stride s drawn on a ``size`` x ``size`` grid, one panel each.
+
+    Each cell is shaded by how many windows cover it (2 or 4 where windows overlap); the first
+    row of windows is outlined. Paper: section 3.4.
+    """
+    fig, axes = plt.subplots(1, len(configs), figsize=(len(configs) * (size * cell + 0.8), size * cell + 1.4),
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (z, s) in zip(axes[0], configs):
+        steps = (size - z) // s + 1
+        cover = torch.zeros(size, size)
+        for i in range(steps):
+            for j in range(steps):
+                cover[i * s:i * s + z, j * s:j * s + z] += 1
+        ax.imshow(cover.numpy(), cmap="Blues", vmin=0, vmax=5)
+        for (r, c), value in zip(torch.cartesian_prod(torch.arange(size), torch.arange(size)).tolist(),
+                                 cover.flatten().tolist()):
+            ax.text(c, r, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if value >= 3 else "0.25")
+        for j in range(steps):  # the first row of windows, alternately inset so shared edges show
+            inset = 0.08 if j % 2 == 0 else 0.2
+            ax.add_patch(plt.Rectangle((j * s - 0.5 + inset, -0.5 + inset), z - 2 * inset, z - 2 * inset,
+                                       fill=False, edgecolor=colours(j % 10), linewidth=2))
+        ax.set_xticks([x - 0.5 for x in range(size + 1)], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(size + 1)], minor=True)
+        ax.grid(which="minor", color="0.8", linewidth=0.5)
+        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        kind = "overlapping" if z > s else "non-overlapping"
+        ax.set_title(f"z={z}, s={s} ({kind}): {size}x{size} -> {steps}x{steps}", fontsize=9)
+    fig.suptitle("number in each cell: how many pooling windows cover it; outlined: the first row of windows",
+                 fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,36 @@
+"""Shared test fixtures.
+
+Real data: tests that need the offline datasets read them from ``$ALEXLIB_DATA`` (CI points it at
+``../shared/data``). Where they are absent these tests are skipped, unless ``ALEXLIB_REQUIRE_DATA=1``
+(set by CI), which turns the skip into a failure so a missing data folder can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep the decode cache of the test run out of the user's own cache folder."""
+    if not os.environ.get("ALEXLIB_CACHE"):
+        os.environ["ALEXLIB_CACHE"] = str(REPO / "_build" / "test-cache")
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real offline datasets (``$ALEXLIB_DATA``, else ``../shared/data``)."""
+    candidates = [os.environ.get("ALEXLIB_DATA"), str(REPO.parent / "shared" / "data")]
+    for c in candidates:
+        if c and (Path(c) / "imagenette-224").is_dir():
+            return Path(c).resolve()
+    message = f"the offline datasets were not found (looked at $ALEXLIB_DATA and {candidates[1]})"
+    if os.environ.get("ALEXLIB_REQUIRE_DATA") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,43 @@
+"""The command line: ``python -m alexlib info`` and ``python -m alexlib data``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from alexlib.cli import main
+
+
+def test_data_reports_the_shared_counts(shared_data, capsys):
+    assert main(["data", "--root", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith("data root")}
+    assert "50000/10000" in lines["cifar10"] and "train 50000" in lines["cifar10"]
+    assert "9469/3925" in lines["imagenette"] and "val 3925" in lines["imagenette"]
+    assert "not found" in lines["imagenet"]
+
+
+def test_data_on_an_empty_root_lists_where_it_looked(tmp_path, capsys):
+    assert main(["data", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"data root: {tmp_path} (argument)" in out
+    assert "cifar10" in out and "looked for cifar10-jpeg" in out
+
+
+def test_info_runs_as_a_module(shared_data):
+    result = subprocess.run([sys.executable, "-m", "alexlib", "info", "--root", str(shared_data)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "torch" in result.stdout and "device" in result.stdout
+    assert f"present: {shared_data / 'imagenette-224'}" in result.stdout
+
+
+def test_a_damaged_dataset_is_reported_not_a_traceback(tmp_path):
+    folder = tmp_path / "imagenette-224"
+    folder.mkdir()
+    for name in ("train.zip", "val.zip"):
+        (folder / name).write_bytes(b"PK\x03\x04 cut short")
+    result = subprocess.run([sys.executable, "-m", "alexlib", "data", "--root", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr + result.stdout
+    assert "problem:" in result.stdout and "truncated or corrupt" in result.stdout

@@ -1,0 +1,357 @@
+"""The data layer: root resolution, layouts, conversions, bad input, subsets, the decode cache, downloads.
+
+Synthetic datasets are made by the tests themselves: every image of class k is filled with a colour
+that encodes k, so a test can read each image's true class back from its pixels and prove that no
+label was silently shifted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alexlib import data
+from alexlib.data import DataError, balanced_indices, load, open_split
+
+CLASSES = ["apple", "bear", "cloud"]
+
+
+def colour_of(k: int) -> tuple[int, int, int]:
+    return (40 + 80 * k, 200 - 60 * k, 90)
+
+
+def class_of(image: torch.Tensor) -> int:
+    """Read the class back from an image made by ``make_image`` (its mean colour)."""
+    mean = image.float().mean(dim=(1, 2))
+    distances = [float(((mean - torch.tensor(colour_of(k), dtype=torch.float)) ** 2).sum()) for k in range(3)]
+    return int(np.argmin(distances))
+
+
+def make_image(k: int, mode: str = "RGB", size=(20, 16), fmt: str = "JPEG") -> bytes:
+    im = Image.new("RGB", size, colour_of(k))
+    if mode == "L":  # greyscale: all channels equal, so the class colour is not recoverable; use grey levels
+        im = Image.new("L", size, 60 + 50 * k)
+    elif mode != "RGB":
+        im = im.convert(mode)
+    buffer = io.BytesIO()
+    im.save(buffer, format=fmt, quality=95)
+    return buffer.getvalue()
+
+
+def make_folder(root: Path, splits=("train", "val"), per_class=4, classes=CLASSES) -> Path:
+    for split in splits:
+        for k, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                (folder / f"{name}_{i}.jpg").write_bytes(make_image(k))
+    return root
+
+
+def zip_folder(folder: Path, zip_path: Path, prefix: str = "", only: str | None = None) -> Path:
+    with zipfile.ZipFile(zip_path, "w") as z:
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(folder).as_posix()
+            if only and not rel.startswith(only):
+                continue
+            if p.is_file():
+                z.write(p, prefix + rel)
+    return zip_path
+
+
+# ----------------------------------------------------------------------------------- data root
+
+
+def test_data_root_prefers_argument_then_environment_then_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALEXLIB_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("ALEXLIB_CACHE", raising=False)
+    assert data.data_root(tmp_path / "arg") == (tmp_path / "arg", "argument")
+    assert data.data_root()[0] == tmp_path / "env"
+    monkeypatch.delenv("ALEXLIB_DATA")
+    assert data.data_root()[0] == tmp_path / "xdg" / "alexlib" / "data"
+    monkeypatch.setenv("ALEXLIB_CACHE", str(tmp_path / "mine"))
+    assert data.cache_dir() == tmp_path / "mine"
+
+
+# ----------------------------------------------------------------------------------- layouts
+
+
+def test_image_folder_labels_match_pixels(tmp_path):
+    root = make_folder(tmp_path / "toy")
+    train = load(str(root), "train", progress=False)
+    assert train.images.shape == (12, 3, 16, 20) and train.images.dtype == torch.uint8
+    assert train.classes == CLASSES
+    assert [class_of(im) for im in train.images] == train.labels.tolist()
+    val = load(str(root), "val", progress=False)
+    assert [class_of(im) for im in val.images] == val.labels.tolist()
+
+
+def test_zip_layouts_split_zips_and_enclosing_folder(tmp_path):
+    root = make_folder(tmp_path / "toy")
+    # a dataset whose training split comes in two zips, each holding some classes (like imagenette-224)
+    ds = tmp_path / "data" / "imagenette-224"
+    ds.mkdir(parents=True)
+    zip_folder(root, ds / "train-1.zip", only="train/apple")
+    with zipfile.ZipFile(ds / "train-2.zip", "w") as z:
+        for name in ("bear", "cloud"):
+            for p in sorted((root / "train" / name).iterdir()):
+                z.write(p, f"train/{name}/{p.name}")
+    zip_folder(root, ds / "val.zip", only="val")
+    train = load("imagenette", "train", root=tmp_path / "data", progress=False)
+    assert train.class_ids == CLASSES and len(train) == 12
+    assert [class_of(im) for im in train.images] == train.labels.tolist()
+    # a zip of one enclosing folder with class folders inside and no split
+    flat = zip_folder(root / "train", tmp_path / "flat.zip", prefix="photos/")
+    listing = open_split(str(flat), "all")
+    assert listing.class_ids == CLASSES and len(listing) == 12
+    assert [class_of(listing.decode(i)) for i in range(len(listing))] == listing.labels.tolist()
+
+
+def test_val_labels_follow_the_training_classes(tmp_path):
+    root = make_folder(tmp_path / "toy")
+    # val lacks the first class: its labels must still index the training class list
+    for p in (root / "val" / "apple").iterdir():
+        p.unlink()
+    (root / "val" / "apple").rmdir()
+    val = load(str(root), "val", progress=False)
+    assert val.classes == CLASSES
+    assert sorted(set(val.labels.tolist())) == [1, 2]
+    assert [class_of(im) for im in val.images] == val.labels.tolist()
+
+
+def test_greyscale_cmyk_rgba_and_palette_become_rgb(tmp_path):
+    cases = {"grey": ("L", "JPEG"), "cmyk": ("CMYK", "JPEG"), "rgba": ("RGBA", "PNG"), "palette": ("P", "PNG")}
+    for name, (mode, fmt) in cases.items():
+        folder = tmp_path / "mixed" / name
+        folder.mkdir(parents=True)
+        (folder / f"x.{fmt.lower()}").write_bytes(make_image(1, mode=mode, fmt=fmt))
+    images = load(str(tmp_path / "mixed"), "all", progress=False)
+    assert images.images.shape == (4, 3, 16, 20)
+    by_class = dict(zip(images.classes, images.images))
+    grey = by_class["grey"].float()
+    assert torch.allclose(grey[0], grey[1]) and torch.allclose(grey[1], grey[2])  # channel replicated
+    assert abs(grey.mean().item() - 110) < 3
+    for name in ("cmyk", "rgba", "palette"):
+        assert class_of(by_class[name]) == 1, name  # colour preserved through the conversion
+
+
+def test_different_sizes_need_a_size_and_are_centre_cropped(tmp_path):
+    folder = tmp_path / "sizes" / "a"
+    folder.mkdir(parents=True)
+    (folder / "wide.jpg").write_bytes(make_image(0, size=(60, 30)))
+    (folder / "tall.jpg").write_bytes(make_image(0, size=(30, 50)))
+    with pytest.raises(DataError, match="differ in size.*size="):
+        load(str(tmp_path / "sizes"), "all", progress=False, cache=False)
+    images = load(str(tmp_path / "sizes"), "all", size=24, progress=False, cache=False)
+    assert images.images.shape == (2, 3, 24, 24)
+
+
+# ----------------------------------------------------------------------------------- bad input
+
+
+def test_corrupt_and_truncated_images_name_the_file(tmp_path):
+    root = make_folder(tmp_path / "toy", splits=("train",), per_class=2)
+    (root / "train" / "bear" / "broken.jpg").write_bytes(b"this is not a jpeg at all")
+    with pytest.raises(DataError, match=r"broken\.jpg.*corrupt"):
+        load(str(root), "train", progress=False, cache=False)
+    (root / "train" / "bear" / "broken.jpg").unlink()
+    whole = make_image(1, size=(64, 64))
+    (root / "train" / "bear" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"cut\.jpg"):
+        load(str(root), "train", progress=False, cache=False)
+
+
+def test_truncated_zip_says_so(tmp_path):
+    root = make_folder(tmp_path / "toy", splits=("train",))
+    good = zip_folder(root, tmp_path / "good.zip").read_bytes()
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        open_split(str(bad), "train")
+
+
+def test_empty_class_folder_is_refused(tmp_path):
+    root = make_folder(tmp_path / "toy", splits=("train",))
+    (root / "train" / "ant").mkdir()  # sorts first: would shift every label by one
+    with pytest.raises(DataError, match=r"\['ant'\].*hold no images"):
+        open_split(str(root), "train")
+
+
+def test_images_without_class_folders_are_refused(tmp_path):
+    split = tmp_path / "flat" / "train"
+    split.mkdir(parents=True)
+    for i in range(3):
+        (split / f"{i}.jpg").write_bytes(make_image(0))
+    with pytest.raises(DataError, match="ImageFolder layout"):
+        open_split(str(tmp_path / "flat"), "train")
+
+
+def test_val_class_unknown_to_train_is_refused(tmp_path):
+    root = make_folder(tmp_path / "toy")
+    (root / "val" / "dragon").mkdir()
+    (root / "val" / "dragon" / "d.jpg").write_bytes(make_image(0))
+    with pytest.raises(DataError, match="dragon.*training split does not have"):
+        open_split(str(root), "val")
+
+
+def test_missing_dataset_message_lists_places_and_fixes(tmp_path, monkeypatch):
+    monkeypatch.delenv("ALEXLIB_DATA", raising=False)
+    with pytest.raises(DataError) as err:
+        open_split("imagenette", "train", root=tmp_path)
+    message = str(err.value)
+    assert "'imagenette'" in message and str(tmp_path) in message
+    for place in ("imagenette-224", "imagenette2-320", "imagenette2-160"):
+        assert str(tmp_path / place) in message
+    assert "download=True" in message and "ALEXLIB_DATA" in message
+
+
+def test_unknown_name_and_missing_path(tmp_path):
+    with pytest.raises(DataError, match="neither a known dataset"):
+        open_split(str(tmp_path / "nothing-here"))
+
+
+# ----------------------------------------------------------------------------------- subsets and cache
+
+
+def test_balanced_indices_are_balanced_and_seeded():
+    labels = torch.arange(10).repeat_interleave(30)[torch.randperm(300, generator=torch.Generator().manual_seed(1))]
+    a = balanced_indices(labels, 7, seed=3)
+    assert torch.equal(torch.bincount(labels[a]), torch.full((10,), 7))
+    assert torch.equal(a, balanced_indices(labels, 7, seed=3))
+    assert not torch.equal(a, balanced_indices(labels, 7, seed=4))
+    assert len(a.unique()) == len(a)
+    with pytest.raises(ValueError):
+        balanced_indices(labels, 0)
+
+
+def test_decode_cache_is_used_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXLIB_CACHE", str(tmp_path / "cache"))
+    root = make_folder(tmp_path / "toy", splits=("train",), per_class=6)
+    first = load(str(root), "train", per_class=2, seed=5, progress=False)
+    assert torch.equal(torch.bincount(first.labels), torch.full((3,), 2))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again although the cache holds this subset")
+
+    monkeypatch.setattr(data, "decode_image", no_decoding)
+    second = load(str(root), "train", per_class=2, seed=5, progress=False)
+    assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
+    monkeypatch.undo()
+    monkeypatch.setenv("ALEXLIB_CACHE", str(tmp_path / "cache"))
+    (cached,) = (tmp_path / "cache" / "decoded").glob("*.pt")
+    cached.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="unreadable cache"):
+        third = load(str(root), "train", per_class=2, seed=5, progress=False)
+    assert torch.equal(first.images, third.images)
+
+
+# ----------------------------------------------------------------------------------- torchvision format and download
+
+
+def _fake_cifar_tarball(folder: Path) -> tuple[Path, dict]:
+    """A tiny CIFAR-10 in torchvision's official format (pickled batches), as a .tar.gz."""
+    rng = np.random.default_rng(0)
+    batches = folder.parent / "unpacked" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
+    md5 = {}
+    for i, name in enumerate(names):
+        labels = [(i + j) % 10 for j in range(4)]
+        pixels = np.stack([np.full(3072, 20 * lab, dtype=np.uint8) for lab in labels])
+        pixels[:, :5] = rng.integers(0, 255, (4, 5))
+        (batches / name).write_bytes(pickle.dumps({"data": pixels, "labels": labels}))
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": classes}))
+    for name in names + ["batches.meta"]:
+        md5[name] = hashlib.md5((batches / name).read_bytes()).hexdigest()
+    tarball = folder / "cifar-10-python.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(batches, arcname="cifar-10-batches-py")
+    md5["tarball"] = hashlib.md5(tarball.read_bytes()).hexdigest()
+    return tarball, md5
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving ``tmp_path/server`` (stands in for the dataset's host)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "server"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_download_through_torchvision_from_a_local_server(tmp_path, monkeypatch, local_server):
+    from torchvision.datasets import CIFAR10
+
+    folder, url = local_server
+    tarball, md5 = _fake_cifar_tarball(folder)
+    monkeypatch.setattr(CIFAR10, "url", url + tarball.name)
+    monkeypatch.setattr(CIFAR10, "tgz_md5", md5["tarball"])
+    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="not found"):
+        open_split("cifar10", "train", root=root)
+    train = load("cifar10", "train", root=root, download=True, progress=False)
+    assert len(train) == 20 and train.images.shape[1:] == (3, 32, 32)
+    assert train.classes[0] == "airplane"
+    # pixel value 20*label everywhere but the first 5 bytes of the red plane
+    assert torch.equal(train.images[:, 2, 10, 10].long(), 20 * train.labels)
+    test = load("cifar10", "val", root=root, progress=False)  # "val" finds CIFAR-10's test split
+    assert test.split == "test" and len(test) == 4
+    assert [row for row in data.survey(root) if row["name"] == "cifar10"][0]["splits"] == {"train": 20, "test": 4}
+
+
+def test_failed_download_explains_both_fixes(tmp_path, monkeypatch, local_server):
+    from torchvision.datasets import CIFAR10
+
+    monkeypatch.setattr(CIFAR10, "url", local_server[1] + "no-such-file.tar.gz")  # HTTP 404
+    with pytest.raises(DataError) as err:
+        open_split("cifar10", "train", root=tmp_path / "root", download=True)
+    assert "downloading cifar10" in str(err.value) and "ALEXLIB_DATA" in str(err.value)
+
+
+# ----------------------------------------------------------------------------------- the real offline data
+
+
+def test_real_datasets_sizes_and_classes(shared_data):
+    rows = {row["name"]: row for row in data.survey(shared_data)}
+    assert rows["cifar10"]["splits"] == {"train": 50000, "test": 10000}
+    assert rows["imagenette"]["splits"] == {"train": 9469, "val": 3925}
+    assert rows["imagenet-samples"]["splits"] == {"all": 100}
+    val = open_split("imagenette", "val", root=shared_data)
+    assert val.classes[0] == "tench" and val.class_ids[0] == "n01440764" and len(val.classes) == 10
+    cifar = open_split("cifar10", "test", root=shared_data)
+    assert cifar.counts() == [1000] * 10
+
+
+def test_real_subset_decodes_to_rgb(shared_data):
+    nette = load("imagenette", "train", root=shared_data, per_class=3, seed=0, progress=False)
+    assert nette.images.shape == (30, 3, 224, 224)
+    assert torch.equal(torch.bincount(nette.labels), torch.full((10,), 3))
+    samples = open_split("imagenet-samples", "all", root=shared_data)
+    assert samples.classes[samples.labels[0]] == "tench"
+    photo = samples.decode(0)
+    assert photo.shape[0] == 3 and min(photo.shape[1:]) == 256
