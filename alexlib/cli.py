@@ -51,7 +51,7 @@ def _data(args) -> int:
 
 def print_data(root: str | None = None) -> None:
     """Print every dataset found under the data root, with its split sizes, and where the missing ones were sought."""
-    from alexlib.data import data_root, survey, _candidates
+    from alexlib.data import data_root, survey, search_locations
 
     base, how = data_root(root)
     print(f"data root: {base} ({how})")
@@ -67,7 +67,7 @@ def print_data(root: str | None = None) -> None:
         if "error" in row:
             print(f"  problem: {row['error']}")
     for name in missing:
-        places = ", ".join(str(p.relative_to(base)) for p, _ in _candidates(name, base))
+        places = ", ".join(str(p.relative_to(base)) for p, _ in search_locations(name, base))
         print(f"{name:17s} not found (looked for {places} under the data root)")
 
 
