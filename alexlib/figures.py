@@ -105,9 +105,13 @@ def kernels_and_responses(image: torch.Tensor, kernels, responses,
     return fig
 
 
-def feature_maps(maps: torch.Tensor, titles: list[str] | None = None, ncols: int = 6, size: float = 2.0,
+def feature_maps(maps, titles: list[str] | None = None, ncols: int = 6, size: float = 2.0,
                  cmap: str = "magma", suptitle: str | None = None) -> plt.Figure:
-    """Single-channel maps ``(N, H, W)`` in a grid, each with its own colour scale."""
+    """Single-channel maps in a grid, each with its own colour scale.
+
+    ``maps``: a tensor (N, H, W) or a list of N tensors (H_i, W_i), so maps of different sizes
+    (a map before and after pooling) can sit side by side.
+    """
     n = len(maps)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
@@ -158,6 +162,7 @@ def lrn_effect(before: torch.Tensor, after: torch.Tensor, pixel: tuple[int, int]
     channels = torch.arange(before.shape[0]).numpy()
     axes[2].bar(channels - 0.2, before[:, r, c].numpy(), width=0.4, label="before")
     axes[2].bar(channels + 0.2, after[:, r, c].numpy(), width=0.4, label=f"after {label}")
+    axes[2].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[2].set_xlabel("channel (map)")
     axes[2].set_ylabel("activation")
     axes[2].set_title(f"all maps at pixel ({r}, {c})", fontsize=10)
@@ -246,3 +251,182 @@ def pooling_windows(size: int = 9, configs: tuple[tuple[int, int], ...] = ((2, 2
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 7: the input pipeline and data augmentation (Paper: sections 2 and 4.1)
+
+
+def _pixels_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """A float image in pixel units ([0, 255]) -> [0, 1] for display (clamped)."""
+    return (x.detach().float().cpu() / 255.0).clamp(0, 1)
+
+
+def preprocess_steps(originals: list[torch.Tensor], processed: torch.Tensor, titles: list[str] | None = None,
+                     size: float = 2.2) -> plt.Figure:
+    """Top row: photos ``(3, H_i, W_i)`` uint8 at their own size, the kept central square outlined;
+    bottom row: the results ``(N, 3, S, S)`` (shorter side rescaled to S, central S x S crop).
+
+    The photos are drawn on a common pixel scale, so their sizes compare. Paper: section 2.
+    """
+    n = len(originals)
+    biggest = max(max(im.shape[-2:]) for im in originals)
+    fig, axes = plt.subplots(2, n, figsize=(n * size, 2 * size + 0.6), squeeze=False)
+    s = processed.shape[-1]
+    for k, (im, out) in enumerate(zip(originals, processed)):
+        h, w = im.shape[-2:]
+        ax = axes[0, k]
+        ax.imshow(_to_hwc(im), extent=(0, w, h, 0))
+        side = min(h, w)  # the square that survives the centre crop, in the photo's own pixels
+        ax.add_patch(plt.Rectangle(((w - side) / 2, (h - side) / 2), side, side, fill=False,
+                                   edgecolor="yellow", linewidth=1.5, linestyle="--"))
+        ax.set_xlim(0, biggest)
+        ax.set_ylim(biggest, 0)
+        ax.set_title(f"{(titles[k] + ': ') if titles else ''}{w}x{h}", fontsize=8)
+        ax.axis("off")
+        axes[1, k].imshow(_to_hwc(out))
+        axes[1, k].set_title(f"{s}x{s}" + (" (upsampled)" if side < s else ""), fontsize=8)
+        axes[1, k].axis("off")
+    fig.suptitle(f"top: photos at their own size, dashed: the central square kept; bottom: rescaled to {s}x{s}",
+                 fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def mean_image_panels(mean: torch.Tensor, image: torch.Tensor, n_images: int | None = None,
+                      size: float = 2.6) -> plt.Figure:
+    """The training set's mean image ``(3, S, S)`` (pixel units), a photo ``(3, S, S)`` uint8, and the
+    photo minus the mean (what the network is given), each drawn with its own contrast stretch.
+
+    Paper: section 2 ("subtracting the mean activity over the training set from each pixel").
+    """
+    mean = mean.detach().float().cpu()
+    centred = image.float().cpu() - mean
+
+    def stretch(x):  # full contrast, so the faint structure of an average shows
+        return (x - x.min()) / (x.max() - x.min()).clamp_min(1e-6)
+
+    panels = [
+        (stretch(mean), f"mean image{f' of {n_images} photos' if n_images else ''}\n"
+                        f"(contrast stretched; values {mean.min():.0f}-{mean.max():.0f})"),
+        (image, "a photo"),
+        (stretch(centred), f"photo - mean image\n(stretched; values {centred.min():.0f} to {centred.max():.0f})"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size + 0.7))
+    for ax, (x, title) in zip(axes, panels):
+        ax.imshow(_to_hwc(x))
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def crop_positions(image: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, crops: torch.Tensor,
+                   ncols: int = 4, size: float = 1.7) -> plt.Figure:
+    """Left: a ``(3, S, S)`` uint8 image with the outline of each random patch (dashed: reflected);
+    right: the patches ``(N, 3, c, c)`` themselves, as the network sees them (before the mean is taken off).
+
+    ``offsets`` ``(N, 2)`` (top, left) and ``flips`` ``(N,)`` from ``alexlib.augment.sample_params``.
+    Paper: section 4.1.
+    """
+    n, crop = len(crops), crops.shape[-1]
+    nrows = math.ceil(n / ncols)
+    fig = plt.figure(figsize=(size * (ncols + nrows) + 0.4, size * nrows + 0.5))
+    grid = fig.add_gridspec(nrows, ncols + nrows)
+    big = fig.add_subplot(grid[:, :nrows])
+    big.imshow(_to_hwc(image))
+    colours = plt.get_cmap("tab10")
+    for k, ((top, left), flip) in enumerate(zip(offsets.tolist(), flips.tolist())):
+        big.add_patch(plt.Rectangle((left - 0.5, top - 0.5), crop, crop, fill=False, edgecolor=colours(k % 10),
+                                    linewidth=1.2, linestyle="--" if flip else "-"))
+    big.set_title(f"{image.shape[-1]}x{image.shape[-2]} image, {n} random {crop}x{crop} patches", fontsize=8)
+    big.axis("off")
+    for k in range(n):
+        ax = fig.add_subplot(grid[k // ncols, nrows + k % ncols])
+        ax.imshow(_to_hwc(crops[k]))
+        top, left = offsets[k].tolist()
+        ax.set_title(f"({top}, {left}){' flipped' if flips[k] else ''}", fontsize=7, color=colours(k % 10))
+        ax.axis("off")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def pca_axes(images: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, n_pixels: int = 4000,
+             seed: int = 0) -> plt.Figure:
+    """The principal axes of a set of images' RGB pixel values.
+
+    Left: a random sample of ``n_pixels`` pixels of ``images`` ``(N, 3, H, W)`` uint8, placed by their
+    coordinates along the first two eigenvectors and drawn in their own colour. Right: one colour strip
+    per axis, the mean colour moved along ``eigvecs[:, i]`` by -2 to +2 standard deviations
+    (``sqrt(eigvals[i])``, [0, 1] scale, from ``alexlib.augment.rgb_pca``). Paper: section 4.1.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n, _, h, w = images.shape
+
+    def sample(k):  # k random pixels (k, 3) on [0, 1], gathered without copying the whole set
+        where = [torch.randint(0, size, (k,), generator=g) for size in (n, h, w)]
+        return images[where[0], :, where[1], where[2]].float() / 255.0
+
+    x = sample(n_pixels)  # (n_pixels, 3), drawn
+    mean = sample(100_000).mean(dim=0)  # (3,) the mean colour, estimated from a larger sample
+    coords = (x - mean) @ eigvecs  # (n_pixels, 3) along p1, p2, p3
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    left.set_facecolor("0.85")  # so that white pixels show
+    left.scatter(coords[:, 0].numpy(), coords[:, 1].numpy(), c=x.numpy(), s=4)
+    left.set_xlabel("along p1 (brightness-like)")
+    left.set_ylabel("along p2")
+    left.set_aspect("equal")
+    left.set_title(f"{n_pixels} random pixels in their own colour", fontsize=9)
+    steps = torch.linspace(-2, 2, 65)
+    strips = torch.stack([(mean[None] + steps[:, None] * eigvals[i].clamp_min(0).sqrt() * eigvecs[:, i][None]).clamp(0, 1)
+                          for i in range(3)])  # (3, 65, 3)
+    right.imshow(strips.numpy(), aspect="auto", extent=(-2, 2, 2.5, -0.5))
+    right.set_yticks(range(3))
+    right.set_yticklabels([f"p{i + 1}: l={eigvals[i]:.4f}\n({', '.join(f'{v:+.2f}' for v in eigvecs[:, i].tolist())})"
+                           for i in range(3)], fontsize=8)
+    right.set_xlabel("standard deviations along the axis (sqrt of the eigenvalue)")
+    right.set_title("mean colour moved along each eigenvector (eigenvalues on the [0, 1] scale)", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def pca_colour_grid(image: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, alphas: list[float],
+                    sqrt_eigvals: bool = False, size: float = 1.8) -> plt.Figure:
+    """One photo ``(3, S, S)`` uint8 shifted along one principal axis at a time: row i sets
+    a_i to each value of ``alphas`` (the other two 0). Titles give the shift in grey levels.
+
+    Uses ``alexlib.augment.pca_colour`` (the paper's l_i, or sqrt(l_i) with ``sqrt_eigvals``).
+    Paper: section 4.1.
+    """
+    from alexlib.augment import pca_colour
+
+    fig, axes = plt.subplots(3, len(alphas), figsize=(len(alphas) * size, 3 * (size + 0.3)), squeeze=False)
+    x = image.float()[None]  # (1, 3, S, S) pixel units
+    for i in range(3):
+        for j, a in enumerate(alphas):
+            alpha = torch.zeros(1, 3)
+            alpha[0, i] = a
+            out = pca_colour(x, eigvecs, eigvals, alpha, sqrt_eigvals=sqrt_eigvals)[0]
+            shift = (out - x[0])[:, 0, 0]  # the same RGB offset at every pixel
+            ax = axes[i, j]
+            ax.imshow(_to_hwc(_pixels_to_unit(out)))
+            ax.set_title(f"a{i + 1}={a:+g}\nRGB {', '.join(f'{v:+.0f}' for v in shift.tolist())}", fontsize=7)
+            ax.axis("off")
+    scale = "sqrt(l)" if sqrt_eigvals else "l (as printed in the paper)"
+    fig.suptitle(f"adding [p1 p2 p3][a1 s1, a2 s2, a3 s3]^T with s = {scale}; rows: axis 1, 2, 3", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def augmented_inputs(batch: torch.Tensor, titles: list[str] | None = None, ncols: int = 8,
+                     size: float = 1.6) -> plt.Figure:
+    """Network inputs ``(N, 3, c, c)`` in pixel units with the mean image subtracted, drawn as
+    ``x / 255 + 0.5`` (so zero, the average pixel, is mid-grey). Paper: sections 2 and 4.1."""
+    shown = (batch.detach().float().cpu() / 255.0 + 0.5).clamp(0, 1)
+    return image_grid(shown, titles, ncols=ncols, size=size,
+                      suptitle="what the network is given: x / 255 + 0.5 (mid-grey = the mean image)")

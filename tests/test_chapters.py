@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from alexlib.book import chapters, check_html, build_html, execute_chapter, is_fresh, repo_root, toc_files
+from alexlib.book import (build_html, chapters, check_html, execute_chapter, is_fresh, repo_root, toc_files,
+                          unlisted_chapters)
 
 ROOT = repo_root()
 CHAPTERS = chapters(ROOT)
@@ -17,6 +18,7 @@ CHAPTERS = chapters(ROOT)
 
 def test_every_chapter_is_in_the_toc_and_numbered():
     assert CHAPTERS, "no chapters found"
+    assert not unlisted_chapters(ROOT), f"add these chapters to _toc.yml: {unlisted_chapters(ROOT)}"
     assert CHAPTERS[0].name == "00_how_to_use.ipynb"
     for nb in CHAPTERS:
         assert nb.stem[:2].isdigit() and nb.stem[2] == "_", f"{nb.name}: chapters are named NN_slug.ipynb"
