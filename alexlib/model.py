@@ -1,0 +1,685 @@
+"""The AlexNet family: the paper's two-tower net and its relatives, the paper's init, a layer table.
+
+Every variant is an :class:`AlexNet`: a ``features`` block (convolutions), an ``avgpool`` slot and a
+``classifier`` block (fully-connected layers), laid out as in torchvision's ``models/alexnet.py``.
+Layers are PyTorch's own (``nn.Conv2d``, ``nn.LocalResponseNorm``, ...); the from-scratch versions
+used for teaching live in ``alexlib.layers``.
+
+    >>> from alexlib.model import build, format_summary
+    >>> net = build("paper")
+    >>> print(format_summary(net).splitlines()[-1])
+    parameters: 60,965,224
+
+Variants (``VARIANTS``):
+
+``paper``
+    The network of the paper's Figure 2 (Paper: section 3.5): the two GPUs' "towers" written as
+    grouped convolutions, LRN, overlapping pooling, dropout, the paper's init (section 5).
+``paper-code``
+    ``paper`` with the departures of the original cuda-convnet code (``layers-145.cfg``) that a
+    PyTorch module can express; see :func:`_paper_code`.
+``half``
+    The paper's one-GPU comparison net (section 3.2, the code's ``layers-145-half.cfg``).
+``onegpu2014``
+    The one-tower 64-192-384-256-256 net of "One weird trick" (Krizhevsky 2014), layer for layer
+    the module torchvision ships as ``torchvision.models.alexnet``: state dicts load both ways.
+``bn``
+    The "modern" variant of the seed tutorials: batch norm instead of LRN, dropout after pools.
+``cifar4``
+    A four-layer (three conv + one fc) net for 32x32 CIFAR-10 with a choice of activation, for the
+    paper's Figure 1 (section 3.1).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "VARIANTS",
+    "AlexNet",
+    "EdgePad",
+    "build",
+    "paper_head",
+    "paper_init_",
+    "layer_names",
+    "get_layer",
+    "conv1_towers",
+    "tower_activations",
+    "LayerRow",
+    "layer_summary",
+    "format_summary",
+    "count_parameters",
+]
+
+
+class EdgePad(nn.Module):
+    """cuda-convnet's edge rule for a strided convolution: zero-pad on the right and bottom only.
+
+    cuda-convnet computes a convolution's output width as ``1 + ceil((2p + N - f) / s)`` and reads
+    pixels past the image edge as zeros. With ``p = 0`` that is PyTorch's ``1 + floor((N' - f) / s)``
+    on an input padded on the right and bottom to ``N' = f + s * ceil((N - f) / s)``. For conv1
+    (``f = 11, s = 4``) a 224 input gets 3 zero columns and rows (-> 227 -> 55); a 227 input gets none.
+
+    Paper: section 3.5 (224x224 input); PAPER.md "224 vs 227".
+
+    Shapes: (B, C, H, W) -> (B, C, H + ph, W + pw) with ``ph = (-(H - f)) mod s``.
+    """
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def pads(self, height: int, width: int) -> tuple[int, int]:
+        """The zero rows (bottom) and columns (right) this layer adds to a ``height x width`` input."""
+        f, s = self.kernel_size, self.stride
+        if height < f or width < f:
+            raise ValueError(
+                f"input of {height}x{width} pixels is smaller than the {f}x{f} kernel; "
+                f"AlexNet variants need at least {f}x{f} (the paper uses 224x224)"
+            )
+        # ceil((N - f) / s) * s + f - N extra pixels, i.e. (-(N - f)) mod s
+        return (-(height - f)) % s, (-(width - f)) % s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ph, pw = self.pads(x.shape[-2], x.shape[-1])
+        if ph == 0 and pw == 0:
+            return x
+        # F.pad order: (left, right, top, bottom)
+        return F.pad(x, (0, pw, 0, ph))
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, side='right,bottom'"
+
+
+class AlexNet(nn.Module):
+    """One member of the AlexNet family: ``features`` -> ``avgpool`` -> flatten -> ``classifier``.
+
+    Shapes (``paper``): (B, 3, 224, 224) or (B, 3, 227, 227) -> features (B, 256, 6, 6)
+    -> (B, 9216) -> logits (B, num_classes). ``towers`` is 2 for the two-GPU nets, else 1.
+
+    Paper: section 3 (architecture).
+    """
+
+    def __init__(
+        self,
+        features: nn.Sequential,
+        classifier: nn.Sequential,
+        *,
+        avgpool: nn.Module | None = None,
+        variant: str = "custom",
+        towers: int = 1,
+    ):
+        super().__init__()
+        self.features = features
+        # torchvision's slot; nn.Identity (no parameters, no state) where a variant has no such pool
+        self.avgpool = avgpool if avgpool is not None else nn.Identity()
+        self.classifier = classifier
+        self.variant = variant
+        self.towers = towers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"{self.variant} expects a float batch of shape (B, 3, H, W); got {tuple(x.shape)}. "
+                "Add a batch dimension with x[None] for a single image."
+            )
+        if not torch.is_floating_point(x):
+            raise TypeError(
+                f"{self.variant} expects float input, got {x.dtype}; convert uint8 images with "
+                "x.float() / 255 and normalise them first"
+            )
+        x = self.features(x)  # paper: (B, 256, 6, 6)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)  # (B, 9216)
+        return self.classifier(x)  # (B, num_classes)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}, towers={self.towers}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def _lrn() -> nn.LocalResponseNorm:
+    # b = a / (k + (alpha / n) * sum_{n neighbouring maps} a^2)^beta, k=2, n=5, alpha=1e-4, beta=0.75
+    # (the code's alpha/n convention, which is PyTorch's; Paper: section 3.3)
+    return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
+
+
+def _pool() -> nn.MaxPool2d:
+    # overlapping pooling: z = 3, s = 2 (Paper: section 3.4)
+    return nn.MaxPool2d(kernel_size=3, stride=2)
+
+
+def _fc_head(in_features: int, hidden: int, num_classes: int, p: float, *, paper_order: bool) -> nn.Sequential:
+    """fc6 -> fc7 -> fc8. ``paper_order``: dropout on fc6's and fc7's outputs (the paper, section 4.2);
+    else torchvision's order, dropout on the inputs of fc6 and fc7."""
+    if paper_order:
+        return nn.Sequential(
+            nn.Linear(in_features, hidden),  # fc6
+            nn.ReLU(inplace=True),
+            nn.Dropout(p),
+            nn.Linear(hidden, hidden),  # fc7
+            nn.ReLU(inplace=True),
+            nn.Dropout(p),
+            nn.Linear(hidden, num_classes),  # fc8
+        )
+    return nn.Sequential(
+        nn.Dropout(p),
+        nn.Linear(in_features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(p),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+@torch.no_grad()
+def paper_init_(model: nn.Module, *, std: float = 0.01, conv_std: dict[int, float] | None = None) -> nn.Module:
+    """The paper's initialisation, in place: weights ~ N(0, std), biases 1 in conv2, conv4, conv5,
+    fc6 and fc7 (so their ReLUs start with positive input), 0 elsewhere.
+
+    ``conv_std`` overrides the std of single conv layers by number, e.g. ``{3: 0.03}``.
+    Layers are numbered as in :func:`layer_names` (conv1..conv5, fc6..fc8).
+
+    Paper: section 5.
+    """
+    conv_std = conv_std or {}
+    for name, module in layer_names(model):
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        number = int(name[-1])
+        s = conv_std.get(number, std) if name.startswith("conv") else std
+        nn.init.normal_(module.weight, mean=0.0, std=s)
+        if module.bias is not None:
+            nn.init.constant_(module.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0)
+    return model
+
+
+def _five_convs(
+    widths: tuple[int, int, int, int, int],
+    groups: tuple[int, int, int, int, int],
+    *,
+    norm: str,
+    p_features: float = 0.0,
+    edge_pad: bool = True,
+    conv1_padding: int = 0,
+    lrn_before_relu1: bool = False,
+) -> nn.Sequential:
+    """The five conv layers of the AlexNet family.
+
+    ``norm``: "lrn" (after ReLU of conv1 and conv2), "bn" (BatchNorm after every ReLU, as the seed
+    tutorials have it), or "none". ``p_features``: dropout after each pool (the ``bn`` variant).
+    Shapes (paper widths, 224 input): (B,3,224,224) -> pad (B,3,227,227) -> conv1 (B,96,55,55)
+    -> pool1 (B,96,27,27) -> conv2 (B,256,27,27) -> pool2 (B,256,13,13) -> conv3 (B,384,13,13)
+    -> conv4 (B,384,13,13) -> conv5 (B,256,13,13) -> pool5 (B,256,6,6).
+    """
+    c1, c2, c3, c4, c5 = widths
+    g1, g2, g3, g4, g5 = groups
+    layers: list[nn.Module] = []
+
+    def after_conv(width: int, *, lrn: bool) -> list[nn.Module]:
+        block: list[nn.Module] = [nn.ReLU(inplace=True)]
+        if norm == "lrn" and lrn:
+            block.append(_lrn())
+        elif norm == "bn":
+            block.append(nn.BatchNorm2d(width))
+        return block
+
+    def pool_block() -> list[nn.Module]:
+        return [_pool()] + ([nn.Dropout(p_features)] if p_features > 0 else [])
+
+    if edge_pad:
+        layers.append(EdgePad(kernel_size=11, stride=4))
+    layers.append(nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=conv1_padding, groups=g1))  # (B, 96, 55, 55)
+    if lrn_before_relu1:
+        # the code's order: conv1 -> LRN on the raw conv output -> pool1 -> ReLU
+        layers += [_lrn(), _pool(), nn.ReLU(inplace=True)]
+    else:
+        layers += after_conv(c1, lrn=True) + pool_block()  # (B, 96, 27, 27)
+    layers.append(nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=g2))  # (B, 256, 27, 27)
+    layers += after_conv(c2, lrn=True) + pool_block()  # (B, 256, 13, 13)
+    layers.append(nn.Conv2d(c2, c3, kernel_size=3, padding=1, groups=g3))  # (B, 384, 13, 13)
+    layers += after_conv(c3, lrn=False)
+    layers.append(nn.Conv2d(c3, c4, kernel_size=3, padding=1, groups=g4))  # (B, 384, 13, 13)
+    layers += after_conv(c4, lrn=False)
+    layers.append(nn.Conv2d(c4, c5, kernel_size=3, padding=1, groups=g5))  # (B, 256, 13, 13)
+    layers += after_conv(c5, lrn=False) + pool_block()  # (B, 256, 6, 6)
+    return nn.Sequential(*layers)
+
+
+# ----------------------------------------------------------------------------------------------
+# The variants
+
+
+def _paper(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+    """The paper's two-tower AlexNet (Paper: section 3, Figure 2): 60,965,224 parameters.
+
+    The two GPUs are ``groups=2`` convolutions: conv2, conv4 and conv5 see only their own tower's
+    maps; conv1 (both towers see the whole image), conv3 and the fc layers connect across. conv1's
+    96 kernels are two towers of 48 (output channels 0-47 and 48-95). LRN (k=2, n=5, alpha=1e-4,
+    beta=0.75, the code's alpha/n convention) after ReLU of conv1 and conv2; max pooling 3/2 after
+    LRN1, LRN2 and conv5; dropout on the outputs of fc6 and fc7. A 224 input is zero-padded on the
+    right and bottom as cuda-convnet does (:class:`EdgePad`); a 227 input passes unpadded.
+    ``init=True`` applies :func:`paper_init_`.
+    """
+    features = _five_convs((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn")
+    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
+    model = AlexNet(features, classifier, variant="paper", towers=2)
+    return paper_init_(model) if init else model
+
+
+def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+    """``paper`` with the departures of the original cuda-convnet code (``layers-145.cfg``).
+
+    Modelled:
+      - conv1's LRN runs on the pre-ReLU conv output, and the ReLU sits on pool1's output
+        (conv1 -> LRN -> pool1 -> ReLU);
+      - conv3, conv4 and conv5 are initialised with std 0.03 (the rest with 0.01, biases as in
+        the paper).
+    Not modelled here:
+      - the extra same-map 5x5 normalisation on conv2's output (its constants are not in
+        PAPER.md, and it has no ``torch.nn`` layer);
+      - biases trained at learning rate 0.02 without weight decay: a property of the optimiser,
+        not of the module (``alexlib.train.fit`` already exempts biases from weight decay);
+      - test-time scaling of dropped units by 0.5: PyTorch's inverted dropout, which scales by 2
+        while training instead, gives the same expected activations.
+    """
+    features = _five_convs((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn", lrn_before_relu1=True)
+    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
+    model = AlexNet(features, classifier, variant="paper-code", towers=2)
+    return paper_init_(model, conv_std={3: 0.03, 4: 0.03, 5: 0.03}) if init else model
+
+
+def _half(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+    """The paper's one-GPU comparison net (Paper: section 3.2; the code's ``layers-145-half.cfg``).
+
+    One tower (no groups) with conv widths 48-128-192-192-256: half the kernels of the two-tower
+    net in conv1-conv4. conv5 and the fc layers keep their full size (the paper's footnote: most
+    parameters sit in fc6, which takes conv5's output, so the two nets stay about equal in size).
+    Otherwise as ``paper``: LRN, overlapping pooling, dropout, edge padding, the paper's init.
+    """
+    features = _five_convs((48, 128, 192, 192, 256), (1, 1, 1, 1, 1), norm="lrn")
+    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
+    model = AlexNet(features, classifier, variant="half", towers=1)
+    return paper_init_(model) if init else model
+
+
+def _onegpu2014(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = False) -> AlexNet:
+    """The one-tower net of "One weird trick" (Krizhevsky 2014, ``layers-imagenet-1gpu.cfg``) as
+    torchvision ships it (``torchvision.models.alexnet``): conv 64-192-384-256-256, no LRN, conv1
+    padding 2, an adaptive average pool to 6x6, dropout on the inputs of fc6 and fc7.
+    61,100,840 parameters with 1000 classes.
+
+    Module for module the same layout as torchvision's, so ``state_dict``s load in both directions
+    (pretrained torchvision weights can be used here). PyTorch's default init unless ``init=True``.
+    """
+    features = nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),  # (B, 64, 55, 55)
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 64, 27, 27)
+        nn.Conv2d(64, 192, kernel_size=5, padding=2),  # (B, 192, 27, 27)
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 192, 13, 13)
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),  # (B, 384, 13, 13)
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),  # (B, 256, 13, 13)
+        nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1),  # (B, 256, 13, 13)
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 256, 6, 6)
+    )
+    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=False)
+    model = AlexNet(features, classifier, avgpool=nn.AdaptiveAvgPool2d((6, 6)), variant="onegpu2014")
+    return paper_init_(model) if init else model
+
+
+def _bn(num_classes: int = 1000, *, dropout: float = 0.5, dropout_features: float = 0.25, init: bool = False) -> AlexNet:
+    """The batch-norm AlexNet of the seed tutorials (a Keras ``AlexNet.build`` that circulates in
+    blog posts and courses; not in the paper nor in the 2012 code).
+
+    One tower, conv 96-256-384-384-256; BatchNorm after the ReLU of every conv and fc6/fc7 layer,
+    where the paper has LRN after conv1 and conv2 only; dropout 0.25 after each of the three pools
+    and 0.5 after fc6 and fc7. Unlike the Keras code (``padding="same"``, which gives 57x57 after
+    conv1 at 227 input), the geometry is the paper's: 55 -> 27 -> 13 -> 6. PyTorch's default init.
+    """
+    features = _five_convs((96, 256, 384, 384, 256), (1, 1, 1, 1, 1), norm="bn", p_features=dropout_features)
+    classifier = nn.Sequential(
+        nn.Linear(256 * 6 * 6, 4096),  # fc6
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(4096),
+        nn.Dropout(dropout),
+        nn.Linear(4096, 4096),  # fc7
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(4096),
+        nn.Dropout(dropout),
+        nn.Linear(4096, num_classes),  # fc8
+    )
+    model = AlexNet(features, classifier, variant="bn")
+    return paper_init_(model) if init else model
+
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "tanh": nn.Tanh,
+}
+
+
+def _cifar4(
+    num_classes: int = 10,
+    *,
+    activation: str = "relu",
+    hidden: tuple[int, ...] = (),
+    dropout: float = 0.0,
+    init: bool = False,
+) -> AlexNet:
+    """A four-layer net for 32x32 CIFAR-10 images (Paper: section 3.1, Figure 1).
+
+    The paper does not publish Figure 1's net; this follows the code's ``layers-18pct.cfg``: three
+    5x5 conv layers (32, 32, 64 maps, padding 2), each followed by the activation and a 3/2 pool
+    (max, then average, average; cuda-convnet's ceil rounding), then one fc layer to the classes.
+    It leaves out that config's same-map response normalisation so that the activation
+    (``"relu"`` or ``"tanh"``) is the only difference between the two nets of Figure 1. No dropout,
+    no regularisation. PyTorch's default init (``init=True``: :func:`paper_init_`).
+
+    ``hidden``: optional extra fully-connected ReLU layers before the output, each followed by
+    dropout ``dropout`` (fc6/fc7 in miniature, for the dropout chapter); ``()`` for Figure 1.
+
+    Shapes: (B,3,32,32) -> conv1 (B,32,32,32) -> pool1 (B,32,16,16) -> conv2 (B,32,16,16)
+    -> pool2 (B,32,8,8) -> conv3 (B,64,8,8) -> pool3 (B,64,4,4) -> (B,1024) -> (B,num_classes).
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"cifar4: unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
+    act = _ACTIVATIONS[activation]
+    features = nn.Sequential(
+        nn.Conv2d(3, 32, kernel_size=5, padding=2),  # (B, 32, 32, 32)
+        act(),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),  # (B, 32, 16, 16)
+        nn.Conv2d(32, 32, kernel_size=5, padding=2),  # (B, 32, 16, 16)
+        act(),
+        nn.AvgPool2d(kernel_size=3, stride=2, ceil_mode=True),  # (B, 32, 8, 8)
+        nn.Conv2d(32, 64, kernel_size=5, padding=2),  # (B, 64, 8, 8)
+        act(),
+        nn.AvgPool2d(kernel_size=3, stride=2, ceil_mode=True),  # (B, 64, 4, 4)
+    )
+    head: list[nn.Module] = []
+    width = 64 * 4 * 4
+    for h in hidden:
+        head += [nn.Linear(width, h), act(), nn.Dropout(dropout)]
+        width = h
+    head.append(nn.Linear(width, num_classes))
+    model = AlexNet(features, nn.Sequential(*head), variant="cifar4")
+    return paper_init_(model) if init else model
+
+
+def paper_head(
+    input_size: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10,
+    *,
+    hidden: int = 4096,
+    dropout: float = 0.5,
+) -> AlexNet:
+    """The paper's fully-connected classifier alone (fc6 -> ReLU -> dropout -> fc7 -> ReLU ->
+    dropout -> fc8) applied straight to the flattened image: no conv layers.
+
+    A cheap stand-in for studying dropout (Paper: section 4.2) on small images: it has the same
+    layer pattern as AlexNet's head, and memorises a small training set in a few epochs.
+    Layers are named fc1, fc2, fc3 (there are no conv layers before them).
+
+    Shapes: (B, C, H, W) -> (B, C*H*W) -> (B, hidden) -> (B, hidden) -> (B, num_classes).
+    """
+    if len(input_size) != 3:
+        raise ValueError(f"input_size is (channels, height, width), got {tuple(input_size)}")
+    c, h, w = input_size
+    head = _fc_head(c * h * w, hidden, num_classes, dropout, paper_order=True)
+    return AlexNet(nn.Sequential(), head, variant="paper-head")
+
+
+_BUILDERS: dict[str, Callable[..., AlexNet]] = {
+    "paper": _paper,
+    "paper-code": _paper_code,
+    "half": _half,
+    "onegpu2014": _onegpu2014,
+    "bn": _bn,
+    "cifar4": _cifar4,
+}
+VARIANTS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
+    """Build the AlexNet variant ``variant`` (one of ``VARIANTS``) for ``num_classes`` classes.
+
+    ``num_classes`` defaults to 1000 (ImageNet), or 10 for ``cifar4``. Keyword options:
+    ``dropout`` (p, default 0.5; 0.0 for ``cifar4``), ``init`` (apply the paper's init; on by
+    default for ``paper``, ``paper-code`` and ``half``), for ``cifar4`` also ``activation``
+    ("relu" | "tanh") and ``hidden``, for ``bn`` also ``dropout_features``.
+
+    Paper: section 3.
+    """
+    if variant not in _BUILDERS:
+        raise ValueError(f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}")
+    builder = _BUILDERS[variant]
+    options = [p for p in inspect.signature(builder).parameters if p != "num_classes"]
+    unknown = sorted(set(kw) - set(options))
+    if unknown:
+        raise TypeError(f"build({variant!r}) got unknown option(s) {unknown}; {variant} takes: {options}")
+    if num_classes is not None:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        kw["num_classes"] = num_classes
+    return builder(**kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Naming layers, towers
+
+
+_PREFIX = [
+    (EdgePad, "pad"),
+    (nn.Conv2d, "conv"),
+    (nn.Linear, "fc"),
+    (nn.ReLU, "relu"),
+    (nn.Tanh, "tanh"),
+    (nn.LocalResponseNorm, "lrn"),
+    ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
+    (nn.AdaptiveAvgPool2d, "avgpool"),
+    ((nn.BatchNorm1d, nn.BatchNorm2d), "bn"),
+    (nn.Dropout, "drop"),
+]
+
+
+def layer_names(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The leaf layers of an :class:`AlexNet` in forward order, with the paper's names.
+
+    Conv and fc layers are numbered in order (conv1..conv5, fc6..fc8); every other layer takes the
+    number of the conv/fc layer before it (relu1, lrn1, pool1, ...; torchvision's dropout in
+    front of fc6 is drop5). ``nn.Identity`` slots are skipped. Names are unique.
+    """
+    if not isinstance(model, AlexNet):
+        raise TypeError(f"layer_names() needs an alexlib AlexNet (from build()), got {type(model).__name__}")
+    leaves = list(model.features) + [model.avgpool] + list(model.classifier)
+    named: list[tuple[str, nn.Module]] = []
+    seen: dict[str, int] = {}
+    number = 0
+    for module in leaves:
+        if isinstance(module, nn.Identity):
+            continue
+        prefix = next((p for t, p in _PREFIX if isinstance(module, t)), type(module).__name__.lower())
+        if prefix in ("conv", "fc"):
+            number += 1
+        if prefix in ("pad", "avgpool"):
+            name = prefix
+        else:
+            name = f"{prefix}{number}"
+        if name in seen:  # e.g. two dropouts after one layer
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        named.append((name, module))
+    return named
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """The layer called ``name`` in :func:`layer_names` (e.g. ``"conv2"``, ``"lrn1"``)."""
+    names = layer_names(model)
+    for n, m in names:
+        if n == name:
+            return m
+    raise KeyError(f"{model.variant} has no layer {name!r}; its layers are: {', '.join(n for n, _ in names)}")
+
+
+def _need_towers(model: nn.Module) -> None:
+    if not isinstance(model, AlexNet) or model.towers < 2:
+        variant = getattr(model, "variant", type(model).__name__)
+        raise ValueError(
+            f"{variant} has a single tower; only the two-GPU variants ('paper', 'paper-code') have two"
+        )
+
+
+def conv1_towers(model: nn.Module) -> tuple[torch.Tensor, ...]:
+    """The conv1 kernels of each tower (GPU): for ``paper``, two (48, 3, 11, 11) tensors.
+
+    Output channels 0-47 are GPU 1's kernels, 48-95 GPU 2's (Paper: section 6.1, Figure 3).
+    Detached views of the weights.
+    """
+    _need_towers(model)
+    weight = get_layer(model, "conv1").weight.detach()  # (96, 3, 11, 11)
+    return tuple(weight.chunk(model.towers, dim=0))  # 2 x (48, 3, 11, 11)
+
+
+@torch.no_grad()
+def tower_activations(model: nn.Module, images: torch.Tensor, layer: str = "relu1") -> tuple[torch.Tensor, ...]:
+    """The output of ``layer`` (a name from :func:`layer_names`) for ``images``, split per tower.
+
+    For ``paper`` with (B, 3, 224, 224) input and ``layer="relu1"``: two (B, 48, 55, 55) tensors,
+    the rectified responses of GPU 1's and GPU 2's conv1 kernels. Runs the model in eval mode
+    up to ``layer`` only. Paper: section 3.2.
+    """
+    _need_towers(model)
+    target = get_layer(model, layer)
+    if target in list(model.classifier):
+        raise ValueError(f"{layer!r} is a fully-connected layer; the towers only exist in the conv layers")
+    was_training = model.training
+    model.eval()
+    try:
+        x = images
+        for module in model.features:
+            x = module(x)
+            if module is target:
+                break
+    finally:
+        model.train(was_training)
+    return tuple(x.chunk(model.towers, dim=1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Layer summary
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of :func:`layer_summary`: a layer's output shape (one image), its parameters, its
+    multiply-accumulates per image and the memory of its output activations per image (float32)."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    activation_bytes: int
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (weights and biases) of ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    """Multiply-accumulates of one image through ``module`` (conv and fc only; other layers 0)."""
+    if isinstance(module, nn.Conv2d):
+        # each output element: (C_in / groups) * kh * kw multiply-adds
+        per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+        return out[0].numel() * per_output
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features
+    return 0
+
+
+@torch.no_grad()
+def layer_summary(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)) -> list[LayerRow]:
+    """Push one zero image of ``input_size`` (C, H, W) through ``model`` and tabulate every layer.
+
+    Returns one :class:`LayerRow` per layer (names from :func:`layer_names`), in forward order,
+    with the output shape for one image (C, H, W) or (F,), parameters, multiply-accumulates
+    (conv and fc layers) and output activation bytes (float32). Runs in eval mode on the
+    model's device. Paper: section 3.5 (Figure 2).
+    """
+    if len(input_size) != 3 or input_size[0] != 3:
+        raise ValueError(f"input_size is (channels, height, width) with 3 channels, got {tuple(input_size)}")
+    named = layer_names(model)
+    records: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: records.__setitem__(m, (i[0], o))) for _, m in named]
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        model(torch.zeros(1, *input_size, device=device))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    rows = []
+    for name, module in named:
+        inp, out = records[module]
+        rows.append(
+            LayerRow(
+                name=name,
+                kind=type(module).__name__,
+                output_shape=tuple(out.shape[1:]),
+                params=sum(p.numel() for p in module.parameters()),
+                macs=_macs(module, inp, out),
+                activation_bytes=out[0].numel() * 4,
+            )
+        )
+    return rows
+
+
+def format_summary(model: nn.Module | list[LayerRow], input_size: tuple[int, int, int] = (3, 224, 224)) -> str:
+    """The layer table of :func:`layer_summary` as text, ending with the total parameter count.
+
+    ``model`` is a model (summarised at ``input_size``) or rows already computed. The last line
+    reads ``parameters: 60,965,224`` for ``build("paper")``.
+    """
+    if isinstance(model, nn.Module):
+        rows = layer_summary(model, input_size)
+        total = count_parameters(model)
+    else:
+        rows = list(model)
+        total = sum(r.params for r in rows)
+    header = f"{'layer':<9} {'type':<18} {'output':>15} {'params':>12} {'MACs':>13} {'activations':>12}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        shape = "x".join(str(s) for s in r.output_shape)
+        lines.append(
+            f"{r.name:<9} {r.kind:<18} {shape:>15} {r.params:>12,} {r.macs:>13,} {_kib(r.activation_bytes):>12}"
+        )
+    lines.append("-" * len(header))
+    macs = sum(r.macs for r in rows)
+    lines.append(f"multiply-accumulates per image: {macs:,} ({macs / 1e9:.3f} G)")
+    lines.append(f"parameters: {total:,}")
+    return "\n".join(lines)
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.1f} KiB"
+

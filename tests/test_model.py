@@ -1,0 +1,325 @@
+"""alexlib.model: parameter counts, shapes through every stage, init, torchvision round trip, towers."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from alexlib.model import (
+    VARIANTS,
+    EdgePad,
+    build,
+    conv1_towers,
+    count_parameters,
+    format_summary,
+    get_layer,
+    layer_names,
+    layer_summary,
+    paper_head,
+    tower_activations,
+)
+
+
+@pytest.fixture(scope="module")
+def paper():
+    torch.manual_seed(0)
+    return build("paper").eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# parameter counts
+
+
+def test_paper_has_60965224_parameters(paper):
+    assert count_parameters(paper) == 60_965_224
+
+
+def test_onegpu2014_matches_torchvision_count():
+    model = build("onegpu2014")
+    assert count_parameters(model) == 61_100_840
+    assert count_parameters(torchvision.models.alexnet(weights=None)) == 61_100_840
+
+
+@pytest.mark.parametrize(
+    "variant, expected",
+    [
+        # paper with the code's init and layer order: the same layers, the same 60,965,224
+        ("paper-code", 60_965_224),
+        # conv1 48*3*121+48 = 17,472; conv2 128*48*25+128 = 153,728; conv3 192*128*9+192 = 221,376;
+        # conv4 192*192*9+192 = 331,968; conv5 256*192*9+256 = 442,624;
+        # fc6 9216*4096+4096 = 37,752,832; fc7 4096*4096+4096 = 16,781,312; fc8 4096*1000+1000 = 4,097,000
+        # total 59,798,312
+        ("half", 59_798_312),
+        # one tower 96-256-384-384-256: convs 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992 = 3,747,200;
+        # BatchNorm2d 2*(96+256+384+384+256) = 2,752; fc 58,631,144; BatchNorm1d 2*(4096+4096) = 16,384
+        # total 62,397,480
+        ("bn", 62_397_480),
+        # conv 3*32*25+32 = 2,432; 32*32*25+32 = 25,632; 32*64*25+64 = 51,264; fc 1024*10+10 = 10,250
+        # total 89,578
+        ("cifar4", 89_578),
+    ],
+)
+def test_other_variant_counts(variant, expected):
+    assert count_parameters(build(variant)) == expected
+
+
+def test_fewer_classes_shrink_only_fc8():
+    # fc8 goes from 4096*1000+1000 to 4096*10+10: 4,097,000 - 40,970 = 4,056,030 fewer
+    assert count_parameters(build("paper", num_classes=10)) == 60_965_224 - 4_056_030
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+
+
+def _stage_shapes(model, size):
+    rows = {r.name: r.output_shape for r in layer_summary(model, (3, size, size))}
+    return [rows[n] for n in ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")]
+
+
+@pytest.mark.parametrize("size", [224, 227])
+def test_paper_shapes_at_224_and_227(paper, size):
+    assert _stage_shapes(paper, size) == [
+        (96, 55, 55),
+        (96, 27, 27),
+        (256, 27, 27),
+        (256, 13, 13),
+        (384, 13, 13),
+        (384, 13, 13),
+        (256, 13, 13),
+        (256, 6, 6),
+        (4096,),
+        (4096,),
+        (1000,),
+    ]
+
+
+def test_edge_pad_is_cuda_convnet_rule():
+    pad = EdgePad(kernel_size=11, stride=4)
+    x = torch.randn(2, 3, 224, 224)
+    y = pad(x)
+    assert y.shape == (2, 3, 227, 227)
+    # the image sits top-left, three zero rows/columns are added at the bottom/right
+    torch.testing.assert_close(y[..., :224, :224], x)
+    assert y[..., 224:, :].abs().sum() == 0 and y[..., :, 224:].abs().sum() == 0
+    # 1 + ceil((2p + N - f) / s) with p = 0, N = 224, f = 11, s = 4 -> 55
+    conv = nn.Conv2d(3, 4, 11, stride=4)
+    assert conv(y).shape[-1] == 1 + -(-(224 - 11) // 4) == 55
+    z = torch.randn(1, 3, 227, 227)
+    assert pad(z) is z
+
+
+def test_224_input_equals_227_input_with_zero_border(paper):
+    x = torch.randn(2, 3, 224, 224)
+    padded = torch.nn.functional.pad(x, (0, 3, 0, 3))
+    with torch.no_grad():
+        torch.testing.assert_close(paper(x), paper(padded))
+
+
+@pytest.mark.parametrize("variant", ["paper-code", "half", "bn", "onegpu2014"])
+@pytest.mark.parametrize("size", [224, 227])
+def test_every_imagenet_variant_reaches_6x6(variant, size):
+    rows = layer_summary(build(variant), (3, size, size))
+    pools = [r.output_shape[-1] for r in rows if r.kind == "MaxPool2d"]
+    assert pools == [27, 13, 6]
+    assert rows[-1].output_shape == (1000,)
+
+
+def test_forward_output_shape(paper):
+    with torch.no_grad():
+        assert paper(torch.randn(2, 3, 224, 224)).shape == (2, 1000)
+
+
+def test_summary_last_line_and_macs(paper):
+    text = format_summary(paper)
+    assert text.splitlines()[-1] == "parameters: 60,965,224"
+    rows = layer_summary(paper)
+    by_name = {r.name: r for r in rows}
+    # conv1: 55*55 positions * 96 kernels * 3*11*11 weights each
+    assert by_name["conv1"].macs == 55 * 55 * 96 * 363
+    # conv2 is grouped: each kernel sees 48 of the 96 maps
+    assert by_name["conv2"].macs == 27 * 27 * 256 * 48 * 25
+    assert by_name["fc6"].macs == 9216 * 4096
+    assert by_name["conv1"].activation_bytes == 96 * 55 * 55 * 4
+    assert sum(r.params for r in rows) == 60_965_224
+
+
+def test_layer_names_are_the_papers(paper):
+    names = [n for n, _ in layer_names(paper)]
+    assert names[:5] == ["pad", "conv1", "relu1", "lrn1", "pool1"]
+    assert [n for n in names if n[:2] in ("co", "fc")] == [f"conv{i}" for i in range(1, 6)] + ["fc6", "fc7", "fc8"]
+    assert len(set(names)) == len(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# structure and init
+
+
+def test_paper_groups_and_lrn(paper):
+    groups = [get_layer(paper, f"conv{i}").groups for i in range(1, 6)]
+    assert groups == [1, 2, 1, 2, 2]
+    lrns = [m for _, m in layer_names(paper) if isinstance(m, nn.LocalResponseNorm)]
+    assert len(lrns) == 2
+    for lrn in lrns:
+        assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0)
+    # LRN follows ReLU in the paper; in the code's order it sees the raw conv1 output
+    names = [n for n, _ in layer_names(paper)]
+    assert names.index("relu1") < names.index("lrn1")
+    code_names = [n for n, _ in layer_names(build("paper-code"))]
+    assert code_names[1:5] == ["conv1", "lrn1", "pool1", "relu1"]
+
+
+def test_paper_dropout_sits_on_fc6_and_fc7_outputs(paper):
+    names = [n for n, _ in layer_names(paper)]
+    assert names[-7:] == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
+    assert all(m.p == 0.5 for _, m in layer_names(paper) if isinstance(m, nn.Dropout))
+
+
+def test_paper_init_statistics(paper):
+    for i, name in enumerate(["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]):
+        layer = get_layer(paper, name)
+        w = layer.weight.detach()
+        assert abs(w.mean().item()) < 3e-3
+        assert w.std().item() == pytest.approx(0.01, rel=0.05)
+        expected_bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        torch.testing.assert_close(layer.bias.detach(), torch.full_like(layer.bias, expected_bias))
+
+
+def test_paper_code_init_uses_std_003_in_conv3_to_5():
+    torch.manual_seed(1)
+    model = build("paper-code")
+    for name, std in [("conv1", 0.01), ("conv2", 0.01), ("conv3", 0.03), ("conv4", 0.03), ("conv5", 0.03), ("fc6", 0.01)]:
+        assert get_layer(model, name).weight.std().item() == pytest.approx(std, rel=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# torchvision
+
+
+def test_onegpu2014_state_dict_round_trip_with_torchvision():
+    torch.manual_seed(0)
+    ours = build("onegpu2014").eval()
+    theirs = torchvision.models.alexnet(weights=None).eval()
+    theirs.load_state_dict(ours.state_dict())  # strict: every key and shape must match
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(x), ours(x), rtol=0, atol=0)
+    # and back: torchvision's (freshly initialised) weights into ours
+    torch.manual_seed(1)
+    theirs = torchvision.models.alexnet(weights=None).eval()
+    ours.load_state_dict(theirs.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# towers
+
+
+def test_conv1_towers_are_the_two_halves(paper):
+    a, b = conv1_towers(paper)
+    assert a.shape == b.shape == (48, 3, 11, 11)
+    torch.testing.assert_close(torch.cat([a, b]), get_layer(paper, "conv1").weight.detach())
+
+
+def test_tower_activations_shapes(paper):
+    x = torch.randn(2, 3, 224, 224)
+    a, b = tower_activations(paper, x, "relu1")
+    assert a.shape == b.shape == (2, 48, 55, 55)
+    a2, b2 = tower_activations(paper, x, "conv2")
+    assert a2.shape == b2.shape == (2, 128, 27, 27)
+    # tower 1's relu1 maps are the ReLU of tower 1's kernels applied to the (padded) image
+    ref = torch.relu(nn.functional.conv2d(nn.functional.pad(x, (0, 3, 0, 3)), conv1_towers(paper)[0],
+                                          get_layer(paper, "conv1").bias[:48], stride=4))
+    torch.testing.assert_close(a, ref)
+
+
+def test_towers_are_independent_in_conv2_and_cross_in_conv3(paper):
+    torch.manual_seed(0)
+    x = torch.randn(1, 96, 27, 27)
+    x_perturbed = x.clone()
+    x_perturbed[:, :48] += torch.randn(1, 48, 27, 27)  # change only tower 1's maps
+    conv2 = get_layer(paper, "conv2")
+    with torch.no_grad():
+        y, y_perturbed = conv2(x), conv2(x_perturbed)
+    torch.testing.assert_close(y_perturbed[:, 128:], y[:, 128:], rtol=0, atol=0)  # tower 2 untouched
+    assert not torch.allclose(y_perturbed[:, :128], y[:, :128])
+    conv3 = get_layer(paper, "conv3")
+    z = torch.randn(1, 256, 13, 13)
+    z_perturbed = z.clone()
+    z_perturbed[:, :128] += 1.0
+    with torch.no_grad():
+        assert not torch.allclose(conv3(z_perturbed)[:, 192:], conv3(z)[:, 192:])  # conv3 crosses
+
+
+def test_single_tower_variants_refuse_tower_access():
+    with pytest.raises(ValueError, match="single tower"):
+        conv1_towers(build("half"))
+
+
+# ---------------------------------------------------------------------------------------------
+# cifar4, errors
+
+
+@pytest.mark.parametrize("activation, kind", [("relu", nn.ReLU), ("tanh", nn.Tanh)])
+def test_cifar4_activations(activation, kind):
+    torch.manual_seed(0)
+    model = build("cifar4", activation=activation)
+    acts = [m for _, m in layer_names(model) if isinstance(m, (nn.ReLU, nn.Tanh))]
+    assert len(acts) == 3 and all(isinstance(m, kind) for m in acts)
+    rows = layer_summary(model, (3, 32, 32))
+    assert [r.output_shape for r in rows if r.kind.endswith("Pool2d")] == [(32, 16, 16), (32, 8, 8), (64, 4, 4)]
+    out = model(torch.randn(4, 3, 32, 32))
+    assert out.shape == (4, 10)
+    if activation == "tanh":
+        # tanh keeps every feature inside (-1, 1)
+        feats = model.features(torch.randn(4, 3, 32, 32) * 100)
+        assert feats.abs().max() < 1
+
+
+def test_cifar4_hidden_head_with_dropout():
+    model = build("cifar4", hidden=(64, 64), dropout=0.5)
+    names = [n for n, _ in layer_names(model)]
+    assert names[-7:] == ["fc4", "relu4", "drop4", "fc5", "relu5", "drop5", "fc6"]
+    assert count_parameters(model) == 89_578 - 10_250 + (1024 * 64 + 64) + (64 * 64 + 64) + (64 * 10 + 10)
+
+
+def test_unknown_variant_lists_known_ones():
+    with pytest.raises(ValueError, match="known variants are: paper, paper-code, half, onegpu2014, bn, cifar4"):
+        build("resnet")
+    assert VARIANTS == ("paper", "paper-code", "half", "onegpu2014", "bn", "cifar4")
+
+
+def test_bad_options_and_inputs_are_explained(paper):
+    with pytest.raises(TypeError, match="unknown option"):
+        build("paper", activation="tanh")
+    with pytest.raises(ValueError, match="unknown activation"):
+        build("cifar4", activation="sigmoid")
+    with pytest.raises(TypeError, match="float input"):
+        paper(torch.zeros(1, 3, 224, 224, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        paper(torch.zeros(3, 224, 224))
+    with pytest.raises(ValueError, match="smaller than"):
+        paper(torch.zeros(1, 3, 8, 8))
+
+
+def test_paper_head_alone():
+    model = paper_head((3, 32, 32), num_classes=10, hidden=1024, dropout=0.5)
+    # 3072*1024+1024 + 1024*1024+1024 + 1024*10+10 = 3,146,752 + 1,049,600 + 10,250
+    assert count_parameters(model) == 4_206_602
+    assert [n for n, _ in layer_names(model)] == ["fc1", "relu1", "drop1", "fc2", "relu2", "drop2", "fc3"]
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_layer_cost_figure_draws_the_summary(paper):
+    from alexlib.figures import layer_costs, two_towers
+
+    rows = layer_summary(paper)
+    fig = layer_costs(rows)
+    params_panel = fig.axes[0]
+    heights = [bar.get_height() for bar in params_panel.patches]
+    expected = [r.params / 1e6 for r in rows if r.kind in ("Conv2d", "Linear")]
+    assert heights == pytest.approx(expected)
+    assert [t.get_text() for t in params_panel.get_xticklabels()] == [f"conv{i}" for i in range(1, 6)] + ["fc6", "fc7", "fc8"]
+    # two towers: 2 x 7 per-GPU boxes (conv1-fc7) + the input and fc8 boxes
+    assert len(two_towers().axes[0].patches) == 16
