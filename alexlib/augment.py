@@ -504,11 +504,13 @@ class GPULoader:
     ``(N,)``. Each pass yields ``(x, y)``: ``x`` float ``(B, 3, crop, crop)`` from :func:`augment_batch`
     (``train=True``: shuffled, random crops, flips and colour) or the centre view (``train=False``: in
     order). Reproducible: the permutation and the parameters come from one generator seeded with ``seed``.
+    ``flip=False`` / ``alpha_std=0`` switch off reflections / PCA colour noise (ablations).
     """
 
     def __init__(self, images, labels=None, stats: DatasetStats | None = None, *, batch_size: int = 128,
                  crop: int = PAPER_CROP, train: bool = True, device=None, seed: int = 0, drop_last: bool | None = None,
-                 dtype: torch.dtype = torch.float32, sqrt_eigvals: bool = False):
+                 dtype: torch.dtype = torch.float32, sqrt_eigvals: bool = False, flip: bool = True,
+                 alpha_std: float = PCA_ALPHA_STD):
         if labels is None and isinstance(images, ImageTensors):
             labels = images.labels
         images = _images_of(images)
@@ -525,6 +527,7 @@ class GPULoader:
         self.stats = stats.to(self.device)
         self.batch_size, self.crop, self.train, self.dtype = batch_size, crop, train, dtype
         self.sqrt_eigvals = sqrt_eigvals
+        self.flip, self.alpha_std = flip, alpha_std  # switches for ablations (no reflections, no colour noise)
         self.drop_last = train if drop_last is None else drop_last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -540,7 +543,8 @@ class GPULoader:
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             batch = self.images[idx]  # (B, 3, S, S) uint8
             if self.train:
-                params = sample_params(len(idx), tuple(batch.shape[-2:]), self.crop, generator=self.generator)
+                params = sample_params(len(idx), tuple(batch.shape[-2:]), self.crop, generator=self.generator,
+                                       flip=self.flip, alpha_std=self.alpha_std)
                 x = augment_batch(batch, params, self.stats, self.crop, sqrt_eigvals=self.sqrt_eigvals,
                                   dtype=self.dtype)
             else:

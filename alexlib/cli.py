@@ -3,12 +3,15 @@
     python -m alexlib info                      torch, device, data root, datasets present
     python -m alexlib data [--root DIR]         every dataset found, with split sizes
     python -m alexlib summary --variant paper   the layer table of a model variant
+    python -m alexlib train --dataset imagenette --variant paper --scale smoke --out runs/x [--resume]
+    python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
     python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
@@ -79,6 +82,65 @@ def _summary(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    import torch.distributed as dist
+
+    from alexlib.train import RunSettings, train_run
+
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "schedule", "train_per_class",
+                                                  "val_per_class", "device", "data_root", "dropout", "image_size",
+                                                  "crop")}
+    overrides.update(dataset=args.dataset, variant=args.variant, compile=args.compile or None)
+    settings = RunSettings.for_scale(args.scale, **overrides)
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # launched by torchrun
+    if distributed:
+        backend = "nccl" if settings.device != "cpu" and _cuda() else "gloo"
+        dist.init_process_group(backend)
+        if backend == "nccl":
+            import torch
+
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            torch.cuda.set_device(local)
+            settings.device = f"cuda:{local}"
+    try:
+        result = train_run(settings, args.out, resume=args.resume, progress=not args.quiet)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+    if not distributed or int(os.environ["RANK"]) == 0:
+        print(f"done: val top-1 error {result['val_top1_err']:.2f}%, top-5 {result['val_top5_err']:.2f}% "
+              f"after epoch {result['epoch']}; run folder {result['out']}")
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _evaluate(args) -> int:
+    from alexlib.data import load
+    from alexlib.evaluate import predict, topk_errors
+    from alexlib.train import load_checkpoint, model_from_checkpoint
+
+    from alexlib.config import resolve_device
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    model, settings, stats = model_from_checkpoint(checkpoint)
+    model.to(resolve_device(args.device))
+    root = args.root or settings.data_root
+    val = load(settings.dataset, "val", root=root, size=settings.image_size, per_class=settings.val_per_class,
+               seed=settings.seed)
+    views = ["center"] + (["ten"] if args.ten_crop else [])
+    print(f"{settings.variant} on {settings.dataset} val ({len(val)} images), epoch {checkpoint['epoch']}")
+    for v in views:
+        errors = topk_errors(predict(model, val.images, stats, views=v, crop=settings.crop, device=args.device), val.labels)
+        print(f"  {v + ' crop' if v == 'center' else 'ten views':12s} top-1 error {errors['top1_err']:6.2f}%   "
+              f"top-5 error {errors['top5_err']:6.2f}%")
+    return 0
+
+
 def _book(args) -> int:
     from alexlib.book import main_job
 
@@ -103,6 +165,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-classes", type=int, default=1000)
     p.set_defaults(run=_summary)
 
+    p = sub.add_parser("train", help="train a variant with the paper's recipe (resumable)")
+    p.add_argument("--dataset", default="imagenette")
+    p.add_argument("--variant", default="paper")
+    p.add_argument("--scale", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--out", required=True, help="run folder: settings.json, metrics.jsonl, checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--schedule", choices=("plateau", "fixed", "constant"))
+    p.add_argument("--train-per-class", type=int)
+    p.add_argument("--val-per-class", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--image-size", type=int, help="images are rescaled and centre-cropped to this (256)")
+    p.add_argument("--crop", type=int, help="training patches and test views (224)")
+    p.add_argument("--device")
+    p.add_argument("--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("evaluate", help="top-1/top-5 error of a checkpoint, centre crop (and ten views)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--ten-crop", action="store_true", help="also average the softmax over the ten test views")
+    p.add_argument("--root", help="data root (default: the run's, else $ALEXLIB_DATA)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=_evaluate)
+
     p = sub.add_parser("book", help="execute every chapter with papermill and build the HTML book")
     p.add_argument("--scale", choices=("smoke", "full"), default="smoke")
     p.add_argument("--no-execute", action="store_true", help="build from the chapters executed last time")
@@ -114,9 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     from alexlib.book import BookError
     from alexlib.data import DataError
 
+    errors: tuple = (DataError, BookError)
+    if args.command in ("train", "evaluate"):
+        from alexlib.train import TrainingError
+
+        errors += (TrainingError,)
     try:
         return args.run(args)
-    except (DataError, BookError) as exc:
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -81,3 +81,15 @@ def resolve_device(name: str = "auto") -> torch.device:
             f"(torch {torch.__version__}). Use device='auto' or 'cpu'."
         )
     return device
+
+
+def results_dir() -> "Path":
+    """The repository's ``results/`` folder (full-scale GPU results with provenance): found next to
+    ``_toc.yml`` upwards from the working directory, else next to this package."""
+    from pathlib import Path
+
+    for base in (Path.cwd().resolve(), Path(__file__).resolve().parent):
+        for folder in (base, *base.parents):
+            if (folder / "_toc.yml").is_file():
+                return folder / "results"
+    return Path.cwd() / "results"

@@ -430,3 +430,203 @@ def augmented_inputs(batch: torch.Tensor, titles: list[str] | None = None, ncols
     shown = (batch.detach().float().cpu() / 255.0 + 0.5).clamp(0, 1)
     return image_grid(shown, titles, ncols=ncols, size=size,
                       suptitle="what the network is given: x / 255 + 0.5 (mid-grey = the mean image)")
+
+
+# ----------------------------------------------------------------------------------------------
+# activations, training curves, the layer table, the two towers (chapters 2, 5, 6)
+
+
+def activation_functions(lo: float = -5.0, hi: float = 5.0) -> plt.Figure:
+    """tanh, the logistic sigmoid and ReLU (left) and their derivatives (right), the derivatives
+    computed by autograd. Saturating units have derivatives that vanish for large |x|; ReLU's is 1
+    for every x > 0. Paper: section 3.1."""
+    x = torch.linspace(lo, hi, 801, requires_grad=True)
+    funcs = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "ReLU": torch.relu}
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, f in funcs.items():
+        y = f(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)  # elementwise f'(x)
+        ax_f.plot(x.detach(), y.detach(), label=name)
+        ax_d.plot(x.detach(), dy, label=f"{name}'")
+    ax_f.set_title("f(x)")
+    ax_d.set_title("f'(x): how much gradient passes through")
+    for ax in (ax_f, ax_d):
+        ax.axhline(0, color="0.7", lw=0.8)
+        ax.axvline(0, color="0.7", lw=0.8)
+        ax.set_xlabel("x (the unit's input)")
+        ax.legend(fontsize=8)
+    ax_f.set_ylim(-1.5, 3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def epoch_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("train_err",),
+                 title: str | None = None, ylabel: str = "error (%)",
+                 hline: tuple[float, str] | None = None) -> plt.Figure:
+    """One line per run (colour) and metric (line style) against the epoch, from ``fit``
+    histories (lists of dicts with an ``epoch`` key). ``hline``: (value, label) for a reference
+    level, e.g. ``(25, "25% training error")``. Paper: sections 3.1 and 4.2."""
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for c, (label, history) in enumerate(histories.items()):
+        epochs = [row["epoch"] for row in history]
+        for s, key in enumerate(keys):
+            ax.plot(epochs, [row[key] for row in history], styles[s % len(styles)], color=f"C{c}", marker=".",
+                    label=f"{label}: {key}" if len(keys) > 1 else label)
+    if hline is not None:
+        ax.axhline(hline[0], color="0.5", lw=0.8, ls="--")
+        ax.annotate(hline[1], (ax.get_xlim()[0], hline[0]), textcoords="offset points", xytext=(4, 3), fontsize=8,
+                    color="0.4")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def gradient_norms(norms: dict[str, list[float]], title: str | None = None,
+                   ylabel: str = "gradient norm") -> plt.Figure:
+    """Gradient size per layer (log scale), one line per activation; layer 1 is nearest the input.
+    ``norms`` maps a label to a list of per-layer gradient norms. Paper: section 3.1."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for label, values in norms.items():
+        ax.semilogy(range(1, len(values) + 1), values, marker="o", label=label)
+    ax.set_xlabel("layer (1 = nearest the input)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def layer_costs(rows, title: str | None = None) -> plt.Figure:
+    """Three bar charts over the conv and fc layers of a layer summary (rows with ``name``,
+    ``kind``, ``params``, ``macs``, ``activation_bytes``, as ``alexlib.model.layer_summary`` makes):
+    parameters, multiply-accumulates per image and output activation memory per image.
+    Paper: section 3.5 (Figure 2)."""
+    rows = [r for r in rows if r.kind in ("Conv2d", "Linear")]
+    names = [r.name for r in rows]
+    panels = [
+        ("parameters (millions)", [r.params / 1e6 for r in rows]),
+        ("multiply-accumulates per image (millions)", [r.macs / 1e6 for r in rows]),
+        ("output activations per image (KiB, float32)", [r.activation_bytes / 1024 for r in rows]),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, (label, values) in zip(axes, panels):
+        bars = ax.bar(names, values, color=["C0" if n.startswith("conv") else "C1" for n in names])
+        total = sum(values)
+        for bar, v in zip(bars, values):
+            ax.annotate(f"{100 * v / total:.0f}%", (bar.get_x() + bar.get_width() / 2, v), ha="center",
+                        va="bottom", fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        ax.margins(y=0.15)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def variant_costs(table: dict[str, tuple[int, int]], title: str | None = None) -> plt.Figure:
+    """Parameters and multiply-accumulates per image of several networks side by side;
+    ``table`` maps a name to ``(parameters, macs)``."""
+    names = list(table)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, (i, label) in zip(axes, [(0, "parameters (millions)"), (1, "multiply-accumulates per image (millions)")]):
+        values = [table[n][i] / 1e6 for n in names]
+        bars = ax.barh(names, values, color=[f"C{k}" for k in range(len(names))])
+        for bar, v in zip(bars, values):
+            ax.annotate(f"{v:,.1f}", (v, bar.get_y() + bar.get_height() / 2), va="center", fontsize=8,
+                        xytext=(3, 0), textcoords="offset points")
+        ax.set_title(label, fontsize=9)
+        ax.invert_yaxis()
+        ax.margins(x=0.2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def two_towers() -> plt.Figure:
+    """A schematic of the paper's net on two GPUs: one row of boxes per GPU (tower), arrows for
+    the connections. conv2, conv4 and conv5 take input from their own tower only (``groups=2``);
+    conv3 and fc6-fc8 take input from both (red arrows cross between the towers).
+    Paper: section 3.2 and Figure 2."""
+    layers = ["input", "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    sizes = ["224x224x3", "55x55x48", "27x27x128", "13x13x192", "13x13x192", "13x13x128", "2048", "2048", "1000"]
+    crosses = {"conv1", "conv3", "fc6", "fc7", "fc8"}  # takes input from both towers
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ys = {0: 1.0, 1: 0.0}
+    for i, (name, size) in enumerate(zip(layers, sizes)):
+        for tower, y in ys.items():
+            single = name in ("input", "fc8")  # one box: the image, and the 1000-way output
+            if single and tower == 1:
+                continue
+            yy = 0.5 if single else y
+            ax.add_patch(plt.Rectangle((i - 0.32, yy - 0.22), 0.64, 0.44, fc="0.6" if single else ("C0" if tower == 0 else "C2"),
+                                       alpha=0.15 if single else 0.25, ec="0.3"))
+            label = f"{name}\n{size}"
+            ax.text(i, yy, label, ha="center", va="center", fontsize=7.5)
+        if name == "fc8":
+            for sy in ys.values():
+                ax.annotate("", xy=(i - 0.33, 0.5), xytext=(i - 1 + 0.33, sy),
+                            arrowprops=dict(arrowstyle="->", color="C3", lw=1.3))
+            continue
+        if i == 0:
+            continue
+        for tower, y in ys.items():
+            src_ys = [0.5] if i == 1 else ([ys[0], ys[1]] if name in crosses else [y])
+            for sy in src_ys:
+                cross = sy != y and i > 1
+                ax.annotate("", xy=(i - 0.33, y), xytext=(i - 1 + 0.33, sy),
+                            arrowprops=dict(arrowstyle="->", color="C3" if cross else "0.35", lw=1.3 if cross else 1))
+    ax.text(-0.5, 1.0, "GPU 1", ha="right", va="center", fontsize=9, color="C0")
+    ax.text(-0.5, 0.0, "GPU 2", ha="right", va="center", fontsize=9, color="C2")
+    ax.set_xlim(-1.2, len(layers) - 0.5)
+    ax.set_ylim(-0.45, 1.45)
+    ax.axis("off")
+    ax.set_title("per-GPU shapes; red arrows cross between GPUs (conv3, fc6, fc7, fc8); "
+                 "conv2, conv4, conv5 stay on their GPU (groups=2)", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def training_curves(runs: dict[str, list[dict]], title: str | None = None) -> plt.Figure:
+    """Loss, top-1/top-5 error and learning rate per epoch of one or more training runs.
+
+    ``runs``: label -> the per-epoch metrics of :func:`alexlib.train.read_metrics` (keys ``epoch``,
+    ``train_loss``, ``val_loss``, ``train_top1_err``, ``val_top1_err``, ``val_top5_err``, ``lr``).
+    """
+    fig, (ax_loss, ax_err, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.6))
+    for k, (label, rows) in enumerate(runs.items()):
+        colour = f"C{k}"
+        epochs = [r["epoch"] for r in rows]
+        ax_loss.plot(epochs, [r["train_loss"] for r in rows], "-", color=colour, label=f"{label}: train")
+        ax_loss.plot(epochs, [r["val_loss"] for r in rows], "--", color=colour, label=f"{label}: val")
+        ax_err.plot(epochs, [r["train_top1_err"] for r in rows], "-", color=colour, label=f"{label}: train top-1")
+        ax_err.plot(epochs, [r["val_top1_err"] for r in rows], "--", color=colour, label=f"{label}: val top-1")
+        ax_err.plot(epochs, [r["val_top5_err"] for r in rows], ":", color=colour, label=f"{label}: val top-5")
+        ax_lr.step(epochs, [r["lr"] for r in rows], where="post", color=colour, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_err.set(xlabel="epoch", ylabel="error (%)", title="error", ylim=(0, 100))
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
+    for ax in (ax_loss, ax_err, ax_lr):
+        ax.grid(alpha=0.3)
+        if len(rows) < 10:
+            ax.set_xticks(epochs)
+    ax_loss.legend(fontsize=7)
+    ax_err.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

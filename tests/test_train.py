@@ -1,0 +1,171 @@
+"""alexlib.train: top-k on a hand-made example, the SGD rule, overfitting 32 images, determinism."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from alexlib.model import build, paper_head
+from alexlib.train import History, accuracy, channel_stats, demo_settings, error_rates, fit, sgd_paper
+
+
+def _images(n=32, size=32, classes=4, seed=0):
+    """n random uint8 images (4x4 blocks of random colour, blown up to size x size) with arbitrary
+    labels: there is nothing to learn but the images themselves, so memorising them exercises
+    the model and the optimiser alone."""
+    g = torch.Generator().manual_seed(seed)
+    blocks = torch.randint(0, 256, (n, 3, 4, 4), dtype=torch.uint8, generator=g)
+    images = blocks.repeat_interleave(size // 4, -1).repeat_interleave(size // 4, -2)  # (n, 3, size, size)
+    labels = torch.arange(n) % classes
+    return SimpleNamespace(images=images, labels=labels)
+
+
+def test_accuracy_hand_made():
+    output = torch.tensor(
+        [
+            [0.1, 0.9, 0.0, 0.0, 0.0, 0.0],  # ranking 1, 0, ...            target 1: top-1 hit
+            [0.5, 0.1, 0.4, 0.0, 0.0, 0.0],  # ranking 0, 2, 1, ...         target 2: top-2 hit only
+            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],  # ranking 5, 4, 3, 2, 1, 0     target 0: last, a miss for k <= 5
+            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],  #                              target 1: 5th, a top-5 hit
+        ]
+    )
+    target = torch.tensor([1, 2, 0, 1])
+    assert accuracy(output, target, topk=(1, 2, 5)) == [25.0, 50.0, 75.0]
+    assert accuracy(output, target, topk=(6,)) == [100.0]
+
+
+def test_accuracy_matches_a_direct_count():
+    torch.manual_seed(0)
+    output, target = torch.randn(100, 10), torch.randint(0, 10, (100,))
+    top1, top5 = accuracy(output, target)
+    assert top1 == pytest.approx((output.argmax(1) == target).float().mean().item() * 100)
+    rank = (output > output.gather(1, target[:, None])).sum(1)  # how many classes score higher
+    assert top5 == pytest.approx((rank < 5).float().mean().item() * 100)
+
+
+def test_accuracy_explains_bad_input():
+    with pytest.raises(ValueError, match="only 3 classes"):
+        accuracy(torch.randn(2, 3), torch.tensor([0, 1]), topk=(1, 5))
+    with pytest.raises(ValueError, match=r"output \(N, C\) and target \(N,\)"):
+        accuracy(torch.randn(2, 3), torch.tensor([0, 1, 2]))
+
+
+def test_sgd_paper_step_is_the_papers_update_rule():
+    # v <- 0.9 v - 0.0005 lr w - lr grad;  w <- w + v   (weights); biases: no decay term
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    w0, b0 = layer.weight.detach().clone(), layer.bias.detach().clone()
+    opt = sgd_paper(layer, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(5, 4)
+    vw, vb = torch.zeros_like(w0), torch.zeros_like(b0)
+    w, b = w0.clone(), b0.clone()
+    for _ in range(3):
+        loss = layer(x).pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        gw, gb = layer.weight.grad.clone(), layer.bias.grad.clone()
+        opt.step()
+        vw = 0.9 * vw - 5e-4 * 0.1 * w - 0.1 * gw
+        vb = 0.9 * vb - 0.1 * gb
+        w, b = w + vw, b + vb
+        torch.testing.assert_close(layer.weight.detach(), w)
+        torch.testing.assert_close(layer.bias.detach(), b)
+    decays = sorted(g["weight_decay"] for g in opt.param_groups)
+    assert decays == [0.0, 5e-4]
+
+
+def test_loss_falls_when_overfitting_32_images():
+    data = _images(32)
+    torch.manual_seed(0)
+    model = build("cifar4", num_classes=4)
+    history = fit(model, data, data, epochs=25, lr=0.01, batch_size=8, device="cpu", seed=0, progress=False,
+                  weight_decay=0.0)
+    losses = history.column("train_loss")
+    assert losses[0] > 1.3  # about ln 4 = 1.386: chance
+    assert losses[-1] < 0.1 * losses[0]
+    assert history[-1]["val_err"] == 0.0  # every one of the 32 images memorised (eval mode)
+    assert set(history[0]) == {"epoch", "train_loss", "train_err", "val_err", "val_top5_err", "seconds"}
+
+
+def _run(seed_init, seed_fit, data):
+    torch.manual_seed(seed_init)
+    model = paper_head((3, 16, 16), num_classes=4, hidden=64, dropout=0.5)
+    history = fit(model, data, None, epochs=2, lr=0.01, batch_size=8, device="cpu", seed=seed_fit, progress=False,
+                  eval_train=True)
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history], model.state_dict()
+
+
+def test_seeds_make_runs_identical():
+    data = _images(32, size=16)
+    h1, s1 = _run(0, 0, data)
+    h2, s2 = _run(0, 0, data)
+    assert h1 == h2
+    for key in s1:
+        torch.testing.assert_close(s1[key], s2[key], rtol=0, atol=0)
+    h3, s3 = _run(0, 1, data)  # another shuffle and other dropout masks
+    assert not torch.equal(s1["classifier.0.weight"], s3["classifier.0.weight"])
+
+
+def test_error_rates_agree_with_accuracy():
+    data = _images(20, size=16)
+    torch.manual_seed(0)
+    model = paper_head((3, 16, 16), num_classes=4, hidden=32).eval()
+    mean, std = channel_stats(data.images)
+    rates = error_rates(model, data, batch_size=7, device="cpu", mean=mean, std=std)
+    x = (data.images.float() / 255 - mean[:, None, None]) / std[:, None, None]
+    with torch.no_grad():
+        top1, top5 = accuracy(model(x), data.labels, (1, 4))
+    assert rates["top1_err"] == pytest.approx(100 - top1)
+    assert rates["top5_err"] == pytest.approx(0.0)  # 4 classes: the top 4 always hold the target
+
+
+def test_channel_stats():
+    images = torch.zeros(2, 3, 2, 2, dtype=torch.uint8)
+    images[:, 1] = 255
+    images[0, 2] = 255  # channel 2: half 0, half 1
+    mean, std = channel_stats(images)
+    torch.testing.assert_close(mean, torch.tensor([0.0, 1.0, 0.5]))
+    assert std[2].item() == pytest.approx(torch.tensor([1.0] * 4 + [0.0] * 4).std().item())
+
+
+def test_augment_hook_is_applied():
+    data = _images(16, size=16)
+    seen = []
+
+    def flip(batch):
+        seen.append(batch.shape)
+        return batch.flip(-1)
+
+    torch.manual_seed(0)
+    fit(paper_head((3, 16, 16), 4, hidden=16), data, None, epochs=1, lr=0.01, batch_size=8, device="cpu", seed=0,
+        augment=flip, progress=False)
+    assert seen == [(8, 3, 16, 16), (8, 3, 16, 16)]
+
+
+def test_fit_explains_bad_input():
+    data = _images(8)
+    model = build("cifar4", num_classes=4)
+    bad = SimpleNamespace(images=data.images.float(), labels=data.labels)
+    with pytest.raises(TypeError, match="uint8"):
+        fit(model, bad, None, epochs=1, lr=0.01, batch_size=4, device="cpu")
+    with pytest.raises(ValueError, match="num_classes=10"):
+        fit(build("cifar4", num_classes=4), SimpleNamespace(images=data.images, labels=data.labels * 3), None,
+            epochs=1, lr=0.01, batch_size=4, device="cpu")
+    with pytest.raises(ValueError, match="lr must be"):
+        fit(model, data, None, epochs=1, lr=-1.0, batch_size=4, device="cpu")
+    with pytest.raises(TypeError, match=r"\.images and \.labels"):
+        fit(model, data.images, None, epochs=1, lr=0.01, batch_size=4, device="cpu")
+
+
+def test_history_helpers():
+    history = History([{"epoch": 1, "val_err": 50.0}, {"epoch": 2, "val_err": 40.0}])
+    assert history.column("val_err") == [50.0, 40.0]
+    with pytest.raises(KeyError, match="has: epoch, val_err"):
+        history.column("top5")
+    assert history.table().splitlines()[0].split() == ["epoch", "val_err"]
+
+
+def test_demo_settings():
+    assert demo_settings("relu_vs_tanh", "smoke")["epochs"] >= 1
+    with pytest.raises(KeyError, match="the demos are"):
+        demo_settings("lrn", "smoke")
