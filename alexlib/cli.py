@@ -78,7 +78,14 @@ def _summary(args) -> int:
     from alexlib.model import build, format_summary
 
     model = build(args.variant, num_classes=args.num_classes)
-    print(format_summary(model, input_size=(3, args.image_size, args.image_size)))
+    size = args.image_size or (32 if args.variant == "cifar4" else 224)
+    try:
+        table = format_summary(model, input_size=(3, size, size))
+    except RuntimeError as exc:  # a size the layers cannot take: say which sizes work
+        print(f"error: {args.variant} cannot take a {size}x{size} input ({str(exc).splitlines()[0]}). "
+              "cifar4 takes 32; the ImageNet variants take 224 or 227.", file=sys.stderr)
+        return 2
+    print(table)
     return 0
 
 
@@ -161,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("summary", help="the layer table of a model variant")
     p.add_argument("--variant", default="paper")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--image-size", type=int, help="default: 224, or 32 for cifar4")
+    p.add_argument("--num-classes", type=int, help="default: 1000 (ImageNet), 10 for cifar4")
     p.set_defaults(run=_summary)
 
     p = sub.add_parser("train", help="train a variant with the paper's recipe (resumable)")

@@ -134,3 +134,28 @@ def features(model: nn.Module, images: torch.Tensor, stats: DatasetStats, layer:
         hook.remove()
         model.train(was_training)
     return torch.cat(captured)
+
+
+def views_and_ensembles(models: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor,
+                        stats: DatasetStats, *, crop: int = PAPER_CROP, device="auto",
+                        names: Sequence[str] | None = None) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """Top-1/top-5 error of each network with one centre view and with ten views, and of their
+    average (the paper's ensembles). Returns the table rows and the probabilities by row name
+    (``"<name> center"``, ``"<name> ten"``, ``"ensemble of N center"``, ...). Paper: sections 4.1 and 6."""
+    names = list(names or [f"net {i + 1}" for i in range(len(models))])
+    rows: list[dict] = []
+    probs: dict[str, torch.Tensor] = {}
+    per_view: dict[str, list[torch.Tensor]] = {"center": [], "ten": []}
+    for name, model in zip(names, models):
+        for views in ("center", "ten"):
+            p = predict(model, images, stats, views=views, crop=crop, device=device)
+            per_view[views].append(p)
+            probs[f"{name} {views}"] = p
+            rows.append({"model": name, "views": views, **topk_errors(p, labels)})
+    if len(models) > 1:
+        for views in ("center", "ten"):
+            name = f"ensemble of {len(models)}"
+            p = ensemble(per_view[views])
+            probs[f"{name} {views}"] = p
+            rows.append({"model": name, "views": views, **topk_errors(p, labels)})
+    return rows, probs

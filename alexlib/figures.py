@@ -630,3 +630,279 @@ def training_curves(runs: dict[str, list[dict]], title: str | None = None) -> pl
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def confusion_figure(matrix: torch.Tensor, classes: list[str], title: str | None = None) -> plt.Figure:
+    """A confusion matrix ``(C, C)`` (rows: true class, columns: predicted) as a heat map with counts,
+    and each class's top-1 error beside it."""
+    matrix = matrix.detach().cpu()
+    c = len(classes)
+    fig, (ax, bar) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [3, 1.2]})
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    ax.set_xticks(range(c), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(c), classes, fontsize=8)
+    ax.set(xlabel="predicted class", ylabel="true class")
+    peak = max(1, int(matrix.max()))
+    for i in range(c):
+        for j in range(c):
+            if matrix[i, j]:
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > peak / 2 else "black")
+    totals = matrix.sum(dim=1).clamp_min(1)
+    errors = 100 * (1 - matrix.diag() / totals)
+    bar.barh(range(c), errors.numpy(), color="C3")
+    bar.set_yticks(range(c), [])
+    bar.invert_yaxis()
+    bar.set(xlabel="top-1 error (%)", xlim=(0, 100))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def traffic_per_layer(rows, batch_size: int = 128, title: str | None = None) -> plt.Figure:
+    """The activations that cross between the paper's two GPUs, layer by layer: per image (KiB, left)
+    and per training step of ``batch_size`` images, forward plus backward (MiB, right).
+
+    ``rows``: ``alexlib.parallel.Transfer`` rows (``layer``, ``bytes`` per image, forward), as
+    ``alexlib.parallel.cross_device_traffic`` counts them. Paper: section 3.2."""
+    names = [r.layer for r in rows]
+    per_image = [r.bytes / 1024 for r in rows]
+    per_step = [2 * batch_size * r.bytes / 2**20 for r in rows]  # forward + backward
+    colours = ["0.6" if n.startswith("lrn") else ("C0" if n.startswith("conv") else "C1") for n in names]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    panels = [("KiB per image, forward", per_image, "{:,.1f}"),
+              (f"MiB per step of {batch_size} images, forward + backward", per_step, "{:,.1f}")]
+    for ax, (label, values, fmt) in zip(axes, panels):
+        bars = ax.barh(names, values, color=colours)
+        for bar, v in zip(bars, values):
+            ax.annotate(fmt.format(v), (v, bar.get_y() + bar.get_height() / 2), va="center", fontsize=8,
+                        xytext=(3, 0), textcoords="offset points")
+        ax.set_title(f"{label} (total {fmt.format(sum(values))})", fontsize=9)
+        ax.invert_yaxis()
+        ax.margins(x=0.25)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def parallelism_costs(rows, title: str | None = None) -> plt.Figure:
+    """Where data parallelism and model parallelism each win, per conv/fc layer.
+
+    Left: each layer's share of the multiply-accumulates and of the parameters. Right: the bytes one
+    training step moves for that layer under data parallelism (all-reduce of its gradients) and under
+    the two-tower model parallelism (its activations forward and their gradients backward), on a log
+    scale. ``rows``: ``alexlib.parallel.CommRow`` (``name``, ``params``, ``macs``,
+    ``data_parallel_bytes``, ``model_parallel_bytes``). Krizhevsky 2014, "One weird trick"."""
+    names = [r.name for r in rows]
+    x = list(range(len(rows)))
+    w = 0.38
+    total_macs, total_params = sum(r.macs for r in rows), sum(r.params for r in rows)
+    fig, (ax_share, ax_comm) = plt.subplots(1, 2, figsize=(12, 3.6))
+    ax_share.bar([i - w / 2 for i in x], [100 * r.macs / total_macs for r in rows], w, label="compute (MACs)")
+    ax_share.bar([i + w / 2 for i in x], [100 * r.params / total_params for r in rows], w, label="parameters")
+    ax_share.set(ylabel="share of the whole net (%)", title="work vs weights, per layer")
+    dp = [r.data_parallel_bytes / 2**20 for r in rows]
+    mp = [r.model_parallel_bytes / 2**20 for r in rows]
+    ax_comm.bar([i - w / 2 for i in x], dp, w, color="C2", label="data parallel: gradients all-reduced")
+    ax_comm.bar([i + w / 2 for i in x], mp, w, color="C3", label="model parallel: activations exchanged")
+    ax_comm.set(ylabel="MiB per training step", yscale="log", title="communication per step, per layer")
+    bottom = ax_comm.get_ylim()[0]
+    for i, v in enumerate(mp):
+        if v == 0:  # nothing to draw on a log scale: say so
+            ax_comm.annotate("none", (i + w / 2, bottom), ha="center", va="bottom", fontsize=7, color="C3",
+                             xytext=(0, 2), textcoords="offset points", rotation=90)
+    for ax in (ax_share, ax_comm):
+        ax.set_xticks(x, names, fontsize=8)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's figures 1, 3 and 4 (chapters 10-12; the experiments are in alexlib.experiments)
+
+
+def relu_vs_tanh(curves: dict[str, dict[int, list[float]]], threshold: float = 25.0,
+                 title: str | None = None) -> plt.Figure:
+    """Figure 1: training error per epoch of the ReLU net (solid) and the tanh net (dashed), one
+    line per seed, with the ``threshold`` level marked. ``curves``: activation -> seed -> errors
+    (%) after epochs 0, 1, 2, ... (``alexlib.experiments.summarise_figure1(...)["curves"]``).
+    Paper: section 3.1, Figure 1."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    styles = {"relu": ("-", "C0", "ReLU"), "tanh": ("--", "C3", "tanh")}
+    for activation, by_seed in curves.items():
+        ls, colour, name = styles.get(activation, (":", "C2", activation))
+        for n, (seed, errors) in enumerate(sorted(by_seed.items())):
+            ax.plot(range(len(errors)), errors, ls, color=colour, lw=1.6 if n == 0 else 0.9, alpha=1 if n == 0 else 0.6,
+                    label=f"{name} ({len(by_seed)} seed{'s' if len(by_seed) > 1 else ''})" if n == 0 else None)
+    ax.axhline(threshold, color="0.3", lw=0.8, ls=":")
+    ax.annotate(f"{threshold:g}% training error", (0, threshold), textcoords="offset points", xytext=(4, 3),
+                fontsize=8, color="0.3")
+    ax.set(xlabel="epochs", ylabel="training error (%)", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def lr_search(runs: list[dict], chosen: dict[str, float], title: str | None = None) -> plt.Figure:
+    """The learning-rate search of Figure 1: for each activation and each rate tried, the training
+    error per epoch (one panel per activation, the chosen rate drawn bold). ``runs``: the
+    ``role == "search"`` runs of ``alexlib.experiments.run_figure1``. Paper: section 3.1."""
+    activations = [a for a in ("relu", "tanh") if any(r["activation"] == a for r in runs)]
+    fig, axes = plt.subplots(1, len(activations), figsize=(4.2 * len(activations), 3.4), sharey=True, squeeze=False)
+    for ax, activation in zip(axes[0], activations):
+        mine = sorted((r for r in runs if r["activation"] == activation and r["role"] == "search"), key=lambda r: r["lr"])
+        for k, r in enumerate(mine):
+            errors = [h["train_err"] for h in r["history"]]
+            bold = r["lr"] == chosen.get(activation)
+            label = f"lr {r['lr']:g}" + (" (chosen)" if bold else "") + (" diverged" if r["history"][-1]["diverged"] else "")
+            ax.plot(range(len(errors)), errors, color=f"C{k}", lw=2.2 if bold else 1.0, label=label)
+        ax.set(title=activation, xlabel="epochs", ylim=(0, 100))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("training error (%)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _kernel_tiles(kernels: torch.Tensor) -> torch.Tensor:
+    """(K, 3, h, w) weights -> (K, 3, h, w) in [0, 1] for display: each kernel scaled by its own
+    largest absolute weight around grey 0.5, so zero stays grey and colour is not distorted."""
+    k = kernels.detach().float().cpu()
+    peak = k.flatten(1).abs().amax(dim=1).clamp_min(1e-12)[:, None, None, None]  # (K, 1, 1, 1)
+    return 0.5 + 0.5 * k / peak
+
+
+def conv1_kernels(kernels: torch.Tensor, towers: int = 1, ncols: int = 16, title: str | None = None,
+                  tower_labels: list[str] | None = None, size: float = 0.55) -> plt.Figure:
+    """Figure 3: conv1 kernels (K, 3, h, w) drawn as RGB tiles, ``ncols`` per row; with ``towers=2``
+    the first K/2 (GPU 1) and the last K/2 (GPU 2) are drawn as two separate blocks of rows, as in
+    the paper (48 per GPU: three rows of 16 each). Paper: section 6.1, Figure 3."""
+    if kernels.dim() != 4 or kernels.shape[1] != 3:
+        raise ValueError(f"conv1_kernels() wants RGB kernels (K, 3, h, w); got {tuple(kernels.shape)}")
+    tiles = _kernel_tiles(kernels)
+    blocks = tiles.chunk(towers, dim=0)
+    labels = tower_labels or ([f"GPU {t + 1}" for t in range(towers)] if towers > 1 else [None])
+    rows = [math.ceil(len(b) / ncols) for b in blocks]
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(ncols * size, sum(rows) * size + 0.45 * len(blocks) + 0.3),
+                             squeeze=False, gridspec_kw={"height_ratios": rows})
+    h, w = kernels.shape[-2:]
+    for ax, block, label in zip(axes[:, 0], blocks, labels):
+        n_rows = math.ceil(len(block) / ncols)
+        # one mosaic per block with a 1-pixel white gutter between kernels
+        mosaic = torch.ones(3, n_rows * (h + 1) - 1, ncols * (w + 1) - 1)
+        for i, tile in enumerate(block):
+            r, c = divmod(i, ncols)
+            mosaic[:, r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = tile
+        ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.axis("off")
+        if label:
+            ax.set_title(label, fontsize=9, loc="left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def colour_scores(scores: dict[str, torch.Tensor], title: str | None = None) -> plt.Figure:
+    """The colour-selectivity score of every kernel (``alexlib.experiments.colour_selectivity``), one
+    row of dots per group (e.g. "seed 0, GPU 1"), its mean marked with a bar; 2/3 is where random
+    kernels sit. Paper: section 6.1, Figure 3."""
+    labels = list(scores)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(labels) + 1.2))
+    g = torch.Generator().manual_seed(0)
+    for row, label in enumerate(labels):
+        s = scores[label].detach().float().cpu()
+        jitter = (torch.rand(len(s), generator=g) - 0.5) * 0.35
+        ax.scatter(s.numpy(), (row + jitter).numpy(), s=9, color=f"C{row % 10}", alpha=0.75)
+        ax.plot([s.mean().item()] * 2, [row - 0.3, row + 0.3], color="k", lw=2)
+    ax.axvline(2 / 3, color="0.5", lw=0.8, ls=":")
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set(xlim=(0, 1), ylim=(len(labels) - 0.5, -0.5),
+           xlabel="colour selectivity (0: grey, 1: pure colour contrast; dotted: random kernels)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def top5_bars(images: torch.Tensor, top_classes, top_probs, labels, classes: list[str], ncols: int = 4,
+              title: str | None = None) -> plt.Figure:
+    """Figure 4 (left): each image with its five most probable classes as horizontal bars; the bar
+    of the true class is red, and the true label is written under the image.
+    ``images`` (N, 3, H, W); ``top_classes``/``top_probs`` (N, 5); ``labels`` (N,).
+    Paper: section 6.1, Figure 4."""
+    n = len(images)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(3.0 * ncols, 4.1 * nrows),
+                             gridspec_kw={"height_ratios": [2.2, 1.3] * nrows}, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        ax_img, ax_bar = axes[2 * r, c], axes[2 * r + 1, c]
+        ax_img.imshow(_to_hwc(images[i]))
+        ax_img.set_title(classes[int(labels[i])], fontsize=9)
+        ax_bar.axis("on")
+        cls = [int(x) for x in top_classes[i]]
+        probs = [float(p) for p in top_probs[i]]
+        colours = ["C3" if k == int(labels[i]) else "C0" for k in cls]
+        ax_bar.barh(range(len(cls)), probs, color=colours)
+        ax_bar.set_yticks(range(len(cls)), [classes[k][:18] for k in cls], fontsize=7)
+        ax_bar.set_xlim(0, 1)
+        ax_bar.invert_yaxis()
+        ax_bar.tick_params(axis="x", labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def neighbour_rows(queries: torch.Tensor, neighbours: dict[str, torch.Tensor], title: str | None = None,
+                   size: float = 0.95) -> plt.Figure:
+    """Figure 4 (right): each query image (first column), then for each retrieval space (e.g.
+    "fc7", "pixels") its nearest training images in order. ``queries`` (Q, 3, H, W); ``neighbours``:
+    label -> (Q, k, 3, H, W). Paper: section 6.1, Figure 4."""
+    spaces = list(neighbours)
+    q = len(queries)
+    k = neighbours[spaces[0]].shape[1]
+    ncols = 1 + len(spaces) * (k + 1) - 1
+    fig, axes = plt.subplots(q, ncols, figsize=(ncols * size, q * size + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(q):
+        axes[i, 0].imshow(_to_hwc(queries[i]))
+        col = 1
+        for s, space in enumerate(spaces):
+            if s > 0:
+                col += 1  # an empty column between the spaces
+            for j in range(k):
+                axes[i, col + j].imshow(_to_hwc(neighbours[space][i, j]))
+                if i == 0 and j == 0:
+                    axes[i, col + j].set_title(f"nearest in {space} \u2192", fontsize=8, loc="left")
+            col += k
+    axes[0, 0].set_title("query", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -41,3 +41,15 @@ def test_a_damaged_dataset_is_reported_not_a_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "Traceback" not in result.stderr + result.stdout
     assert "problem:" in result.stdout and "truncated or corrupt" in result.stdout
+
+
+def test_summary_prints_the_layer_table_and_the_parameter_count(capsys):
+    assert main(["summary", "--variant", "paper"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "parameters: 60,965,224"
+    assert main(["summary", "--variant", "onegpu2014", "--image-size", "227"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 61,100,840"
+    assert main(["summary", "--variant", "cifar4"]) == 0  # 32x32 and 10 classes by default
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 89,578"
+    assert main(["summary", "--variant", "cifar4", "--image-size", "224"]) == 2
+    assert "cannot take a 224x224 input" in capsys.readouterr().err
