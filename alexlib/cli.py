@@ -107,6 +107,12 @@ def _train(args) -> int:
             import torch
 
             local = int(os.environ.get("LOCAL_RANK", 0))
+            if local >= torch.cuda.device_count():
+                from alexlib.train import TrainingError
+
+                raise TrainingError(
+                    f"torchrun started more processes on this machine than it has GPUs ({torch.cuda.device_count()}): "
+                    "use --nproc_per_node equal to the number of GPUs, or --device cpu for a CPU (gloo) run.")
             torch.cuda.set_device(local)
             settings.device = f"cuda:{local}"
     try:

@@ -566,6 +566,9 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
     loader = GPULoader(train, stats=stats, batch_size=settings.batch_size, crop=settings.crop, train=True,
                        device=device, seed=settings.seed, flip=settings.flip,
                        alpha_std=PCA_ALPHA_STD if settings.pca_colour else 0.0)
+    if len(loader) == 0:
+        raise TrainingError(f"{len(train)} training images make no full batch of {settings.batch_size}: use "
+                            f"--batch-size {max(1, len(train) // 2)} or fewer, or more images per class.")
     history: list[dict] = []
     start_epoch = 1
     if checkpoint is not None:

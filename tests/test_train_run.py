@@ -205,3 +205,9 @@ def test_bad_resume_is_a_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "alexlib", "evaluate", "--checkpoint", str(tmp_path / "none.pt")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no checkpoint at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_too_few_images_for_one_batch_is_a_message(shared_data, tmp_path):
+    settings = RunSettings(**{**CIFAR, "train_per_class": 2}, epochs=1, data_root=str(shared_data), device="cpu")
+    with pytest.raises(TrainingError, match="make no full batch of 32.*--batch-size 10"):
+        train_run(settings, tmp_path / "run", progress=False)
