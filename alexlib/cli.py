@@ -6,6 +6,8 @@
     python -m alexlib train --dataset imagenette --variant paper --scale smoke --out runs/x [--resume]
     python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
     python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
+    python -m alexlib ledger run --scale full   the ablations behind the paper-claims ledger (resumable)
+    python -m alexlib ledger table              the ledger, generated from results/
 """
 
 from __future__ import annotations
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="then check every page in headless Chromium")
     p.add_argument("--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)")
     p.set_defaults(run=_book)
+
+    from alexlib.ledger import add_arguments as add_ledger_arguments
+
+    add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger (its own error handling)
 
     args = parser.parse_args(argv)
     from alexlib.book import BookError

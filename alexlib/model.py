@@ -28,6 +28,10 @@ Variants (``VARIANTS``):
 ``cifar4``
     A four-layer (three conv + one fc) net for 32x32 CIFAR-10 with a choice of activation, for the
     paper's Figure 1 (section 3.1).
+``paper-nolrn``, ``paper-pool2``
+    ``paper`` without LRN (section 3.3), and with non-overlapping z=2, s=2 pooling (section 3.4):
+    the ablations of the paper-claims ledger (``alexlib.ledger``). ``build("paper", lrn=False)``
+    and ``build("paper", pool=(2, 2))`` give the same nets.
 """
 
 from __future__ import annotations
@@ -154,9 +158,26 @@ def _lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 
-def _pool() -> nn.MaxPool2d:
-    # overlapping pooling: z = 3, s = 2 (Paper: section 3.4)
-    return nn.MaxPool2d(kernel_size=3, stride=2)
+def _pool(size: int = 3, stride: int = 2) -> nn.MaxPool2d:
+    # overlapping pooling: z = 3, s = 2 (Paper: section 3.4); z = s = 2 is the traditional,
+    # non-overlapping pooling the paper compares it with
+    return nn.MaxPool2d(kernel_size=size, stride=stride)
+
+
+def _pooled(n: int, size: int, stride: int) -> int:
+    # a max pool's output width without padding: floor((n - z) / s) + 1
+    return (n - size) // stride + 1
+
+
+def _check_pool(pool) -> tuple[int, int]:
+    """``pool`` as ``(z, s)`` ints with ``1 <= s <= z``, or a clear error."""
+    if (not isinstance(pool, (tuple, list)) or len(pool) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pool)):
+        raise ValueError(f"pool must be (size z, stride s), e.g. (3, 2) (the paper) or (2, 2); got {pool!r}")
+    z, s = pool
+    if not 1 <= s <= z <= 7:
+        raise ValueError(f"pool (z={z}, s={s}) must have 1 <= s <= z <= 7; the paper compares (3, 2) with (2, 2)")
+    return z, s
 
 
 def _fc_head(in_features: int, hidden: int, num_classes: int, p: float, *, paper_order: bool) -> nn.Sequential:
@@ -214,11 +235,13 @@ def _five_convs(
     edge_pad: bool = True,
     conv1_padding: int = 0,
     lrn_before_relu1: bool = False,
+    pool: tuple[int, int] = (3, 2),
 ) -> nn.Sequential:
     """The five conv layers of the AlexNet family.
 
     ``norm``: "lrn" (after ReLU of conv1 and conv2), "bn" (BatchNorm after every ReLU, as the seed
     tutorials have it), or "none". ``p_features``: dropout after each pool (the ``bn`` variant).
+    ``pool``: (size z, stride s) of the three max pools, (3, 2) in the paper.
     Shapes (paper widths, 224 input): (B,3,224,224) -> pad (B,3,227,227) -> conv1 (B,96,55,55)
     -> pool1 (B,96,27,27) -> conv2 (B,256,27,27) -> pool2 (B,256,13,13) -> conv3 (B,384,13,13)
     -> conv4 (B,384,13,13) -> conv5 (B,256,13,13) -> pool5 (B,256,6,6).
@@ -236,14 +259,14 @@ def _five_convs(
         return block
 
     def pool_block() -> list[nn.Module]:
-        return [_pool()] + ([nn.Dropout(p_features)] if p_features > 0 else [])
+        return [_pool(*pool)] + ([nn.Dropout(p_features)] if p_features > 0 else [])
 
     if edge_pad:
         layers.append(EdgePad(kernel_size=11, stride=4))
     layers.append(nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=conv1_padding, groups=g1))  # (B, 96, 55, 55)
     if lrn_before_relu1:
         # the code's order: conv1 -> LRN on the raw conv output -> pool1 -> ReLU
-        layers += [_lrn(), _pool(), nn.ReLU(inplace=True)]
+        layers += [_lrn(), _pool(*pool), nn.ReLU(inplace=True)]
     else:
         layers += after_conv(c1, lrn=True) + pool_block()  # (B, 96, 27, 27)
     layers.append(nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=g2))  # (B, 256, 27, 27)
@@ -261,7 +284,14 @@ def _five_convs(
 # The variants
 
 
-def _paper(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+def _paper(
+    num_classes: int = 1000,
+    *,
+    dropout: float = 0.5,
+    init: bool = True,
+    lrn: bool = True,
+    pool: tuple[int, int] = (3, 2),
+) -> AlexNet:
     """The paper's two-tower AlexNet (Paper: section 3, Figure 2): 60,965,224 parameters.
 
     The two GPUs are ``groups=2`` convolutions: conv2, conv4 and conv5 see only their own tower's
@@ -271,11 +301,39 @@ def _paper(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) 
     LRN1, LRN2 and conv5; dropout on the outputs of fc6 and fc7. A 224 input is zero-padded on the
     right and bottom as cuda-convnet does (:class:`EdgePad`); a 227 input passes unpadded.
     ``init=True`` applies :func:`paper_init_`.
+
+    Switches for the paper's ablations (the parameter count does not change):
+
+    - ``lrn=False`` leaves out both LRN layers (Paper: section 3.3, "-1.4% top-1, -1.2% top-5");
+    - ``pool=(2, 2)``: non-overlapping pooling z=2, s=2 instead of z=3, s=2 (section 3.4). The
+      widths stay 55 -> 27 -> 13 -> 6, because floor((55-2)/2)+1 = 27, floor((27-2)/2)+1 = 13 and
+      floor((13-2)/2)+1 = 6: each pool drops the last row and column, which no window covers.
+      A pool whose last map is not 6x6 gets torchvision's ``AdaptiveAvgPool2d((6, 6))`` in the
+      ``avgpool`` slot, so fc6 always reads 9216 features.
     """
-    features = _five_convs((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn")
+    z, s = _check_pool(pool)
+    features = _five_convs((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn" if lrn else "none", pool=(z, s))
     classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
-    model = AlexNet(features, classifier, variant="paper", towers=2)
+    # conv1 gives 55x55 (224 padded to 227); then three pools with the convs in between keeping the size
+    side = _pooled(_pooled(_pooled(55, z, s), z, s), z, s)
+    if side < 1:
+        raise ValueError(f"pool (z={z}, s={s}) shrinks conv1's 55x55 maps to nothing; use (3, 2) or (2, 2)")
+    avgpool = None if side == 6 else nn.AdaptiveAvgPool2d((6, 6))
+    name = "paper" + ("" if lrn else "-nolrn") + ("" if (z, s) == (3, 2) else "-pool2" if (z, s) == (2, 2) else f"-pool{z}s{s}")
+    model = AlexNet(features, classifier, avgpool=avgpool, variant=name, towers=2)
     return paper_init_(model) if init else model
+
+
+def _paper_nolrn(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+    """``paper`` without its two LRN layers: the ablation of Paper section 3.3 (same 60,965,224
+    parameters; LRN has none)."""
+    return _paper(num_classes, dropout=dropout, init=init, lrn=False)
+
+
+def _paper_pool2(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+    """``paper`` with non-overlapping max pooling z=2, s=2 in place of z=3, s=2: the ablation of
+    Paper section 3.4. Same parameters and the same 55 -> 27 -> 13 -> 6 widths (see :func:`_paper`)."""
+    return _paper(num_classes, dropout=dropout, init=init, pool=(2, 2))
 
 
 def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
@@ -451,6 +509,8 @@ _BUILDERS: dict[str, Callable[..., AlexNet]] = {
     "onegpu2014": _onegpu2014,
     "bn": _bn,
     "cifar4": _cifar4,
+    "paper-nolrn": _paper_nolrn,
+    "paper-pool2": _paper_pool2,
 }
 VARIANTS: tuple[str, ...] = tuple(_BUILDERS)
 
@@ -461,7 +521,8 @@ def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
     ``num_classes`` defaults to 1000 (ImageNet), or 10 for ``cifar4``. Keyword options:
     ``dropout`` (p, default 0.5; 0.0 for ``cifar4``), ``init`` (apply the paper's init; on by
     default for ``paper``, ``paper-code`` and ``half``), for ``cifar4`` also ``activation``
-    ("relu" | "tanh") and ``hidden``, for ``bn`` also ``dropout_features``.
+    ("relu" | "tanh") and ``hidden``, for ``bn`` also ``dropout_features``, for ``paper`` also
+    ``lrn`` (bool) and ``pool`` ((size, stride), default (3, 2)).
 
     Paper: section 3.
     """
@@ -542,7 +603,8 @@ def _need_towers(model: nn.Module) -> None:
     if not isinstance(model, AlexNet) or model.towers < 2:
         variant = getattr(model, "variant", type(model).__name__)
         raise ValueError(
-            f"{variant} has a single tower; only the two-GPU variants ('paper', 'paper-code') have two"
+            f"{variant} has a single tower; only the two-GPU variants ('paper', 'paper-code', 'paper-nolrn', "
+            "'paper-pool2') have two"
         )
 
 

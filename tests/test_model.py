@@ -285,9 +285,9 @@ def test_cifar4_hidden_head_with_dropout():
 
 
 def test_unknown_variant_lists_known_ones():
-    with pytest.raises(ValueError, match="known variants are: paper, paper-code, half, onegpu2014, bn, cifar4"):
+    with pytest.raises(ValueError, match="known variants are: paper, paper-code, half, onegpu2014, bn, cifar4, paper-nolrn, paper-pool2"):
         build("resnet")
-    assert VARIANTS == ("paper", "paper-code", "half", "onegpu2014", "bn", "cifar4")
+    assert VARIANTS == ("paper", "paper-code", "half", "onegpu2014", "bn", "cifar4", "paper-nolrn", "paper-pool2")
 
 
 def test_bad_options_and_inputs_are_explained(paper):
@@ -323,3 +323,61 @@ def test_layer_cost_figure_draws_the_summary(paper):
     assert [t.get_text() for t in params_panel.get_xticklabels()] == [f"conv{i}" for i in range(1, 6)] + ["fc6", "fc7", "fc8"]
     # two towers: 2 x 7 per-GPU boxes (conv1-fc7) + the input and fc8 boxes
     assert len(two_towers().axes[0].patches) == 16
+
+
+# ---------------------------------------------------------------------------------------------
+# the ablation switches of the paper-claims ledger: no LRN (section 3.3), z=2, s=2 pooling (section 3.4)
+
+
+@pytest.mark.parametrize("variant, options", [("paper-nolrn", {}), ("paper-pool2", {}),
+                                              ("paper", {"lrn": False}), ("paper", {"pool": (2, 2)})])
+def test_ablation_switches_keep_the_parameter_count(variant, options):
+    model = build(variant, **options)
+    # LRN and max pooling have no parameters: the ablations compare nets of the same size
+    assert count_parameters(model) == 60_965_224
+    assert model.towers == 2
+
+
+def test_no_lrn_variant_has_no_lrn_and_otherwise_the_paper_layers(paper):
+    names = [n for n, _ in layer_names(build("paper-nolrn"))]
+    assert not [n for n in names if n.startswith("lrn")]
+    assert names == [n for n, _ in layer_names(paper) if not n.startswith("lrn")]
+    assert build("paper", lrn=False).variant == "paper-nolrn"
+
+
+def test_pool2_keeps_the_widths_55_27_13_6():
+    model = build("paper-pool2")
+    pools = [m for _, m in layer_names(model) if isinstance(m, nn.MaxPool2d)]
+    assert [(p.kernel_size, p.stride) for p in pools] == [(2, 2)] * 3
+    rows = layer_summary(model)
+    # floor((55 - 2) / 2) + 1 = 27, floor((27 - 2) / 2) + 1 = 13, floor((13 - 2) / 2) + 1 = 6
+    assert [r.output_shape for r in rows if r.kind == "MaxPool2d"] == [(96, 27, 27), (256, 13, 13), (256, 6, 6)]
+    assert isinstance(model.avgpool, nn.Identity)  # no adaptive pool needed: fc6 reads 9216 features
+    assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 1000)
+    assert build("paper", pool=(2, 2)).variant == "paper-pool2"
+
+
+def test_ablation_variants_share_the_paper_weights_layout(paper):
+    # the same learned tensors in the same order (without LRN the module indices shift, the shapes do not)
+    shapes = [tuple(v.shape) for v in paper.state_dict().values()]
+    for variant in ("paper-nolrn", "paper-pool2"):
+        assert [tuple(v.shape) for v in build(variant).state_dict().values()] == shapes
+
+
+def test_pool2_on_a_max_pool_reference():
+    # z=2, s=2 on a 55x55 map equals torch's max pool over the first 54 rows and columns in 2x2 blocks
+    x = torch.randn(1, 96, 55, 55)
+    pool = [m for _, m in layer_names(build("paper-pool2")) if isinstance(m, nn.MaxPool2d)][0]
+    expected = x[..., :54, :54].unfold(2, 2, 2).unfold(3, 2, 2).amax(dim=(-1, -2))  # (1, 96, 27, 27)
+    torch.testing.assert_close(pool(x), expected)
+
+
+def test_a_pool_that_misses_6x6_gets_the_adaptive_pool_and_bad_pools_are_explained():
+    model = build("paper", pool=(3, 3))  # 55 -> 18 -> 6 -> 2: fc6 still needs 6x6
+    assert isinstance(model.avgpool, nn.AdaptiveAvgPool2d)
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+    assert count_parameters(model) == 60_965_224
+    with pytest.raises(ValueError, match=r"pool must be \(size z, stride s\)"):
+        build("paper", pool=3)
+    with pytest.raises(ValueError, match="1 <= s <= z"):
+        build("paper", pool=(2, 3))

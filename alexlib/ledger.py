@@ -1,0 +1,843 @@
+"""The paper-claims ledger: an ablation runner, and a table of the paper's quantitative claims
+generated from the result files under ``results/`` (never typed by hand).
+
+    python -m alexlib ledger run --scale full --seeds 3 --budget-s 540     # on a GPU; resumable
+    python -m alexlib ledger table                                        # the ledger, from results/
+
+    from alexlib.ledger import run_ledger, ledger_rows, ledger_markdown, effects_figure
+    rows = ledger_rows()                       # one LedgerRow per claim, measured or unmeasured
+    print(ledger_markdown(rows))               # the table the claims chapter shows
+
+The runner trains one base configuration (the ``paper`` net on Imagenette with the paper's recipe,
+:class:`alexlib.train.RunSettings`) and one switch per claim (:data:`ABLATIONS`), each over several
+seeds, with :func:`alexlib.train.train_run`. Every run is a folder::
+
+    <results>/ledger/<ablation>/seed<k>/settings.json    settings + provenance (GPU, commit, date)
+                                        metrics.jsonl    one line per epoch
+                                        summary.json     scale, final metrics, wall time, checkpoint sha256
+                                        views.json       (base only) centre crop vs ten views
+                                        checkpoint.pt    large: never committed
+    <results>/ledger/base/ensemble.json                  the base seeds averaged (the paper's CNN ensembles)
+    <results>/figure3/<scale>-paper-s<k>/conv1.pt        the base nets' conv1 kernels (Figure 3's layout)
+    <results>/figure1/<scale>-...                        ReLU vs tanh (alexlib.experiments' Figure 1 runs)
+
+Runs at smoke scale carry ``"scale": "smoke"`` in their ``summary.json`` and go elsewhere
+(``_build/ledger-smoke`` by default): the ledger refuses them, so a smoke number can never be
+shown as a measurement. Claims 1 and 9 are measured by :mod:`alexlib.experiments` (Figures 1 and 3).
+
+Paper: sections 3.1-3.5, 4.1, 4.2 and 6 (every claim is listed with its section in :data:`CLAIMS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .config import SCALES, results_dir
+from .train import RunSettings, TrainingError, provenance, read_metrics, train_run
+
+__all__ = [
+    "Ablation", "ABLATIONS", "PRESETS", "FIGURE_JOBS", "Claim", "CLAIMS", "LedgerRow", "LedgerError",
+    "settings_for", "run_ledger", "smoke_root", "read_run", "ledger_rows", "ledger_markdown", "effects_figure",
+    "add_arguments", "main",
+]
+
+
+class LedgerError(RuntimeError):
+    """A ledger command that cannot go on (unknown ablation, bad folder), with what to do instead."""
+
+
+# ==============================================================================================
+# The ablations: one base configuration, one switch per claim
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One configuration of the runner: ``overrides`` of :class:`RunSettings` applied to the base.
+    A model switch is a registered variant name (``paper-nolrn``, ``paper-pool2``, ``half``), so
+    every run is a plain ``train_run`` that ``RunSettings(variant=...)`` can reproduce."""
+
+    name: str
+    overrides: dict
+    what: str
+
+
+ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
+    Ablation("base", {}, "the paper's net and recipe: two towers, LRN, z=3 s=2 pooling, PCA colour, dropout"),
+    Ablation("no-lrn", {"variant": "paper-nolrn"}, "without local response normalisation (section 3.3)"),
+    Ablation("pool2", {"variant": "paper-pool2"}, "non-overlapping pooling z=2, s=2 (section 3.4)"),
+    Ablation("half", {"variant": "half"}, "one tower with half the conv kernels (section 3.2)"),
+    Ablation("no-pca", {"pca_colour": False}, "without PCA colour augmentation (section 4.1)"),
+    Ablation("no-dropout", {"dropout": 0.0}, "without dropout in fc6 and fc7 (section 4.2)"),
+)}
+
+# Jobs run by alexlib.experiments rather than by train_run (claim 1: Figure 1 on CIFAR-10).
+FIGURE_JOBS: tuple[str, ...] = ("figure1",)
+
+# Per scale. "full": the paper's recipe on all of Imagenette (9,469 train / 3,925 val images), 90
+# epochs, lr divided by 10 on plateaus. "smoke": a CPU check of the machinery on a few real images.
+# "chunk_epochs": a run trains this many epochs per resume step, so that a time budget can stop the
+# runner between steps (the next call resumes; the numbers equal an uninterrupted run's).
+PRESETS: dict[str, dict] = {
+    "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None, val_per_class=None,
+                 seeds=3, chunk_epochs=5),
+    "smoke": dict(dataset="imagenette", epochs=1, batch_size=20, train_per_class=4, val_per_class=2,
+                  seeds=1, chunk_epochs=1),
+}
+
+
+def smoke_root() -> Path:
+    """Where smoke-scale ledger runs go by default: ``_build/ledger-smoke`` next to ``results/``
+    (never under ``results/``, and refused by the ledger wherever they are)."""
+    return results_dir().parent / "_build" / "ledger-smoke"
+
+
+def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:
+    """The :class:`RunSettings` of one run: the scale's preset, the ablation's switch, ``seed``, and
+    ``kw`` (``data_root``, ``device``, ``compile``, ...)."""
+    if ablation not in ABLATIONS:
+        raise LedgerError(f"unknown ablation {ablation!r}; the ablations are: {', '.join(ABLATIONS)}")
+    if scale not in PRESETS:
+        raise LedgerError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
+    p = PRESETS[scale]
+    base = dict(dataset=p["dataset"], epochs=p["epochs"], batch_size=p["batch_size"],
+                train_per_class=p["train_per_class"], val_per_class=p["val_per_class"], seed=seed)
+    return RunSettings(**{**base, **ABLATIONS[ablation].overrides, **kw})
+
+
+# ==============================================================================================
+# The runner
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _epochs_done(folder: Path) -> int:
+    if not (folder / "checkpoint.pt").is_file() or not (folder / "metrics.jsonl").is_file():
+        return 0
+    return len(read_metrics(folder))
+
+
+def _train_chunked(settings: RunSettings, folder: Path, data, deadline: float | None, chunk: int,
+                   progress: bool) -> bool:
+    """Train ``settings`` in ``folder`` up to its epochs, ``chunk`` epochs per resume step, stopping
+    between steps once ``deadline`` (``time.monotonic()``) has passed. True when the run is complete."""
+    done = _epochs_done(folder)
+    if done == 0 and (folder / "metrics.jsonl").exists():
+        # an interrupted first epoch left metrics but no checkpoint: start that run afresh
+        (folder / "metrics.jsonl").unlink()
+    # the "fixed" schedule places its drops by the total epochs, so only the others may be chunked
+    step = chunk if settings.schedule != "fixed" else settings.epochs
+    while done < settings.epochs:
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        target = min(settings.epochs, done + step)
+        train_run(dataclasses.replace(settings, epochs=target), folder, resume=done > 0, progress=progress, data=data)
+        done = target
+    # settings.json must carry the run's real number of epochs, not the last chunk's target
+    meta = json.loads((folder / "settings.json").read_text())
+    meta["settings"]["epochs"] = settings.epochs
+    _write_json(folder / "settings.json", meta)
+    return True
+
+
+def _evaluate_base(folder: Path, model, settings: RunSettings, stats, val, device) -> dict:
+    """Claim 7's measurement on one trained base net: centre crop against ten views on the validation
+    split, plus both sets of probabilities (``val_probs.pt``, small) for the ensembles of claim 8."""
+    from .evaluate import predict, topk_errors
+
+    model.to(device)
+    stats = stats.to(device)
+    probs = {v: predict(model, val.images, stats, views=v, crop=settings.crop, device=device) for v in ("center", "ten")}
+    torch.save({"labels": val.labels.clone(), **probs}, folder / "val_probs.pt")
+    views = {v: topk_errors(p, val.labels) for v, p in probs.items()}
+    _write_json(folder / "views.json", {**views, "val_images": len(val), "provenance": provenance()})
+    return views
+
+
+def _write_ensemble(root: Path, scale: str) -> dict | None:
+    """Average the stored validation probabilities of every finished base seed (claim 8) into
+    ``<root>/ledger/base/ensemble.json``. None with fewer than two seeds."""
+    from .evaluate import ensemble, topk_errors
+
+    base = root / "ledger" / "base"
+    stored = {}
+    for folder in sorted(base.glob("seed*")):
+        if (folder / "val_probs.pt").is_file() and (folder / "summary.json").is_file():
+            stored[int(folder.name[4:])] = torch.load(folder / "val_probs.pt", weights_only=True)
+    if len(stored) < 2:
+        return None
+    labels = next(iter(stored.values()))["labels"]
+    if any(not torch.equal(s["labels"], labels) for s in stored.values()):
+        raise LedgerError(f"the base seeds in {base} were evaluated on different images; rerun their evaluation")
+    result = {"scale": scale, "seeds": sorted(stored), "val_images": len(labels), "provenance": provenance()}
+    for views in ("center", "ten"):
+        single = {str(k): topk_errors(s[views], labels) for k, s in stored.items()}
+        result[views] = {"single": single, "ensemble": topk_errors(ensemble([s[views] for s in stored.values()]), labels)}
+    _write_json(base / "ensemble.json", result)
+    return result
+
+
+def _save_kernels(root: Path, scale: str, seed: int, folder: Path, model) -> None:
+    """Store a base net's conv1 kernels in Figure 3's layout (``alexlib.experiments.save_figure3``),
+    so that claim 9 is measured on the base runs without training another net."""
+    from .experiments import save_figure3
+    from .model import get_layer
+
+    trained = {"out": str(folder), "conv1": get_layer(model, "conv1").weight.detach().clone()}
+    save_figure3("paper", seed, trained, base=root / "figure3", tag=scale)
+
+
+def _run_figure1(root: Path, scale: str, data_root, device, progress: bool) -> str:
+    from .experiments import run_figure1, save_figure1
+
+    target = root / "figure1"
+    if target.is_dir() and any(p.is_dir() and p.name.startswith(f"{scale}-") for p in target.iterdir()):
+        return "done before"
+    runs = run_figure1(scale, data_root=data_root, device=device, progress=progress)
+    save_figure1(runs, base=target, tag=scale)
+    return "done"
+
+
+def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[str] | None = None,
+               out: str | os.PathLike | None = None, budget_s: float | None = None, data_root=None,
+               device: str = "auto", compile: bool = False, keep_checkpoints: bool | None = None,
+               progress: bool = True) -> list[dict]:
+    """Run the ablations (and the Figure 1 job) at ``scale`` over ``seeds`` seeds (0, 1, ...),
+    writing each run under ``<out>/ledger/<ablation>/seed<k>/``.
+
+    ``out``: the results folder (default: ``results/`` at full scale, :func:`smoke_root` at smoke
+    scale; a smoke run is refused under ``results/``). ``only``: ablation names (and/or
+    ``"figure1"``) to run. Runs go seed by seed (every ablation's seed 0 first), so a partial
+    budget still gives every claim a first number. ``budget_s``: stop between resume steps after
+    this many seconds; call again (same arguments) to go on: finished runs are skipped, unfinished
+    ones resumed. ``keep_checkpoints``: keep ``checkpoint.pt`` of finished runs (default: at full
+    scale only; its sha256 is in ``summary.json`` either way).
+
+    Returns one dict per job: ``ablation``, ``seed``, ``status`` ("done", "done before", "paused"),
+    ``folder`` and the final metrics when done.
+    """
+    from .config import resolve_device
+    from .data import load
+    from .train import load_checkpoint, model_from_checkpoint
+
+    if scale not in PRESETS:
+        raise LedgerError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
+    preset = PRESETS[scale]
+    seeds = preset["seeds"] if seeds is None else seeds
+    if not isinstance(seeds, int) or seeds < 1:
+        raise LedgerError(f"seeds must be a positive whole number, got {seeds!r}")
+    names = list(only) if only else [*ABLATIONS, *FIGURE_JOBS]
+    unknown = [n for n in names if n not in ABLATIONS and n not in FIGURE_JOBS]
+    if unknown:
+        raise LedgerError(f"unknown ablation(s) {unknown}; choose from: {', '.join([*ABLATIONS, *FIGURE_JOBS])}")
+    root = Path(out) if out is not None else (results_dir() if scale == "full" else smoke_root())
+    if scale != "full" and root.resolve() == results_dir().resolve():
+        raise LedgerError(f"smoke runs never go under {root} (the full-scale results); leave out --out or pick "
+                          "another folder")
+    keep = (scale == "full") if keep_checkpoints is None else keep_checkpoints
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    dev = resolve_device(device)
+    data_cache: dict = {}
+
+    def data_for(settings: RunSettings):
+        # one decode per subset: at full scale every run shares the whole dataset
+        key = (settings.train_per_class, settings.val_per_class, settings.seed if settings.train_per_class else None)
+        if key not in data_cache:
+            train = load(settings.dataset, "train", root=data_root, size=settings.image_size,
+                         per_class=settings.train_per_class, seed=settings.seed, progress=progress)
+            val = load(settings.dataset, "val", root=data_root, size=settings.image_size,
+                       per_class=settings.val_per_class, seed=settings.seed, progress=progress)
+            data_cache.clear()
+            data_cache[key] = (train, val)
+        return data_cache[key]
+
+    report: list[dict] = []
+    for seed in range(seeds):
+        for name in names:
+            if name not in ABLATIONS:
+                continue
+            folder = root / "ledger" / name / f"seed{seed}"
+            if (folder / "summary.json").is_file():
+                report.append({"ablation": name, "seed": seed, "status": "done before", "folder": str(folder)})
+                continue
+            settings = settings_for(name, scale, seed, data_root=data_root, device=str(dev), compile=compile)
+            data = data_for(settings)
+            started = time.perf_counter()
+            if not _train_chunked(settings, folder, data, deadline, preset["chunk_epochs"], progress):
+                report.append({"ablation": name, "seed": seed, "status": "paused", "folder": str(folder),
+                               "epochs": _epochs_done(folder)})
+                return report
+            metrics = read_metrics(folder)
+            if name == "base":
+                model, run_settings, stats = model_from_checkpoint(load_checkpoint(folder / "checkpoint.pt"))
+                _evaluate_base(folder, model, run_settings, stats, data[1], dev)
+                _save_kernels(root, scale, seed, folder, model.cpu())
+                del model
+            ckpt = folder / "checkpoint.pt"
+            summary = {"scale": scale, "ablation": name, "seed": seed, "what": ABLATIONS[name].what,
+                       "epochs": len(metrics), "final": metrics[-1], "wall_s": sum(m["seconds"] for m in metrics),
+                       "checkpoint_sha256": _sha256(ckpt), "checkpoint_bytes": ckpt.stat().st_size,
+                       "checkpoint_kept": keep, "provenance": provenance(),
+                       "this_session_s": time.perf_counter() - started}
+            if not keep:
+                ckpt.unlink()
+            _write_json(folder / "summary.json", summary)
+            report.append({"ablation": name, "seed": seed, "status": "done", "folder": str(folder), **metrics[-1]})
+            if progress:
+                print(f"[ledger {scale}] {name} seed {seed}: val top-1 {metrics[-1]['val_top1_err']:.2f}%, "
+                      f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs")
+        if "base" in names:
+            _write_ensemble(root, scale)
+    for job in names:
+        if job in FIGURE_JOBS:
+            if deadline is not None and time.monotonic() > deadline:
+                report.append({"ablation": job, "seed": None, "status": "paused", "folder": str(root / job)})
+                return report
+            status = _run_figure1(root, scale, data_root, str(dev), progress)
+            report.append({"ablation": job, "seed": None, "status": status, "folder": str(root / job)})
+    return report
+
+
+# ==============================================================================================
+# Reading the results
+
+
+def _scale_of(folder: Path, settings: dict) -> str:
+    """``"full"`` or ``"smoke"`` for a stored run: its ``summary.json`` says so; else the folder
+    name's tag (``full-...`` / ``smoke-...``, the experiments' layout); else a run on a subset
+    (``train_per_class`` set) counts as smoke."""
+    summary = folder / "summary.json"
+    if summary.is_file():
+        return json.loads(summary.read_text()).get("scale", "smoke")
+    tag = folder.name.split("-")[0]
+    if tag in SCALES:
+        return tag
+    return "smoke" if settings.get("train_per_class") is not None or settings.get("scale") == "smoke" else "full"
+
+
+def read_run(folder: Path) -> dict:
+    """One ledger run folder as ``{"ok": bool, "reason": str, "final": metrics of the last epoch,
+    "metrics": per epoch, "provenance", "settings", "scale"}``. ``ok`` is False (with the reason)
+    for a smoke-scale run, an unfinished run, or a folder that is not a run."""
+    folder = Path(folder)
+    if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
+        return {"ok": False, "reason": f"{folder.name}: no settings.json/metrics.jsonl"}
+    meta = json.loads((folder / "settings.json").read_text())
+    settings = meta.get("settings", {})
+    scale = _scale_of(folder, settings)
+    metrics = read_metrics(folder)
+    run = {"settings": settings, "provenance": meta.get("provenance", {}), "metrics": metrics, "scale": scale,
+           "final": metrics[-1] if metrics else None, "folder": folder, "train_images": meta.get("train_images")}
+    if scale != "full":
+        return {**run, "ok": False, "reason": f"{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)"}
+    if not (folder / "summary.json").is_file() or len(metrics) < settings.get("epochs", 0):
+        return {**run, "ok": False,
+                "reason": f"{folder.name}: unfinished ({len(metrics)} of {settings.get('epochs', '?')} epochs)"}
+    return {**run, "ok": True, "reason": ""}
+
+
+def _runs(root: Path, ablation: str) -> tuple[dict[int, dict], list[str]]:
+    """The usable runs of ``ablation`` by seed, and the reasons the others were refused."""
+    base = root / "ledger" / ablation
+    good, refused = {}, []
+    if base.is_dir():
+        for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith("seed")):
+            run = read_run(folder)
+            if run["ok"]:
+                good[int(run["settings"].get("seed", folder.name[4:]))] = run
+            else:
+                refused.append(f"{ablation}/{run['reason']}")
+    return good, refused
+
+
+# ==============================================================================================
+# The claims
+
+
+@dataclass
+class Measurement:
+    """Per-seed values of one claim's measure: ``values[metric] = [v_seed0, v_seed1, ...]``."""
+
+    values: dict[str, list[float]]
+    seeds: list[int]
+    runs: list[dict]  # the runs read (for provenance)
+    files: list[str]
+    agrees_each: list[bool] | None = None  # claim 9: a verdict per run instead of a sign
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One quantitative claim of the paper and how the ledger measures it.
+
+    ``paper``: the paper's number as text; ``paper_values``: the same per metric (None: no number);
+    ``expect``: the sign our effect must have for the direction to agree (+1: positive);
+    ``measure(root) -> Measurement | str`` (a string: why it is unmeasured)."""
+
+    id: str
+    text: str
+    section: str
+    paper: str
+    paper_values: dict[str, float | None]
+    unit: str
+    chapter: str
+    measure: Callable[[Path], "Measurement | str"]
+    expect: int = 1
+    sources: tuple[str, ...] = ()
+
+
+def _missing(root: Path, ablations: Sequence[str], refused: list[str], job: str, where: str | None = None) -> str:
+    """Why a claim is unmeasured: the refused runs (smoke, unfinished) or no run at all, and the command."""
+    if refused:
+        shown = "; ".join(refused[:4]) + (f"; and {len(refused) - 4} more" if len(refused) > 4 else "")
+        return f"unmeasured: no finished full-scale run of {', '.join(ablations)} ({shown}). Run on a GPU: {job}"
+    if where is None:
+        where = f"ledger/{{{','.join(ablations)}}}" if len(ablations) > 1 else f"ledger/{ablations[0]}"
+    return f"unmeasured: no GPU run stored yet (nothing under results/{where}). Run on a GPU: {job}"
+
+
+def _job(*names: str) -> str:
+    return f"python -m alexlib ledger run --scale full --only {' '.join(names)}"
+
+
+def _paired(ablation: str, metrics: Sequence[str] = ("val_top1_err", "val_top5_err")):
+    """A measure: error of ``ablation`` minus error of ``base``, per seed run in both (positive:
+    the paper's feature lowers the error)."""
+
+    def measure(root: Path):
+        base, refused_b = _runs(root, "base")
+        other, refused_o = _runs(root, ablation)
+        seeds = sorted(set(base) & set(other))
+        if not seeds:
+            return _missing(root, ["base", ablation], refused_b + refused_o, _job("base", ablation))
+        # effect = err(without the paper's feature) - err(with it), in percentage points
+        values = {m: [other[s]["final"][m] - base[s]["final"][m] for s in seeds] for m in metrics}
+        return Measurement(values, seeds, [base[s] for s in seeds] + [other[s] for s in seeds],
+                           [f"ledger/{ablation}/", "ledger/base/"])
+
+    return measure
+
+
+def _dropout_gap(root: Path):
+    """Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it."""
+    base, refused_b = _runs(root, "base")
+    other, refused_o = _runs(root, "no-dropout")
+    seeds = sorted(set(base) & set(other))
+    if not seeds:
+        return _missing(root, ["base", "no-dropout"], refused_b + refused_o, _job("base", "no-dropout"))
+
+    def gap(run):
+        # gap = val top-1 error - train top-1 error (train: on the augmented batches, dropout on)
+        return run["final"]["val_top1_err"] - run["final"]["train_top1_err"]
+
+    return Measurement({"gap": [gap(other[s]) - gap(base[s]) for s in seeds]}, seeds,
+                       [base[s] for s in seeds] + [other[s] for s in seeds], ["ledger/no-dropout/", "ledger/base/"])
+
+
+def converged_epoch(val_errors: Sequence[float], within: float = 1.0) -> int:
+    """The first epoch (1-based) whose validation error is within ``within`` points of the run's
+    best: our stand-in for "iterations required to converge" (Paper: section 4.2)."""
+    if not val_errors:
+        raise ValueError("converged_epoch() needs at least one epoch")
+    best = min(val_errors)
+    return next(i + 1 for i, v in enumerate(val_errors) if v <= best + within)
+
+
+def _dropout_speed(root: Path):
+    """Convergence: epochs to converge with dropout divided by epochs without (paper: about 2)."""
+    base, refused_b = _runs(root, "base")
+    other, refused_o = _runs(root, "no-dropout")
+    seeds = sorted(set(base) & set(other))
+    if not seeds:
+        return _missing(root, ["base", "no-dropout"], refused_b + refused_o, _job("base", "no-dropout"))
+
+    def epochs(run):
+        return converged_epoch([m["val_top1_err"] for m in run["metrics"]])
+
+    # ratio = epochs(with dropout) / epochs(without)
+    return Measurement({"ratio": [epochs(base[s]) / epochs(other[s]) for s in seeds]}, seeds,
+                       [base[s] for s in seeds] + [other[s] for s in seeds], ["ledger/no-dropout/", "ledger/base/"])
+
+
+def _ten_views(root: Path):
+    """Centre-crop error minus ten-view error of each base net (``views.json``)."""
+    base, refused = _runs(root, "base")
+    seeds = [s for s in sorted(base) if (base[s]["folder"] / "views.json").is_file()]
+    if not seeds:
+        return _missing(root, ["base"], refused, _job("base"))
+    views = {s: json.loads((base[s]["folder"] / "views.json").read_text()) for s in seeds}
+    values = {f"top{k}": [views[s]["center"][f"top{k}_err"] - views[s]["ten"][f"top{k}_err"] for s in seeds]
+              for k in (1, 5)}
+    return Measurement(values, seeds, [base[s] for s in seeds], ["ledger/base/seed*/views.json"])
+
+
+def _ensembles(root: Path):
+    """Each base net's centre-crop error minus the error of all base nets averaged (``ensemble.json``)."""
+    base, refused = _runs(root, "base")
+    path = root / "ledger" / "base" / "ensemble.json"
+    if not path.is_file():
+        if len(base) < 2:
+            return _missing(root, ["base"], refused, _job("base") + " (at least 2 seeds)")
+        return "unmeasured: ensemble.json missing; rerun the runner (it averages the stored base predictions)"
+    ens = json.loads(path.read_text())
+    if ens.get("scale") != "full":
+        return "unmeasured: ensemble.json was made at smoke scale; smoke numbers never enter the ledger"
+    seeds = [int(s) for s in ens["center"]["single"] if int(s) in base]
+    if len(seeds) < 2:
+        return "unmeasured: fewer than 2 finished full-scale base seeds in ensemble.json"
+    values = {f"top{k}": [ens["center"]["single"][str(s)][f"top{k}_err"] - ens["center"]["ensemble"][f"top{k}_err"]
+                          for s in seeds] for k in (1, 5)}
+    return Measurement(values, seeds, [base[s] for s in seeds], ["ledger/base/ensemble.json"])
+
+
+def _stored_experiment_runs(root: Path, kind: str) -> tuple[list[dict], list[str]]:
+    """``<root>/<kind>/<tag>-*/`` folders of alexlib.experiments (settings.json, metrics.jsonl),
+    split into full-scale runs and refusal reasons."""
+    base = root / kind
+    good, refused = [], []
+    if not base.is_dir():
+        return good, refused
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
+            continue
+        meta = json.loads((folder / "settings.json").read_text())
+        scale = _scale_of(folder, meta.get("settings", {}))
+        run = {"name": folder.name, "folder": folder, "settings": meta.get("settings", {}),
+               "provenance": meta.get("provenance", {}), "metrics": read_metrics(folder)}
+        if scale == "full":
+            good.append(run)
+        else:
+            refused.append(f"{kind}/{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)")
+    return good, refused
+
+
+def _relu_tanh(root: Path):
+    """Claim 1 through alexlib.experiments: epochs to 25% training error, tanh over ReLU, per seed."""
+    from .experiments import summarise_figure1
+
+    stored, refused = _stored_experiment_runs(root, "figure1")
+    job = "python -m alexlib ledger run --scale full --only figure1 (or python -m alexlib.experiments figure1)"
+    if not stored:
+        return _missing(root, ["figure1"], refused, job, where="figure1")
+    runs = [{"activation": r["settings"]["activation"], "lr": r["settings"]["lr"], "seed": r["settings"]["seed"],
+             "role": r["settings"]["role"], "history": r["metrics"], "settings": r["settings"]} for r in stored]
+    summary = summarise_figure1(runs, thresholds=(25.0,))
+    row = summary["by_threshold"][25.0]
+    pairs = [(s, r) for s, r in zip(row["seeds"], row["ratio"]) if r is not None]
+    if not pairs:
+        return ("unmeasured: the stored Figure 1 runs never reached 25% training error with both activations "
+                "(see the ReLU chapter's results)")
+    return Measurement({"ratio": [r for _, r in pairs]}, [s for s, _ in pairs], stored, ["figure1/"])
+
+
+def _towers(root: Path):
+    """Claim 9 through alexlib.experiments: the colour-selectivity split of the two towers' conv1
+    kernels (``tower_split``), per stored full-scale ``paper`` run."""
+    from .experiments import tower_split
+
+    stored, refused = _stored_experiment_runs(root, "figure3")
+    stored = [r for r in stored if r["settings"].get("variant") == "paper" and (r["folder"] / "conv1.pt").is_file()]
+    if not stored:
+        job = _job("base") + " (stores each base net's kernels under figure3/), or python -m alexlib.experiments figure3"
+        return _missing(root, ["figure3"], refused, job, where="figure3")
+    seps, agrees, seeds = [], [], []
+    for r in stored:
+        kernels = torch.load(r["folder"] / "conv1.pt", weights_only=True)  # (96, 3, 11, 11)
+        split = tower_split(*kernels.chunk(2, dim=0))  # towers: channels 0-47 and 48-95
+        seps.append(split["separation"])
+        agrees.append(bool(split["agrees"]))
+        seeds.append(int(r["settings"].get("seed", 0)))
+    return Measurement({"separation": seps}, seeds, stored, ["figure3/"], agrees_each=agrees)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("1", "ReLU nets reach 25% training error about six times sooner (in epochs) than tanh nets "
+          "(four-layer net, CIFAR-10)", "3.1", "about 6x", {"ratio": 6.0}, "x (tanh epochs / ReLU epochs)",
+          "10. Figure 1 (and 2. ReLU)", _relu_tanh, sources=("figure1",)),
+    Claim("2", "Local response normalisation lowers top-1 / top-5 error", "3.3", "1.4 / 1.2 points",
+          {"val_top1_err": 1.4, "val_top5_err": 1.2}, "points of error (no LRN - LRN)",
+          "3. Local response normalisation", _paired("no-lrn"), sources=("no-lrn", "base")),
+    Claim("3", "Overlapping pooling (z=3, s=2) lowers error against z=2, s=2", "3.4", "0.4 / 0.3 points",
+          {"val_top1_err": 0.4, "val_top5_err": 0.3}, "points of error (z=2 - z=3)",
+          "4. Overlapping pooling", _paired("pool2"), sources=("pool2", "base")),
+    Claim("4", "The two-tower net beats the one-GPU net with half the kernels", "3.2", "1.7 / 1.2 points",
+          {"val_top1_err": 1.7, "val_top5_err": 1.2}, "points of error (half - two towers)",
+          "5. Architecture", _paired("half"), sources=("half", "base")),
+    Claim("5", "PCA colour augmentation lowers top-1 error by over 1 point", "4.1", "over 1 point top-1",
+          {"val_top1_err": 1.0, "val_top5_err": None}, "points of error (no PCA - PCA)",
+          "7. Data augmentation", _paired("no-pca"), sources=("no-pca", "base")),
+    Claim("6a", "Dropout prevents substantial over-fitting", "4.2", "substantial (no number)", {"gap": None},
+          "points of (val - train) top-1 gap (no dropout - dropout)", "6. Dropout", _dropout_gap,
+          sources=("no-dropout", "base")),
+    Claim("6b", "Dropout roughly doubles the iterations needed to converge", "4.2", "about 2x", {"ratio": 2.0},
+          "x (epochs to converge with / without dropout)", "6. Dropout", _dropout_speed,
+          sources=("no-dropout", "base")),
+    Claim("7", "Ten test views (corners, centre, reflections) beat the centre crop", "4.1",
+          "1.5 / 1.3 points (ILSVRC-2010 test: 39.02/18.30 centre, code's notes; 37.5/17.0 ten views)",
+          {"top1": 1.52, "top5": 1.3}, "points of error (centre - ten views)", "9. Evaluation", _ten_views,
+          sources=("base",)),
+    Claim("8", "Averaging several nets beats one", "6", "2.6 / 1.8 points (ILSVRC-2012 val: 1 CNN 40.7/18.2, 5 CNNs 38.1/16.4)",
+          {"top1": 2.6, "top5": 1.8}, "points of error (one net - average of the seeds)", "9. Evaluation",
+          _ensembles, sources=("base",)),
+    Claim("9", "The two towers' conv1 kernels split into colour-agnostic and colour-specific, in every run",
+          "6.1", "a split in every run", {"separation": None},
+          "separation of the towers' colour scores (0.5: none, 1: complete)", "11. Figure 3",
+          _towers, sources=("figure3", "base")),
+)
+
+
+# ==============================================================================================
+# The table
+
+
+@dataclass
+class LedgerRow:
+    """One row of the ledger. ``values``: per-metric per-seed numbers when measured (else empty);
+    ``status``: "measured" or the reason it is not (starting with "unmeasured")."""
+
+    id: str
+    claim: str
+    section: str
+    paper: str
+    paper_values: dict[str, float | None]
+    unit: str
+    ours: str
+    measured_on: str
+    direction: str
+    chapter: str
+    files: str
+    status: str
+    values: dict[str, list[float]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def measured(self) -> bool:
+        return self.status == "measured"
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) >= 2 else None)
+
+
+# a few words per claim for the chart's panel titles
+_SHORT = {"1": "ReLU vs tanh", "2": "LRN", "3": "overlapping pooling", "4": "two towers", "5": "PCA colour",
+          "6a": "dropout: over-fitting", "6b": "dropout: convergence", "7": "ten views", "8": "averaged nets",
+          "9": "tower colour split"}
+
+_LABELS = {"val_top1_err": "top-1", "val_top5_err": "top-5", "top1": "top-1", "top5": "top-5", "gap": "gap",
+           "ratio": "ratio", "separation": "separation"}
+
+
+def _describe(m: Measurement) -> str:
+    parts = []
+    for metric, vals in m.values.items():
+        mean, sd = _mean_sd(vals)
+        parts.append(f"{_LABELS.get(metric, metric)} {mean:+.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+                     if metric not in ("ratio", "separation") else
+                     f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else ""))
+    n = len(m.seeds)
+    return " / ".join(parts) + (f" (mean ± sd over {n} seeds)" if n > 1 else " (1 seed: no spread)")
+
+
+def _direction(claim: Claim, m: Measurement) -> str:
+    """Whether our effect points the paper's way, and whether it stands out of the seed spread."""
+    if m.agrees_each is not None:
+        k = sum(m.agrees_each)
+        return f"{'agrees' if k == len(m.agrees_each) else 'disagrees'} ({k} of {len(m.agrees_each)} runs split)"
+    verdicts, noisy = [], False
+    for metric, vals in m.values.items():
+        mean, sd = _mean_sd(vals)
+        # the direction claimed: an effect > 0 (errors), or a ratio > 1
+        centre = 1.0 if metric == "ratio" else 0.0
+        verdicts.append((mean - centre) * claim.expect > 0)
+        noisy |= sd is None or abs(mean - centre) <= sd
+    word = "agrees" if all(verdicts) else "disagrees" if not any(verdicts) else "mixed"
+    if len(m.seeds) < 2:
+        return f"{word} (one seed: no spread)"
+    return f"{word}{' (within the seed spread)' if noisy else ''}"
+
+
+def _measured_on(m: Measurement) -> str:
+    settings = m.runs[0]["settings"]
+    devices = sorted({r["provenance"].get("device", "?") for r in m.runs})
+    commits = sorted({str(r["provenance"].get("commit", "?"))[:10] for r in m.runs})
+    dates = sorted(r["provenance"].get("date", "?") for r in m.runs)
+    dataset = settings.get("dataset", "cifar10")
+    images = m.runs[0].get("train_images") or settings.get("images")
+    epochs = settings.get("epochs", "?")
+    where = f"{dataset}, full scale, {epochs} epochs"
+    if images:
+        where += f", {images:,} images"
+    return f"{where}; {', '.join(devices)}; commit {', '.join(commits)}; {dates[0][:10]}"
+
+
+def ledger_rows(results: str | os.PathLike | None = None) -> list[LedgerRow]:
+    """The ledger: one :class:`LedgerRow` per claim in :data:`CLAIMS`, measured from the files under
+    ``results`` (default: the repository's ``results/``), or marked unmeasured with the reason.
+    Smoke-scale and unfinished runs are refused. Paper: the claims' sections."""
+    root = Path(results) if results is not None else results_dir()
+    rows = []
+    for claim in CLAIMS:
+        got = claim.measure(root)
+        files = ", ".join(f"`results/{f}`" for f in (got.files if isinstance(got, Measurement) else
+                                                    [f"ledger/{s}/" if s in ABLATIONS else f"{s}/" for s in claim.sources]))
+        common = dict(id=claim.id, claim=claim.text, section=claim.section, paper=claim.paper,
+                      paper_values=claim.paper_values, unit=claim.unit, chapter=claim.chapter, files=files)
+        if isinstance(got, str):
+            rows.append(LedgerRow(**common, ours="-", measured_on="-", direction="-", status=got))
+        else:
+            rows.append(LedgerRow(**common, ours=_describe(got), measured_on=_measured_on(got),
+                                  direction=_direction(claim, got), status="measured", values=got.values,
+                                  seeds=got.seeds))
+    return rows
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def ledger_markdown(rows: Sequence[LedgerRow]) -> str:
+    """The ledger as a Markdown table (MyST): claim, paper's number, ours with its spread, where it
+    was measured, direction, chapter, result files. An unmeasured row says why in the "ours" column."""
+    header = ["#", "claim (paper section)", "paper", "ours", "measured on", "direction", "chapter", "result files"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        ours = r.ours if r.measured else r.status
+        cells = [r.id, f"{r.claim} ({r.section})", r.paper, ours, r.measured_on, r.direction, r.chapter, r.files]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def effects_figure(rows: Sequence[LedgerRow], title: str | None = None):
+    """A bar chart per measured claim: the mean effect per metric with its seed-to-seed standard
+    deviation (error bar), each seed as a dot, and the paper's number as a red line where it has
+    one. Returns a matplotlib Figure; with no measured row, a figure that says so."""
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in rows if r.measured]
+    if not measured:
+        fig, ax = plt.subplots(figsize=(7, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No full-scale result stored yet: no effect to draw.\n"
+                f"Unmeasured claims: {', '.join(r.id for r in rows)}", ha="center", va="center", fontsize=11)
+        return fig
+    ncols = min(3, len(measured))
+    nrows = math.ceil(len(measured) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, r in zip(axes.flat, measured):
+        labels = [_LABELS.get(m, m) for m in r.values]
+        for i, (metric, vals) in enumerate(r.values.items()):
+            mean, sd = _mean_sd(vals)
+            ax.bar(i, mean, yerr=sd if sd is not None else 0, capsize=6, color="tab:blue", alpha=0.7)
+            ax.plot([i] * len(vals), vals, "o", color="black", markersize=4)
+            paper = r.paper_values.get(metric)
+            if paper is not None:
+                ax.plot([i - 0.4, i + 0.4], [paper, paper], color="tab:red", linewidth=2,
+                        label="paper" if i == 0 else None)
+        ax.axhline(1.0 if set(r.values) <= {"ratio"} else 0.0, color="grey", linewidth=0.8)
+        ax.set_xticks(range(len(labels)), labels)
+        n = len(r.seeds)
+        ax.set_title(f"claim {r.id}: {_SHORT.get(r.id, '')} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
+        ax.set_ylabel(r.unit, fontsize=8)
+        if any(r.paper_values.get(m) is not None for m in r.values):
+            ax.legend(fontsize=8, loc="best")
+    for ax in list(axes.flat)[len(measured):]:
+        ax.axis("off")
+    fig.suptitle(title or "Effect of each claim's feature: ours (bars, sd over seeds, dots) vs the paper (red)")
+    fig.tight_layout()
+    return fig
+
+
+# ==============================================================================================
+# Command line: ``python -m alexlib ledger run|table`` (also ``python -m alexlib.ledger run|table``)
+
+
+def add_arguments(subparsers) -> argparse.ArgumentParser:
+    """Add the ``ledger`` command (with ``run`` and ``table``) to an argparse ``subparsers``."""
+    p = subparsers.add_parser("ledger", help="the paper-claims ledger: run the ablations, print the table")
+    sub = p.add_subparsers(dest="ledger_command", required=True)
+    r = sub.add_parser("run", help="train the ablations (resumable; finished runs are skipped)")
+    r.add_argument("--scale", choices=sorted(PRESETS), default="full")
+    r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
+    r.add_argument("--only", nargs="+", metavar="NAME", help=f"some of: {', '.join([*ABLATIONS, *FIGURE_JOBS])}")
+    r.add_argument("--out", help="results folder (default: results/ at full scale, _build/ledger-smoke at smoke)")
+    r.add_argument("--budget-s", type=float, help="stop between resume steps after this many seconds")
+    r.add_argument("--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--compile", action="store_true", help="torch.compile each network")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(run=_guarded(_cli_run))
+    t = sub.add_parser("table", help="the ledger table generated from the result files")
+    t.add_argument("--results", help="results folder (default: the repository's results/)")
+    t.set_defaults(run=_guarded(_cli_table))
+    return p
+
+
+def _guarded(command: Callable) -> Callable:
+    """Run a ledger command, turning a user-facing error into ``error: ...`` and exit status 2."""
+
+    def run(args) -> int:
+        from .data import DataError
+
+        try:
+            return command(args)
+        except (LedgerError, TrainingError, DataError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _cli_run(args) -> int:
+    started = time.perf_counter()
+    report = run_ledger(args.scale, seeds=args.seeds, only=args.only, out=args.out, budget_s=args.budget_s,
+                        data_root=args.data_root, device=args.device, compile=args.compile, progress=not args.quiet)
+    for job in report:
+        seed = "" if job["seed"] is None else f" seed {job['seed']}"
+        print(f"{job['ablation']}{seed}: {job['status']} ({job['folder']})")
+    paused = any(j["status"] == "paused" for j in report)
+    print(f"{'paused by the time budget: run the same command again to go on. ' if paused else ''}"
+          f"{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _cli_table(args) -> int:
+    print(ledger_markdown(ledger_rows(args.results)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m alexlib.ledger run|table ...`` (the same as ``python -m alexlib ledger ...``)."""
+    parser = argparse.ArgumentParser(prog="python -m alexlib.ledger", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_arguments(sub)
+    args = parser.parse_args(["ledger", *(argv if argv is not None else sys.argv[1:])])
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""alexlib.ledger: the table generated from result folders (spread over seeds, direction, refusals of
+smoke and unfinished runs, unmeasured rows with reasons), claims 1 and 9 through alexlib.experiments,
+the bar chart, the command line, and a CPU smoke run of the runner on real images."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+
+from alexlib import ledger
+from alexlib.ledger import (
+    ABLATIONS,
+    CLAIMS,
+    LedgerError,
+    converged_epoch,
+    effects_figure,
+    ledger_markdown,
+    ledger_rows,
+    read_run,
+    run_ledger,
+    settings_for,
+)
+
+PROVENANCE = {"date": "2026-11-22T10:00:00Z", "device": "NVIDIA H100 80GB HBM3", "commit": "abc1234567def", "torch": "2.x"}
+
+
+def fake_run(root: Path, ablation: str, seed: int, val: list[tuple[float, float]], *, scale: str = "full",
+             train_top1: float = 10.0, epochs: int | None = None, summary: bool = True) -> Path:
+    """A run folder as the runner writes it, with one metrics line per (val top-1, val top-5) pair."""
+    folder = root / "ledger" / ablation / f"seed{seed}"
+    folder.mkdir(parents=True)
+    settings = {**settings_for(ablation, "full", seed).__dict__, "epochs": epochs or len(val)}
+    settings["fixed_drops"] = list(settings["fixed_drops"])
+    (folder / "settings.json").write_text(json.dumps({"settings": settings, "provenance": PROVENANCE,
+                                                      "train_images": 9469, "val_images": 3925}))
+    rows = [{"epoch": e + 1, "train_loss": 1.0, "train_top1_err": train_top1, "train_top5_err": 1.0, "val_loss": 1.0,
+             "val_top1_err": t1, "val_top5_err": t5, "lr": 0.01, "images_per_s": 1000.0, "seconds": 2.0}
+            for e, (t1, t5) in enumerate(val)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if summary:
+        (folder / "summary.json").write_text(json.dumps({"scale": scale, "final": rows[-1], "epochs": len(rows)}))
+    return folder
+
+
+def row(rows, claim_id):
+    return next(r for r in rows if r.id == claim_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ablations
+
+
+def test_ablations_switch_one_thing_each():
+    base = settings_for("base", "full", 0).__dict__
+    assert (base["variant"], base["dataset"], base["epochs"], base["batch_size"]) == ("paper", "imagenette", 90, 128)
+    assert base["train_per_class"] is None and base["pca_colour"] and base["dropout"] is None
+    expected = {"no-lrn": {"variant": "paper-nolrn"}, "pool2": {"variant": "paper-pool2"}, "half": {"variant": "half"},
+                "no-pca": {"pca_colour": False}, "no-dropout": {"dropout": 0.0}}
+    for name, switch in expected.items():
+        s = settings_for(name, "full", 2).__dict__
+        assert {k: v for k, v in s.items() if base[k] != v and k != "seed"} == switch
+        assert s["seed"] == 2
+    with pytest.raises(LedgerError, match="the ablations are: base, no-lrn"):
+        settings_for("no-relu", "full", 0)
+
+
+def test_every_claim_of_the_issue_has_a_row():
+    assert [c.id for c in CLAIMS] == ["1", "2", "3", "4", "5", "6a", "6b", "7", "8", "9"]
+    assert {c.paper_values.get("val_top1_err") for c in CLAIMS if c.id in "2345"} == {1.4, 0.4, 1.7, 1.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# the table from fake result folders
+
+
+def test_empty_results_give_every_row_unmeasured_with_the_reason(tmp_path):
+    rows = ledger_rows(tmp_path)
+    assert len(rows) == 10
+    for r in rows:
+        assert not r.measured and r.status.startswith("unmeasured: no GPU run stored yet")
+        assert "python -m alexlib ledger run --scale full" in r.status
+        assert r.ours == "-" and r.values == {}
+    text = ledger_markdown(rows)
+    assert text.count("\n") == 11  # header, separator, ten rows
+    assert "unmeasured: no GPU run stored yet (nothing under results/ledger/{base,no-lrn})" in text
+
+
+def test_paired_effect_spread_and_direction(tmp_path):
+    base = [(40.0, 18.0), (41.0, 18.5), (42.0, 19.0)]
+    no_lrn = [(42.0, 19.0), (42.5, 19.8), (43.9, 20.0)]
+    for seed, ((b1, b5), (n1, n5)) in enumerate(zip(base, no_lrn)):
+        fake_run(tmp_path, "base", seed, [(60.0, 30.0), (b1, b5)])
+        fake_run(tmp_path, "no-lrn", seed, [(61.0, 31.0), (n1, n5)])
+    # pool2 better than base in every seed: the paper's direction is not reproduced
+    for seed in range(3):
+        fake_run(tmp_path, "pool2", seed, [(60.0, 30.0), (base[seed][0] - 1.0, base[seed][1] - 0.5)])
+    rows = ledger_rows(tmp_path)
+    lrn = row(rows, "2")
+    assert lrn.measured and lrn.seeds == [0, 1, 2]
+    effects1 = [n[0] - b[0] for b, n in zip(base, no_lrn)]  # 2.0, 1.5, 1.9
+    effects5 = [n[1] - b[1] for b, n in zip(base, no_lrn)]
+    assert lrn.values["val_top1_err"] == pytest.approx(effects1)
+    assert lrn.values["val_top5_err"] == pytest.approx(effects5)
+    mean, sd = statistics.fmean(effects1), statistics.stdev(effects1)
+    assert f"top-1 +{mean:.2f} ± {sd:.2f}" in lrn.ours and "over 3 seeds" in lrn.ours
+    assert lrn.direction == "agrees"
+    assert "imagenette, full scale, 2 epochs, 9,469 images" in lrn.measured_on
+    assert "NVIDIA H100" in lrn.measured_on and "abc1234567" in lrn.measured_on
+    pool = row(rows, "3")
+    assert pool.values["val_top1_err"] == pytest.approx([-1.0] * 3)
+    assert pool.direction.startswith("disagrees")
+    # claims that need other ablations stay unmeasured
+    assert not row(rows, "4").measured and "half" in row(rows, "4").status
+
+
+def test_effect_within_the_seed_spread_is_flagged(tmp_path):
+    for seed, (b, n) in enumerate([(40.0, 43.0), (41.0, 39.0), (42.0, 42.5)]):
+        fake_run(tmp_path, "base", seed, [(b, 18.0)])
+        fake_run(tmp_path, "no-pca", seed, [(n, 18.5)])
+    r = row(ledger_rows(tmp_path), "5")
+    assert r.values["val_top1_err"] == pytest.approx([3.0, -2.0, 0.5])
+    assert r.direction == "agrees (within the seed spread)"
+
+
+def test_one_seed_has_no_spread(tmp_path):
+    fake_run(tmp_path, "base", 0, [(40.0, 18.0)])
+    fake_run(tmp_path, "half", 0, [(41.7, 19.2)])
+    r = row(ledger_rows(tmp_path), "4")
+    assert r.direction == "agrees (one seed: no spread)"
+    assert r.ours == "top-1 +1.70 / top-5 +1.20 (1 seed: no spread)"
+
+
+def test_smoke_and_unfinished_runs_are_refused(tmp_path):
+    fake_run(tmp_path, "base", 0, [(40.0, 18.0)], scale="smoke")
+    fake_run(tmp_path, "no-lrn", 0, [(42.0, 19.0)], scale="smoke")
+    fake_run(tmp_path, "base", 1, [(40.0, 18.0)] * 3, epochs=90, summary=False)  # stopped after 3 of 90 epochs
+    fake_run(tmp_path, "no-lrn", 1, [(42.0, 19.0)])
+    rows = ledger_rows(tmp_path)
+    r = row(rows, "2")
+    assert not r.measured
+    assert "base/seed0: smoke-scale run (smoke numbers never enter the ledger)" in r.status
+    assert "no-lrn/seed0: smoke-scale run" in r.status
+    assert "base/seed1: unfinished (3 of 90 epochs)" in r.status
+    assert read_run(tmp_path / "ledger" / "no-lrn" / "seed1")["ok"]
+    assert not read_run(tmp_path / "ledger" / "base" / "seed0")["ok"]
+
+
+def test_ten_views_and_ensembles_from_eval_files(tmp_path):
+    for seed, (c, t) in enumerate([((40.0, 18.0), (38.0, 17.0)), ((41.0, 19.0), (39.5, 17.5)), ((40.5, 18.4), (39.0, 17.0))]):
+        folder = fake_run(tmp_path, "base", seed, [c])
+        (folder / "views.json").write_text(json.dumps({"center": {"top1_err": c[0], "top5_err": c[1]},
+                                                       "ten": {"top1_err": t[0], "top5_err": t[1]}}))
+    rows = ledger_rows(tmp_path)
+    assert row(rows, "7").values["top1"] == pytest.approx([2.0, 1.5, 1.5])
+    assert row(rows, "7").values["top5"] == pytest.approx([1.0, 1.5, 1.4])
+    assert row(rows, "8").status.startswith("unmeasured: ensemble.json missing")
+    single = {"0": {"top1_err": 40.0, "top5_err": 18.0}, "1": {"top1_err": 41.0, "top5_err": 19.0},
+              "2": {"top1_err": 40.5, "top5_err": 18.4}}
+    ens = {"scale": "full", "seeds": [0, 1, 2], "center": {"single": single, "ensemble": {"top1_err": 38.0, "top5_err": 17.0}}}
+    path = tmp_path / "ledger" / "base" / "ensemble.json"
+    path.write_text(json.dumps({**ens, "scale": "smoke"}))
+    assert "smoke scale" in row(ledger_rows(tmp_path), "8").status
+    path.write_text(json.dumps(ens))
+    r = row(ledger_rows(tmp_path), "8")
+    assert r.values["top1"] == pytest.approx([2.0, 3.0, 2.5]) and r.direction == "agrees"
+
+
+def test_dropout_rows(tmp_path):
+    # with dropout: converges (within 1 point of its best) at epoch 4; without: at epoch 2
+    with_dropout = [(70.0, 30.0), (60.0, 25.0), (50.0, 20.0), (40.5, 18.0), (40.0, 18.0)]
+    without = [(60.0, 30.0), (45.5, 20.0), (45.0, 20.0), (45.2, 20.0), (45.0, 20.0)]
+    for seed in range(2):
+        fake_run(tmp_path, "base", seed, with_dropout, train_top1=30.0)
+        fake_run(tmp_path, "no-dropout", seed, without, train_top1=5.0)
+    assert converged_epoch([v for v, _ in with_dropout]) == 4 and converged_epoch([v for v, _ in without]) == 2
+    rows = ledger_rows(tmp_path)
+    # gap = (val - train): without 45 - 5 = 40, with 40 - 30 = 10
+    assert row(rows, "6a").values["gap"] == pytest.approx([30.0, 30.0])
+    assert row(rows, "6b").values["ratio"] == pytest.approx([2.0, 2.0])
+    assert row(rows, "6b").direction == "agrees"
+    with pytest.raises(ValueError):
+        converged_epoch([])
+
+
+# ---------------------------------------------------------------------------------------------
+# claims 1 and 9 through alexlib.experiments' stored results
+
+
+def _fig1_run(activation, lr, seed, role, errors, scale="full"):
+    history = [{"epoch": e, "train_err": v, "batch_err": v, "train_loss": 1.0, "seconds": 1.0, "diverged": False}
+               for e, v in enumerate(errors)]
+    return {"activation": activation, "lr": lr, "seed": seed, "role": role, "history": history,
+            "settings": {"scale": scale, "thresholds": (25.0,), "images": 50000, "epochs": len(errors) - 1}}
+
+
+def test_claim1_reads_figure1_runs(tmp_path):
+    from alexlib.experiments import epochs_to_reach, save_figure1
+
+    relu = [[90, 50, 20], [90, 40, 10]]
+    tanh = [[90, 80, 70, 60, 50, 40, 30, 20], [90, 85, 70, 60, 50, 40, 35, 30, 20]]
+    runs = [_fig1_run("relu", 0.01, 0, "search", relu[0]), _fig1_run("tanh", 0.01, 0, "search", tanh[0]),
+            _fig1_run("relu", 0.01, 1, "seed", relu[1]), _fig1_run("tanh", 0.01, 1, "seed", tanh[1])]
+    save_figure1(runs, base=tmp_path / "figure1", tag="smoke")
+    assert "smoke-scale run" in row(ledger_rows(tmp_path), "1").status
+    save_figure1(runs, base=tmp_path / "figure1", tag="full")
+    r = row(ledger_rows(tmp_path), "1")
+    expected = [epochs_to_reach(t, 25.0) / epochs_to_reach(u, 25.0) for u, t in zip(relu, tanh)]
+    assert r.measured and r.values["ratio"] == pytest.approx(expected)
+    assert r.direction == "agrees" and r.seeds == [0, 1]
+
+
+def test_claim9_reads_figure3_kernels(tmp_path):
+    from alexlib.experiments import save_figure3
+
+    gen = torch.Generator().manual_seed(0)
+    for seed in range(2):
+        run = fake_run(tmp_path / "runs", "base", seed, [(40.0, 18.0)])
+        grey = torch.randn(48, 1, 11, 11, generator=gen).expand(48, 3, 11, 11)  # R = G = B: colour-agnostic
+        colour = torch.randn(48, 3, 11, 11, generator=gen)
+        colour = colour - colour.mean(dim=1, keepdim=True)  # no grey component: colour-specific
+        save_figure3("paper", seed, {"out": str(run), "conv1": torch.cat([grey, colour])}, base=tmp_path / "figure3",
+                     tag="full")
+    r = row(ledger_rows(tmp_path), "9")
+    assert r.measured and r.values["separation"] == pytest.approx([1.0, 1.0])
+    assert r.direction == "agrees (2 of 2 runs split)"
+
+
+# ---------------------------------------------------------------------------------------------
+# the chart and the command line
+
+
+def test_effects_figure_draws_means_spread_and_paper(tmp_path):
+    for seed, (b, n) in enumerate([(40.0, 42.0), (41.0, 42.5), (42.0, 43.9)]):
+        fake_run(tmp_path, "base", seed, [(b, 18.0)])
+        fake_run(tmp_path, "no-lrn", seed, [(n, 19.0)])
+    rows = ledger_rows(tmp_path)
+    fig = effects_figure(rows)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx([statistics.fmean([2.0, 1.5, 1.9]), 1.0])
+    red = [line for line in ax.lines if line.get_color() == "tab:red"]
+    assert [line.get_ydata()[0] for line in red] == pytest.approx([1.4, 1.2])
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert list(dots[0].get_ydata()) == pytest.approx([2.0, 1.5, 1.9])
+    assert ax.get_title() == "claim 2: LRN (3 seeds)"
+    empty = effects_figure(ledger_rows(tmp_path / "nothing"))
+    assert "No full-scale result stored yet" in empty.axes[0].texts[0].get_text()
+
+
+def test_command_line_table_and_errors(tmp_path, capsys):
+    fake_run(tmp_path, "base", 0, [(40.0, 18.0)])
+    fake_run(tmp_path, "no-lrn", 0, [(41.0, 18.5)])
+    assert ledger.main(["table", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| # | claim") and "top-1 +1.00" in out
+    assert ledger.main(["run", "--scale", "smoke", "--only", "no-relu", "--out", str(tmp_path)]) == 2
+    assert "unknown ablation(s) ['no-relu']" in capsys.readouterr().err
+    # the same command through the book's command line
+    from alexlib.cli import main as cli_main
+
+    assert cli_main(["ledger", "table", "--results", str(tmp_path)]) == 0
+    assert "top-1 +1.00" in capsys.readouterr().out
+    assert cli_main(["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert "seeds must be a positive whole number" in capsys.readouterr().err
+
+
+def test_smoke_runs_never_go_under_results(monkeypatch, tmp_path):
+    monkeypatch.setattr(ledger, "results_dir", lambda: tmp_path / "results")
+    with pytest.raises(LedgerError, match="smoke runs never go under"):
+        run_ledger("smoke", out=tmp_path / "results", only=["base"])
+    assert ledger.smoke_root() == tmp_path / "_build" / "ledger-smoke"
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner itself, at smoke scale on real images (a few per class, one epoch, one seed)
+
+
+def test_smoke_runner_writes_resumes_and_is_refused(shared_data, tmp_path, monkeypatch):
+    # the smoke preset with fewer images (the chapter runs the preset itself)
+    monkeypatch.setitem(ledger.PRESETS, "smoke", dict(ledger.PRESETS["smoke"], train_per_class=2, val_per_class=1,
+                                                      batch_size=10))
+    out = tmp_path / "smoke"
+    kw = dict(out=out, only=["no-lrn", "base"], data_root=str(shared_data), device="cpu", progress=False)
+    paused = run_ledger("smoke", budget_s=0, **kw)
+    assert [j["status"] for j in paused] == ["paused"] and not (out / "ledger" / "no-lrn" / "seed0" / "summary.json").exists()
+    report = run_ledger("smoke", **kw)
+    assert [(j["ablation"], j["status"]) for j in report] == [("no-lrn", "done"), ("base", "done")]
+    base = out / "ledger" / "base" / "seed0"
+    summary = json.loads((base / "summary.json").read_text())
+    assert summary["scale"] == "smoke" and summary["epochs"] == 1 and len(summary["checkpoint_sha256"]) == 64
+    assert not (base / "checkpoint.pt").exists()  # smoke checkpoints are not kept; the hash is
+    settings = json.loads((base / "settings.json").read_text())
+    assert settings["settings"]["train_per_class"] == 2 and "device" in settings["provenance"]
+    views = json.loads((base / "views.json").read_text())
+    assert set(views["center"]) == {"top1_err", "top5_err"} and views["val_images"] == 10
+    assert (out / "figure3" / "smoke-paper-s0" / "conv1.pt").is_file()
+    assert torch.load(out / "figure3" / "smoke-paper-s0" / "conv1.pt", weights_only=True).shape == (96, 3, 11, 11)
+    again = run_ledger("smoke", **kw)
+    assert {j["status"] for j in again} == {"done before"}
+    rows = ledger_rows(out)
+    assert not any(r.measured for r in rows)
+    assert "smoke-scale run (smoke numbers never enter the ledger)" in row(rows, "2").status
+    assert "smoke-scale run" in row(rows, "9").status
+
+
+def test_chunked_training_equals_one_go(shared_data, tmp_path, monkeypatch):
+    # a run trained one epoch per resume step ends with the numbers of a run trained in one go
+    tiny = dict(ledger.PRESETS["smoke"], epochs=2, batch_size=10, train_per_class=2, val_per_class=1)
+    results = {}
+    for chunk in (1, 2):
+        monkeypatch.setitem(ledger.PRESETS, "smoke", dict(tiny, chunk_epochs=chunk))
+        out = tmp_path / f"chunk{chunk}"
+        run_ledger("smoke", out=out, only=["half"], data_root=str(shared_data), device="cpu", progress=False)
+        results[chunk] = ledger.read_metrics(out / "ledger" / "half" / "seed0")
+        settings = json.loads((out / "ledger" / "half" / "seed0" / "settings.json").read_text())["settings"]
+        assert settings["epochs"] == 2
+    assert len(results[1]) == len(results[2]) == 2
+    for a, b in zip(results[1], results[2]):
+        for key in ("train_loss", "train_top1_err", "val_loss", "val_top1_err", "val_top5_err", "lr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
