@@ -7,7 +7,8 @@
 The chapters in ``notebooks/`` are stored without outputs. Executed copies go to
 ``_build/executed/<scale>/``; the book is built from a staged copy of the sources in which each chapter
 is replaced by its executed copy (``_build/stage/``), so the repository's notebooks stay clean. A chapter
-whose source and scale have not changed since its last successful run is not executed again.
+whose source, scale and library code have not changed since its last successful run is not executed
+again.
 
 This module works on a checkout of the repository (it needs ``_toc.yml``), not on an installed package.
 """
@@ -78,7 +79,11 @@ def unlisted_chapters(root: Path) -> list[str]:
 
 
 def _digest(path: Path, scale: str) -> str:
-    return hashlib.sha256(path.read_bytes() + scale.encode()).hexdigest()[:16]
+    """What a chapter's outputs depend on: its source, the scale, and the library's code."""
+    h = hashlib.sha256(path.read_bytes() + scale.encode())
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(module.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def executed_path(root: Path, notebook: Path, scale: str) -> Path:

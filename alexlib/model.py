@@ -180,17 +180,38 @@ def _check_pool(pool) -> tuple[int, int]:
     return z, s
 
 
+class PaperDropout(nn.Dropout):
+    """Dropout as the paper describes it (section 4.2): while training, each unit is zeroed with
+    probability ``p`` and the others pass unchanged; at test time every output is multiplied by
+    ``1 - p`` (0.5). ``nn.Dropout`` ("inverted" dropout) instead multiplies the kept units by
+    ``1 / (1 - p)`` while training and does nothing at test time.
+
+    Both compute the same function at test time, but not the same training run at the same learning
+    rate: with inverted dropout the layer after it sees inputs twice as large, so its weight gradient is
+    twice as large and each SGD step moves its outputs by about four times as much. With the paper's
+    lr of 0.01, the biases of 1 and 4096 units, that was enough to blow up the logits in the first
+    steps and leave the net stuck at chance; the paper's form trains as the paper did. Same random
+    numbers as ``nn.Dropout`` (it reuses it), so runs stay reproducible.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            # F.dropout keeps a unit with probability 1 - p and scales it by 1 / (1 - p): undo the scale
+            return F.dropout(x, self.p, True, self.inplace) * (1.0 - self.p)  # = x * mask
+        return x * (1.0 - self.p)
+
+
 def _fc_head(in_features: int, hidden: int, num_classes: int, p: float, *, paper_order: bool) -> nn.Sequential:
-    """fc6 -> fc7 -> fc8. ``paper_order``: dropout on fc6's and fc7's outputs (the paper, section 4.2);
-    else torchvision's order, dropout on the inputs of fc6 and fc7."""
+    """fc6 -> fc7 -> fc8. ``paper_order``: the paper's dropout (:class:`PaperDropout`) on fc6's and fc7's
+    outputs (section 4.2); else torchvision's order and ``nn.Dropout``, on the inputs of fc6 and fc7."""
     if paper_order:
         return nn.Sequential(
             nn.Linear(in_features, hidden),  # fc6
             nn.ReLU(inplace=True),
-            nn.Dropout(p),
+            PaperDropout(p),
             nn.Linear(hidden, hidden),  # fc7
             nn.ReLU(inplace=True),
-            nn.Dropout(p),
+            PaperDropout(p),
             nn.Linear(hidden, num_classes),  # fc8
         )
     return nn.Sequential(

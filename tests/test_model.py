@@ -381,3 +381,39 @@ def test_a_pool_that_misses_6x6_gets_the_adaptive_pool_and_bad_pools_are_explain
         build("paper", pool=3)
     with pytest.raises(ValueError, match="1 <= s <= z"):
         build("paper", pool=(2, 3))
+
+
+def test_paper_dropout_drops_without_rescaling_and_halves_at_test_time():
+    from alexlib.model import PaperDropout
+
+    x = torch.rand(64, 4096) + 0.5
+    drop = PaperDropout(0.5)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept])  # kept units pass unchanged
+    assert 0.45 < kept.float().mean().item() < 0.55
+    torch.manual_seed(3)
+    assert torch.equal(nn.Dropout(0.5)(x) != 0, kept)  # the same random numbers as nn.Dropout
+    drop.eval()
+    torch.testing.assert_close(drop(x), 0.5 * x)
+    assert all(type(m) is PaperDropout for m in build("paper").classifier if isinstance(m, nn.Dropout))
+    assert all(type(m) is nn.Dropout for m in build("onegpu2014").classifier if isinstance(m, nn.Dropout))
+
+
+def test_inverted_dropout_quadruples_the_next_layers_step_at_the_same_lr():
+    """Why the paper variants use the paper's dropout: one SGD step on the layer after dropout moves
+    its outputs four times as far with inverted dropout (inputs 2x, so gradient 2x and effect 2x)."""
+    torch.manual_seed(0)
+    h = torch.rand(1, 256) + 0.5
+    mask = (torch.rand(1, 256) < 0.5).float()
+    moves = {}
+    for name, inputs in (("paper", h * mask), ("inverted", 2 * h * mask)):
+        fc = nn.Linear(256, 10, bias=False)
+        nn.init.zeros_(fc.weight)
+        loss = nn.functional.cross_entropy(fc(inputs), torch.tensor([3]))
+        loss.backward()
+        with torch.no_grad():
+            fc.weight -= 0.01 * fc.weight.grad
+            moves[name] = fc(inputs).abs().max().item()
+    assert moves["inverted"] / moves["paper"] == pytest.approx(4.0, rel=1e-5)
