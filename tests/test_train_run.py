@@ -27,10 +27,10 @@ CIFAR = dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_
              train_per_class=20, val_per_class=5, schedule="constant")
 
 
-def cifar_args(out, epochs, *extra):
+def cifar_args(out, epochs, *extra, per_class=20):
     return [sys.executable, "-m", "alexlib", "train", "--dataset", "cifar10", "--variant", "cifar4",
             "--image-size", "32", "--crop", "32", "--batch-size", "32", "--lr", "0.002", "--schedule", "constant",
-            "--train-per-class", "20", "--val-per-class", "5", "--epochs", str(epochs), "--out", str(out),
+            "--train-per-class", str(per_class), "--val-per-class", "5", "--epochs", str(epochs), "--out", str(out),
             "--device", "cpu", "--quiet", *extra]
 
 
@@ -62,28 +62,30 @@ def test_paper_variant_runs_a_real_epoch(shared_data, tmp_path):
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(shared_data, tmp_path):
     env = {**os.environ, "ALEXLIB_DATA": str(shared_data)}
-    epochs = 4
-    whole = subprocess.run(cifar_args(tmp_path / "whole", epochs), env=env, capture_output=True, text=True,
-                           timeout=600)
+    epochs = 6
+    whole = subprocess.run(cifar_args(tmp_path / "whole", epochs, per_class=60), env=env, capture_output=True,
+                           text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr
+    epoch_seconds = min(m["seconds"] for m in read_metrics(tmp_path / "whole"))
 
-    killed = subprocess.Popen(cifar_args(tmp_path / "killed", epochs), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(cifar_args(tmp_path / "killed", epochs, per_class=60), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and killed.poll() is None:
         if metrics.exists() and metrics.read_text().count("\n") >= 1:
             break
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.0, 0.6))  # somewhere in epoch 2 (or while it writes its checkpoint)
+        time.sleep(0.01)
+    # somewhere in epoch 2 (or while it writes its checkpoint): at most one epoch after the first ended
+    time.sleep(random.uniform(0.0, epoch_seconds))
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL, "the run ended before it could be killed; make it longer"
     done_before = len(read_metrics(tmp_path / "killed"))
-    assert done_before < epochs
+    assert 1 <= done_before < epochs
 
-    resumed = subprocess.run(cifar_args(tmp_path / "killed", epochs, "--resume"), env=env, capture_output=True,
-                             text=True, timeout=600)
+    resumed = subprocess.run(cifar_args(tmp_path / "killed", epochs, "--resume", per_class=60), env=env,
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     drop = ("seconds", "images_per_s")
     a = [{k: v for k, v in m.items() if k not in drop} for m in read_metrics(tmp_path / "whole")]
