@@ -152,9 +152,35 @@ class AlexNet(nn.Module):
 # Building blocks
 
 
-def _lrn() -> nn.LocalResponseNorm:
+class TowerLRN(nn.LocalResponseNorm):
+    """Local response normalisation within each tower: the maps of a two-tower layer are normalised
+    per tower, as each of the paper's GPUs normalised its own maps (the 2012 code's ``rnorm`` layers
+    take one GPU's conv output each). A single ``nn.LocalResponseNorm`` over all 96 maps would let maps
+    46-47 of tower 1 and 48-49 of tower 2 normalise each other. ``towers=1`` is PyTorch's LRN.
+
+    (B, C, H, W) -> (B, C, H, W); each block of C / towers maps is normalised on its own.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 2):
+        super().__init__(size, alpha, beta, k)
+        self.towers = towers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.towers == 1:
+            return super().forward(x)
+        b, c, h, w = x.shape
+        y = super().forward(x.reshape(b * self.towers, c // self.towers, h, w))  # (B*towers, C/towers, H, W)
+        return y.reshape(b, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, towers={self.towers}"
+
+
+def _lrn(towers: int = 1) -> nn.LocalResponseNorm:
     # b = a / (k + (alpha / n) * sum_{n neighbouring maps} a^2)^beta, k=2, n=5, alpha=1e-4, beta=0.75
-    # (the code's alpha/n convention, which is PyTorch's; Paper: section 3.3)
+    # (the code's alpha/n convention, which is PyTorch's; Paper: section 3.3), within each tower
+    if towers > 1:
+        return TowerLRN(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=towers)
     return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 
@@ -269,12 +295,13 @@ def _five_convs(
     """
     c1, c2, c3, c4, c5 = widths
     g1, g2, g3, g4, g5 = groups
+    towers = g2  # the two-tower nets split conv2 (and conv4, conv5) between the GPUs
     layers: list[nn.Module] = []
 
     def after_conv(width: int, *, lrn: bool) -> list[nn.Module]:
         block: list[nn.Module] = [nn.ReLU(inplace=True)]
         if norm == "lrn" and lrn:
-            block.append(_lrn())
+            block.append(_lrn(towers))
         elif norm == "bn":
             block.append(nn.BatchNorm2d(width))
         return block
@@ -287,7 +314,7 @@ def _five_convs(
     layers.append(nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=conv1_padding, groups=g1))  # (B, 96, 55, 55)
     if lrn_before_relu1:
         # the code's order: conv1 -> LRN on the raw conv output -> pool1 -> ReLU
-        layers += [_lrn(), _pool(*pool), nn.ReLU(inplace=True)]
+        layers += [_lrn(towers), _pool(*pool), nn.ReLU(inplace=True)]
     else:
         layers += after_conv(c1, lrn=True) + pool_block()  # (B, 96, 27, 27)
     layers.append(nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=g2))  # (B, 256, 27, 27)
@@ -318,7 +345,8 @@ def _paper(
     The two GPUs are ``groups=2`` convolutions: conv2, conv4 and conv5 see only their own tower's
     maps; conv1 (both towers see the whole image), conv3 and the fc layers connect across. conv1's
     96 kernels are two towers of 48 (output channels 0-47 and 48-95). LRN (k=2, n=5, alpha=1e-4,
-    beta=0.75, the code's alpha/n convention) after ReLU of conv1 and conv2; max pooling 3/2 after
+    beta=0.75, the code's alpha/n convention; within each tower, :class:`TowerLRN`) after ReLU of
+    conv1 and conv2; max pooling 3/2 after
     LRN1, LRN2 and conv5; dropout on the outputs of fc6 and fc7. A 224 input is zero-padded on the
     right and bottom as cuda-convnet does (:class:`EdgePad`); a 227 input passes unpadded.
     ``init=True`` applies :func:`paper_init_`.

@@ -102,11 +102,12 @@ class TowerParallelAlexNet(nn.Module):
       fc8's weight columns, and tower 1's partial logits (B, 1000) are added to tower 0's on
       device 0, where the output lives. That sends 1000 numbers per image, where splitting fc8's
       outputs would need 2 x 2048 (fc7 in both directions) plus 500 to gather the logits.
-    - LRN (``halo_lrn=True``, the default): PyTorch's ``LocalResponseNorm`` over all 96 (256) maps
-      of the grouped net mixes the last two maps of tower 0 with the first two of tower 1, so to
-      equal the grouped net each tower borrows the neighbour's two boundary maps (a "halo"). The
-      2012 code normalised each GPU's maps on their own (no traffic): ``halo_lrn=False`` does
-      that, and then the output differs from the grouped net's in those four maps per LRN layer.
+    - LRN: the ``paper`` nets normalise each tower's maps on their own (``alexlib.model.TowerLRN``),
+      as the 2012 code's GPUs did, so each tower applies it to its own maps with no traffic. A grouped
+      net built with one ``nn.LocalResponseNorm`` over all 96 (256) maps mixes the last two maps of
+      tower 0 with the first two of tower 1; for such a net ``halo_lrn=True`` (the default) makes each
+      tower borrow the neighbour's two boundary maps (a "halo") so the outputs stay equal, and
+      ``halo_lrn=False`` normalises per tower instead.
     - Dropout: each tower draws its own mask, as each GPU did; in training mode the outputs equal
       the grouped net's only in distribution (use ``eval()`` or ``dropout=0`` to compare numbers).
 
@@ -138,6 +139,10 @@ class TowerParallelAlexNet(nn.Module):
             elif isinstance(module, nn.Linear):
                 kind = "reduce" if name == linears[-1] else "across"
                 parts = [_linear_part(module, t, kind, self.devices[t]) for t in range(2)]
+            elif isinstance(module, nn.LocalResponseNorm) and getattr(module, "towers", 1) == 2:
+                # the grouped net already normalises each tower's maps on their own: no exchange
+                kind = "local"
+                parts = [nn.LocalResponseNorm(module.size, module.alpha, module.beta, module.k) for _ in range(2)]
             elif isinstance(module, nn.LocalResponseNorm):
                 kind = "halo" if halo_lrn else "local"
                 parts = [copy.deepcopy(module) for _ in range(2)]

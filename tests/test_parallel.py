@@ -108,31 +108,48 @@ def test_each_parameter_lives_on_its_towers_device():
     assert towers.towers[1][towers.source_names.index("fc8")].bias is None
 
 
+def _all_maps_lrn(model):
+    """The same net with one nn.LocalResponseNorm over all maps (towers mixed at the boundary)."""
+    for i, m in enumerate(model.features):
+        if isinstance(m, nn.LocalResponseNorm):
+            model.features[i] = nn.LocalResponseNorm(m.size, m.alpha, m.beta, m.k)
+    return model
+
+
 def test_per_tower_lrn_is_the_codes_normalisation():
-    """halo_lrn=False normalises each tower's maps on their own, as the 2012 code's two GPUs did."""
+    """The paper net normalises each tower's maps on their own, as the 2012 code's two GPUs did:
+    equal to PyTorch's LRN on each half of the channels, and the split needs no LRN traffic."""
+    from alexlib.model import TowerLRN
 
-    class TowerLRN(nn.Module):  # reference: PyTorch's LRN on each half of the channels separately
-        def __init__(self, lrn):
-            super().__init__()
-            self.lrn = lrn
-
-        def forward(self, x):
-            return torch.cat([self.lrn(h) for h in x.chunk(2, dim=1)], dim=1)
+    lrns = [m for m in build("paper").features if isinstance(m, nn.LocalResponseNorm)]
+    assert len(lrns) == 2 and all(isinstance(m, TowerLRN) and m.towers == 2 for m in lrns)
+    x = torch.randn(3, 96, 9, 9)
+    reference = torch.cat([nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(h) for h in x.chunk(2, dim=1)], dim=1)
+    torch.testing.assert_close(lrns[0](x), reference)
+    assert not torch.allclose(nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(x)[:, 46:50], reference[:, 46:50])
 
     torch.manual_seed(2)
     model = build("paper", num_classes=10).eval()
-    towers = split_towers(model, devices=("cpu", "cpu"), halo_lrn=False).eval()
-    for i, m in enumerate(model.features):
-        if isinstance(m, nn.LocalResponseNorm):
-            model.features[i] = TowerLRN(m)
+    x = _images()
+    for halo in (True, False):  # nothing to borrow: both give the grouped net's numbers
+        towers = split_towers(model, devices=("cpu", "cpu"), halo_lrn=halo).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(towers(x), model(x), rtol=1e-4, atol=1e-5)
+        assert all(t.layer[:3] != "lrn" for t in cross_device_traffic(towers))
+
+
+def test_a_net_with_lrn_across_all_maps_splits_with_a_halo():
+    torch.manual_seed(2)
+    model = _all_maps_lrn(build("paper", num_classes=10)).eval()
+    towers = split_towers(model, devices=("cpu", "cpu")).eval()
     x = _images()
     with torch.no_grad():
         torch.testing.assert_close(towers(x), model(x), rtol=1e-4, atol=1e-5)
-    assert all(t.layer[:3] != "lrn" for t in cross_device_traffic(towers))
+    assert [t.layer for t in cross_device_traffic(towers)][:2] == ["lrn1", "lrn2"]
 
 
 def test_cross_device_traffic_matches_a_hand_count():
-    rows = cross_device_traffic(build("paper", init=False))
+    rows = cross_device_traffic(_all_maps_lrn(build("paper", init=False)))  # with the LRN halo
     got = {r.layer: r.bytes for r in rows}
     f = 4  # float32
     expected = {
@@ -147,9 +164,10 @@ def test_cross_device_traffic_matches_a_hand_count():
     assert [r.layer for r in rows] == list(expected)  # in forward order
     assert sum(r.bytes for r in rows) == 290_368
     assert all(r.bytes == r.elements * f for r in rows)
-    # the paper's split: no LRN exchange
-    paper = {r.layer: r.bytes for r in cross_device_traffic(build("paper", init=False), halo_lrn=False)}
+    # the paper's net (each tower normalises its own maps): no LRN exchange
+    paper = {r.layer: r.bytes for r in cross_device_traffic(build("paper", init=False))}
     assert paper == {k: v for k, v in expected.items() if not k.startswith("lrn")}
+    assert sum(paper.values()) == 230_304
     # counted at the model's own float size
     doubled = cross_device_traffic(split_towers(build("paper", num_classes=10).double(), ("cpu", "cpu")))
     assert {r.layer: r.bytes for r in doubled}["conv3"] == 2 * expected["conv3"]
