@@ -33,7 +33,6 @@ Value scales (read this before changing anything):
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -41,7 +40,7 @@ from typing import Iterator, Sequence
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from alexlib.data import DataError, ImageTensors, cache_dir, resize_center_crop
+from alexlib.data import DataError, ImageTensors, atomic_save, cache_dir, resize_center_crop
 
 # Paper: section 2 and 4.1.
 PAPER_SIZE = 256  # images are rescaled and centre-cropped to 256 x 256
@@ -385,11 +384,8 @@ def dataset_stats(data, *, size: int = PAPER_SIZE, cache: bool = True, key: str 
     stats = DatasetStats(mean_image(batches()), *rgb_pca(batches()), n_images=len(images), key=key)
     if cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            torch.save({"mean": stats.mean, "eigvals": stats.eigvals, "eigvecs": stats.eigvecs,
-                        "n_images": stats.n_images}, tmp)
-            os.replace(tmp, path)
+            atomic_save({"mean": stats.mean, "eigvals": stats.eigvals, "eigvecs": stats.eigvecs,
+                         "n_images": stats.n_images}, path)
         except OSError as exc:
             warnings.warn(f"could not write the statistics cache {path} ({exc}); continuing without it")
     return stats

@@ -31,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alexlib.data import atomic_write_text
+
 
 class BookError(Exception):
     """A chapter failed, the build failed, or the built book has a broken page, image or link."""
@@ -133,9 +135,7 @@ def execute_chapter(root: Path, notebook: Path, scale: str = "smoke", force: boo
     nb.setdefault("metadata", {})["alexlib"] = {
         "source_digest": _digest(notebook, scale), "scale": scale, "ok": True, "seconds": round(seconds, 1),
     }
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(nb, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(nb, indent=1))
     failed.unlink()
     return seconds
 

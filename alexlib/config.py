@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -83,11 +84,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def results_dir() -> "Path":
+def results_dir() -> Path:
     """The repository's ``results/`` folder (full-scale GPU results with provenance): found next to
     ``_toc.yml`` upwards from the working directory, else next to this package."""
-    from pathlib import Path
-
     for base in (Path.cwd().resolve(), Path(__file__).resolve().parent):
         for folder in (base, *base.parents):
             if (folder / "_toc.yml").is_file():

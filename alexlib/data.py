@@ -680,19 +680,38 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
             warnings.warn(f"ignoring unreadable cache file {path} ({exc}); decoding again")
     images = decode_all(listing, size, progress=progress)
     if cache:
-        _atomic_save({"images": images, "labels": listing.labels}, path)
+        try:
+            atomic_save({"images": images, "labels": listing.labels}, path)
+        except OSError as exc:
+            warnings.warn(f"could not write the decode cache {path} ({exc}); continuing without it")
     return ImageTensors(images, listing.labels, listing.classes, listing.name, listing.split, listing.class_ids)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write a file so that a crash at any moment leaves either the old file or the new one, never a
+    torn one: ``write(f)`` fills a temporary file in the same folder, which is flushed to disk and then
+    renamed over ``path``. Used for every file the library writes (caches, checkpoints, metrics)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        warnings.warn(f"could not write the decode cache {path} ({exc}); continuing without it")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # ----------------------------------------------------------------------------------- overview

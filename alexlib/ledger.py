@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 import torch
 
 from .config import SCALES, results_dir
+from .data import atomic_write_text
 from .train import RunSettings, TrainingError, provenance, read_metrics, train_run
 
 __all__ = [
@@ -130,9 +131,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def _epochs_done(folder: Path) -> int:

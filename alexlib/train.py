@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import resolve_device
+from .data import atomic_save, atomic_write_text
 
 __all__ = ["History", "fit", "accuracy", "error_rates", "sgd_paper", "channel_stats", "DEMOS", "demo_settings",
            "RunSettings", "TrainingError", "train_run", "read_metrics", "load_checkpoint", "model_from_checkpoint",
@@ -396,19 +397,6 @@ def provenance() -> dict:
     return info
 
 
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``:
-    a crash at any moment leaves either the old file or the new one, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by :func:`train_run` (``weights_only=True``: no code is unpickled)."""
     path = Path(path)
@@ -591,7 +579,7 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
         (out / "settings.json").write_text(json.dumps(meta, indent=1))
         # metrics.jsonl holds exactly the finished epochs of the checkpoint: drop lines of an epoch a
         # crash interrupted after its line was written but before its checkpoint was
-        _write_lines(metrics_path, history)
+        atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
 
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if settings.amp and device.type == "cuda"
                 else contextlib.nullcontext())
@@ -680,12 +668,6 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
                            f"{row['images_per_s']:.0f} img/s")
         last = row
     return {**last, "out": str(out)}
-
-
-def _write_lines(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
 
 
 def read_metrics(out: str | os.PathLike) -> list[dict]:

@@ -355,3 +355,20 @@ def test_real_subset_decodes_to_rgb(shared_data):
     assert samples.classes[samples.labels[0]] == "tench"
     photo = samples.decode(0)
     assert photo.shape[0] == 3 and min(photo.shape[1:]) == 256
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "sub" / "result.json"
+    data.atomic_write_text(target, "first")
+    assert target.read_text() == "first"
+
+    def crash(f):
+        f.write(b"half of the new con")
+        raise KeyboardInterrupt  # a crash in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        data.atomic_write(target, crash)
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary file left
+    data.atomic_save({"x": torch.arange(3)}, target.with_suffix(".pt"))
+    assert torch.equal(torch.load(target.with_suffix(".pt"), weights_only=True)["x"], torch.arange(3))
