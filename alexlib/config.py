@@ -67,8 +67,9 @@ def get_config(scale: str = "smoke", **overrides) -> Config:
     return Config(scale=scale, **{**_PRESETS[scale], **overrides})
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> the best device present (cuda, then mps, then cpu); else ``torch.device(name)``."""
+def resolve_device(name: "str | torch.device" = "auto") -> torch.device:
+    """``"auto"`` -> the best device present (cuda, then mps, then cpu); else ``torch.device(name)``
+    (a name like ``"cuda:1"`` or a ``torch.device``)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -45,7 +45,7 @@ def predict(model: nn.Module, images: torch.Tensor, stats: DatasetStats, *, view
         raise ValueError(f"views must be 'center' or 'ten', got {views!r}")
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise TypeError(f"predict() wants uint8 images (N, 3, S, S); got {images.dtype} {tuple(images.shape)}")
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     was_training = model.training
     model.eval()
     out = []
@@ -120,7 +120,7 @@ def features(model: nn.Module, images: torch.Tensor, stats: DatasetStats, layer:
              crop: int = PAPER_CROP, batch_size: int = 256, device="auto", amp: bool = True) -> torch.Tensor:
     """The output of ``layer`` (e.g. the ReLU after fc7: the 4096-d last hidden layer) for the centre
     view of each image: ``(N, D)`` float32 on the CPU. Paper: section 6.1 (Figure 4)."""
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     captured: list[torch.Tensor] = []
     hook = layer.register_forward_hook(lambda module, inp, out: captured.append(out.detach().float().flatten(1).cpu()))
     was_training = model.training

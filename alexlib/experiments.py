@@ -117,7 +117,7 @@ def train_resident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     mean, std = channel_stats(images)
     mean, std = mean.to(device)[:, None, None], std.to(device)[:, None, None]  # (3, 1, 1)
     x_all = images.to(device)  # (N, 3, H, W) uint8, resident for the whole run
@@ -497,7 +497,7 @@ def nearest_neighbours(queries: torch.Tensor, database: torch.Tensor, k: int, *,
                          f"and {tuple(database.shape)}")
     if not 1 <= k <= len(database):
         raise ValueError(f"k must be between 1 and the database size {len(database)}, got {k}")
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     q = queries.to(device).float()  # (Q, D)
     q_sq = q.pow(2).sum(dim=1, keepdim=True)  # (Q, 1)
     best_d = torch.full((len(q), 0), float("inf"), device=device)
@@ -546,7 +546,7 @@ def train_autoencoder(feats: torch.Tensor, bits: int, *, epochs: int = 60, lr: f
     mean norm (so the code spends its bits on what tells images apart, not on what they share).
     Returns the model (on the CPU, eval mode) and ``{"mean" (D,), "scale", "loss"}``: pass both to
     :func:`binary_codes`."""
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     torch.manual_seed(seed)
     x_all = feats.to(device).float()
     mean = x_all.mean(dim=0)  # (D,)
@@ -588,7 +588,7 @@ def hamming_neighbours(query_codes: torch.Tensor, database_codes: torch.Tensor, 
                          f"{tuple(database_codes.shape)}")
     if not 1 <= k <= len(database_codes):
         raise ValueError(f"k must be between 1 and the database size {len(database_codes)}, got {k}")
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     q = query_codes.to(device).float()  # (Q, bits)
     d = database_codes.to(device).float()  # (N, bits)
     # hamming(q, d) = q.(1 - d) + (1 - q).d: the bits set in one code and not the other
@@ -631,7 +631,7 @@ def run_figure4(scale: str = "smoke", seed: int = 0, *, trained: dict | None = N
     from .train import load_checkpoint, model_from_checkpoint
 
     s = _preset(FIGURE4, scale, overrides)
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    device = resolve_device(device)
     if data is None:
         train = load(s["dataset"], "train", root=data_root, size=256, per_class=s["train_per_class"], seed=seed,
                      progress=progress)

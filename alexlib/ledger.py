@@ -422,16 +422,26 @@ def _job(*names: str) -> str:
     return f"python -m alexlib ledger run --scale full --only {' '.join(names)}"
 
 
+def _with_base(root: Path, ablation: str):
+    """The runs of ``base`` and of ``ablation`` by seed and the seeds both have, or, when they share
+    none, the "unmeasured" result that says why."""
+    base, refused_b = _runs(root, "base")
+    other, refused_o = _runs(root, ablation)
+    seeds = sorted(set(base) & set(other))
+    if not seeds:
+        return _missing(root, ["base", ablation], refused_b + refused_o, _job("base", ablation))
+    return base, other, seeds
+
+
 def _paired(ablation: str, metrics: Sequence[str] = ("val_top1_err", "val_top5_err")):
     """A measure: error of ``ablation`` minus error of ``base``, per seed run in both (positive:
     the paper's feature lowers the error)."""
 
     def measure(root: Path):
-        base, refused_b = _runs(root, "base")
-        other, refused_o = _runs(root, ablation)
-        seeds = sorted(set(base) & set(other))
-        if not seeds:
-            return _missing(root, ["base", ablation], refused_b + refused_o, _job("base", ablation))
+        paired = _with_base(root, ablation)
+        if not isinstance(paired, tuple):
+            return paired
+        base, other, seeds = paired
         # effect = err(without the paper's feature) - err(with it), in percentage points
         values = {m: [other[s]["final"][m] - base[s]["final"][m] for s in seeds] for m in metrics}
         return Measurement(values, seeds, [base[s] for s in seeds] + [other[s] for s in seeds],
@@ -442,11 +452,10 @@ def _paired(ablation: str, metrics: Sequence[str] = ("val_top1_err", "val_top5_e
 
 def _dropout_gap(root: Path):
     """Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it."""
-    base, refused_b = _runs(root, "base")
-    other, refused_o = _runs(root, "no-dropout")
-    seeds = sorted(set(base) & set(other))
-    if not seeds:
-        return _missing(root, ["base", "no-dropout"], refused_b + refused_o, _job("base", "no-dropout"))
+    paired = _with_base(root, "no-dropout")
+    if not isinstance(paired, tuple):
+        return paired
+    base, other, seeds = paired
 
     def gap(run):
         # gap = val top-1 error - train top-1 error (train: on the augmented batches, dropout on)
@@ -467,11 +476,10 @@ def converged_epoch(val_errors: Sequence[float], within: float = 1.0) -> int:
 
 def _dropout_speed(root: Path):
     """Convergence: epochs to converge with dropout divided by epochs without (paper: about 2)."""
-    base, refused_b = _runs(root, "base")
-    other, refused_o = _runs(root, "no-dropout")
-    seeds = sorted(set(base) & set(other))
-    if not seeds:
-        return _missing(root, ["base", "no-dropout"], refused_b + refused_o, _job("base", "no-dropout"))
+    paired = _with_base(root, "no-dropout")
+    if not isinstance(paired, tuple):
+        return paired
+    base, other, seeds = paired
 
     def epochs(run):
         return converged_epoch([m["val_top1_err"] for m in run["metrics"]])

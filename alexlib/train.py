@@ -149,7 +149,7 @@ def error_rates(
     (one centre view: the images as given). ``mean``/``std``: per-channel, as in :func:`fit`
     (default: ``data``'s own). Returns ``{"top1_err", "top5_err", "loss"}``. Paper: section 6."""
     _check_split(data, "data")
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(device)
     if mean is None or std is None:
         mean, std = channel_stats(data.images)
     was_training = model.training
@@ -218,7 +218,7 @@ def fit(
             f"train has label {int(train.labels.max())} but the model has {num_classes} outputs; "
             f"build the model with num_classes={int(train.labels.max()) + 1} (or more)"
         )
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(device)
     if mean is None or std is None:
         mean, std = channel_stats(train.images)
     model.to(device)
