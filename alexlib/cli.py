@@ -8,6 +8,7 @@
     python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
     python -m alexlib ledger run --scale full   the ablations behind the paper-claims ledger (resumable)
     python -m alexlib ledger table              the ledger, generated from results/
+    python -m alexlib bench [--sweep]           training images/s: torchvision alexnet vs the paper net
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def _train(args) -> int:
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "schedule", "train_per_class",
                                                   "val_per_class", "device", "data_root", "dropout", "image_size",
                                                   "crop")}
-    overrides.update(dataset=args.dataset, variant=args.variant, compile=args.compile or None)
+    overrides.update(dataset=args.dataset, variant=args.variant, compile=args.compile or None,
+                     fast=False if args.reference_layers else None)
     settings = RunSettings.for_scale(args.scale, **overrides)
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # launched by torchrun
     if distributed:
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device")
     p.add_argument("--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--reference-layers", action="store_true",
+                   help="train with PyTorch's stock layers on CUDA too (default: alexlib.fast's equal, faster forms)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_train)
 
@@ -215,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="then check every page in headless Chromium")
     p.add_argument("--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)")
     p.set_defaults(run=_book)
+
+    from alexlib.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net
 
     from alexlib.ledger import add_arguments as add_ledger_arguments
 

@@ -123,7 +123,9 @@ def train_resident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     x_all = images.to(device)  # (N, 3, H, W) uint8, resident for the whole run
     y_all = labels.to(device)
     model.to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=0.0)
+    # fused: one kernel for the whole update on CUDA (same arithmetic)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=0.0,
+                                fused=True if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(seed)
     n = len(x_all)
     err, loss = _error_pass(model, x_all, y_all, mean, std)

@@ -89,7 +89,8 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), std.float()
 
 
-def sgd_paper(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+def sgd_paper(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
+              fused: bool | None = None) -> torch.optim.SGD:
     """SGD with momentum and weight decay on the weights only (biases and norm parameters excluded),
     as the original code does. Paper: section 5,
 
@@ -97,11 +98,16 @@ def sgd_paper(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_deca
 
     PyTorch keeps v' = -v / lr and updates v' <- 0.9 v' + grad(L) + 0.0005 w; w <- w - lr v', the
     same steps while lr is constant (they differ only in how a change of lr acts on the velocity).
+
+    ``fused``: PyTorch's fused SGD kernel (one launch for every parameter); ``None`` uses it when all
+    parameters are on a CUDA device. The same arithmetic either way.
     """
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum)
+    if fused is None:
+        fused = all(p.is_cuda for p in decay + no_decay) and bool(decay + no_decay)
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum, fused=fused or None)
 
 
 def _check_images(images: torch.Tensor, what: str) -> None:
@@ -339,6 +345,7 @@ class RunSettings:
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True
     compile: bool = False
+    fast: bool = True  # on CUDA, alexlib.fast.speed_up: equal, faster layers (same parameters, same state dict)
     chance_epochs: int = 3  # report a run whose loss sits at ln(classes) for this many epochs
 
     def __post_init__(self):
@@ -529,7 +536,7 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
             changed = {k: (v, getattr(settings, k)) for k, v in dataclasses.asdict(saved).items()
                        if getattr(settings, k) != v}
             # more epochs is the one change that makes sense on resume; anything else is a different run
-            if set(changed) - {"epochs", "device", "compile", "data_root"}:
+            if set(changed) - {"epochs", "device", "compile", "fast", "data_root"}:
                 raise TrainingError(f"--resume with different settings {changed} (saved, given); "
                                     "resume with the run's own settings, or start a new --out folder.")
 
@@ -549,6 +556,10 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
     model.to(device)
     if settings.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    if settings.fast and device.type == "cuda":
+        from .fast import speed_up
+
+        speed_up(model, device=device)  # same parameters and state dict; a no-op on the CPU
     optimizer = sgd_paper(model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     schedule = _Schedule(settings)
     loader = GPULoader(train, stats=stats, batch_size=settings.batch_size, crop=settings.crop, train=True,

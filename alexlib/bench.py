@@ -1,0 +1,388 @@
+"""``python -m alexlib bench``: training throughput of the paper's net against torchvision's ``alexnet``.
+
+    python -m alexlib bench                   # on the GPU: torchvision vs naive paper net vs alexlib's
+    python -m alexlib bench --sweep           # also each fast form on its own: what each one buys
+    python -m alexlib bench --tiny --device cpu   # CI size: batch 2, no compile; checks, not speed
+
+Every row is the same training step (forward, cross-entropy, backward, SGD with momentum and weight
+decay) on the same synthetic batch of 224x224 images, one after the other in one process, so the
+ratios compare like with like. On CUDA the step runs under bf16 autocast, in channels-last memory,
+with the model compiled (``torch.compile``) and the fused SGD kernel, as GPU.md measured it.
+
+Rows:
+
+``torchvision alexnet``
+    ``torchvision.models.alexnet``: the one-tower 64-192-384-256-256 net, no LRN. The yardstick.
+``paper, reference layers``
+    ``alexlib.model.build("paper")`` as the chapters build it: ``groups=2`` convolutions and PyTorch's
+    LRN per tower. The naive faithful net.
+``paper, alexlib``
+    The same net after :func:`alexlib.fast.speed_up` with :data:`alexlib.fast.DEFAULTS`: what
+    ``alexlib.train.train_run`` trains on a GPU.
+``--sweep``
+    Each fast form alone (and all together), the compiler's autotuning and CUDA-graph modes, and the
+    reference points of the issue: the paper net without LRN, with ``groups=2`` and with ``groups=1``.
+
+Then every fast form is checked against the reference layers, layer by layer, for equal outputs and
+gradients (:func:`alexlib.fast.check_equal`). A CUDA run is saved with its provenance under
+``results/bench/`` (``--save`` elsewhere; ``--no-save`` not at all), where chapter 8 finds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Config", "configs", "measure", "run", "format_table", "main", "saved_runs"]
+
+
+@dataclass
+class Config:
+    """One row of the benchmark: which net, which fast forms, how it is compiled."""
+
+    name: str
+    net: str = "paper"  # "torchvision", "paper", "paper-nolrn", "paper-nolrn-g1"
+    fast: dict | None = None  # keyword arguments of alexlib.fast.speed_up; None: the reference layers
+    compile_mode: str | None = "default"  # None: eager
+    group: str = "main"  # "main" rows always run; "sweep" rows with --sweep
+    note: str = ""
+
+
+def configs(sweep: bool, *, triton: bool) -> list[Config]:
+    """The rows to measure (``triton``: whether the Triton LRN can run here)."""
+    from .fast import DEFAULTS
+
+    rows = [
+        Config("torchvision alexnet", net="torchvision", note="64-192-384-256-256, no LRN (the yardstick)"),
+        Config("paper, reference layers", fast=None, note="groups=2 convs, PyTorch LRN per tower"),
+        Config("paper, alexlib", fast=dict(DEFAULTS), note="fast.speed_up with fast.DEFAULTS"),
+    ]
+    if not sweep:
+        return rows
+    base = {"lrn": "reference", "conv": "native", "conv1": "native"}
+    lrns = ["shift", "banded"] + (["triton"] if triton else [])
+    for impl in lrns:
+        rows.append(Config(f"paper, LRN={impl}", fast={**base, "lrn": impl}, group="sweep"))
+    for impl in ("dense", "split"):
+        rows.append(Config(f"paper, towers={impl}", fast={**base, "conv": impl}, group="sweep"))
+    rows.append(Config("paper, conv1=s2d", fast={**base, "conv1": "s2d"}, group="sweep"))
+    for impl in lrns:
+        rows.append(Config(f"paper, LRN={impl} + towers=dense + conv1=s2d",
+                           fast={"lrn": impl, "conv": "dense", "conv1": "s2d"}, group="sweep"))
+    rows.append(Config("paper, alexlib, max-autotune", fast=dict(DEFAULTS), compile_mode="max-autotune-no-cudagraphs",
+                       group="sweep", note="compiler autotunes conv/matmul choices"))
+    rows.append(Config("paper, alexlib, CUDA graphs", fast=dict(DEFAULTS), compile_mode="reduce-overhead",
+                       group="sweep", note="whole forward/backward replayed as a CUDA graph"))
+    rows.append(Config("paper without LRN, groups=2", net="paper-nolrn", group="sweep", note="first milestone's yardstick"))
+    rows.append(Config("paper without LRN, groups=1", net="paper-nolrn-g1", group="sweep",
+                       note="dense convs: more parameters, not the paper's net"))
+    return rows
+
+
+def build_net(config: Config, num_classes: int = 1000) -> nn.Module:
+    """The (untrained) net of one row, on the CPU."""
+    from . import fast
+    from .model import AlexNet, _fc_head, _five_convs, build
+
+    if config.net == "torchvision":
+        import torchvision
+
+        return torchvision.models.alexnet(num_classes=num_classes)
+    if config.net == "paper-nolrn-g1":
+        features = _five_convs((96, 256, 384, 384, 256), (1, 1, 1, 1, 1), norm="none")
+        net = AlexNet(features, _fc_head(9216, 4096, num_classes, 0.5, paper_order=True), variant="paper-nolrn-g1")
+    else:
+        net = build(config.net, num_classes=num_classes)
+    if config.fast is not None:
+        fast.speed_up(net, **config.fast)
+    return net
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(config: Config, *, device: torch.device, batch_size: int, steps: int, warmup: int,
+            compile: bool = True, amp: bool = True) -> dict:
+    """Images per second of the training step of one row (plus step time, peak memory, warm-up time)."""
+    from .train import sgd_paper
+
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    net = build_net(config).to(device)
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
+    net.train()
+    step_net = net
+    mode = config.compile_mode if compile else None
+    if mode is not None:
+        step_net = torch.compile(net, mode=mode)
+    optimizer = sgd_paper(net, lr=0.01)  # fused into one kernel on CUDA
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 3, 224, 224, generator=gen).to(device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 1000, (batch_size,), generator=gen).to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else contextlib.nullcontext()
+
+    def step() -> torch.Tensor:
+        with autocast:
+            loss = F.cross_entropy(step_net(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    for _ in range(warmup):
+        loss = step()
+    _sync(device)
+    warm_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    _sync(device)
+    seconds = time.perf_counter() - started
+    if not math.isfinite(loss.item()):
+        raise RuntimeError(f"{config.name}: the training loss became {loss.item()}")
+    row = {"name": config.name, "group": config.group, "net": config.net, "fast": config.fast,
+           "compile_mode": mode, "note": config.note, "images_per_s": batch_size * steps / seconds,
+           "ms_per_step": 1000 * seconds / steps, "warmup_s": warm_s,
+           "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None}
+    del step_net, net, optimizer
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
+def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> list[dict]:
+    """Every fast form against the reference layers, layer by layer (float32, eval mode)."""
+    from . import fast
+    from .model import build, layer_names
+
+    torch.manual_seed(0)
+    reference = build("paper", num_classes=1000).to(device)
+    paper_name = {id(m): n for n, m in layer_names(reference)}
+    module_of = dict(reference.named_modules())
+    x = torch.randn(batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(device)
+    lrns = ["shift", "banded"] + (["triton"] if triton else [])
+    rows = []
+    for combo in [{"lrn": impl, "conv": "dense", "conv1": "s2d"} for impl in lrns] + [{"lrn": "shift", "conv": "split"}]:
+        net = fast.speed_up(copy.deepcopy(reference), **combo)
+        for name, r in fast.check_equal(reference, net, x).items():
+            if r["impl"] == "native":
+                continue
+            rows.append({"layer": paper_name.get(id(module_of[name]), name), **r})
+    # one row per (layer, form): the combinations repeat conv1 and the towers
+    seen, unique = set(), []
+    for r in rows:
+        if (r["layer"], r["impl"]) not in seen:
+            seen.add((r["layer"], r["impl"]))
+            unique.append(r)
+    return unique
+
+
+def versions(device: torch.device) -> dict:
+    import platform
+
+    import torchvision
+
+    from .fast import triton_available
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    if triton_available():
+        import triton
+
+        info["triton"] = triton.__version__
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    else:
+        import os
+
+        info["gpu"] = None
+        info["cpu"] = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return info
+
+
+def format_table(result: dict) -> str:
+    """The benchmark's rows as a Markdown table, with each row's ratio to torchvision's alexnet."""
+    rows = result["rows"]
+    base = next((r["images_per_s"] for r in rows if r["net"] == "torchvision"), None)
+    lines = ["| training step | images/s | vs torchvision alexnet | ms/step | peak GiB |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | |")
+            continue
+        ratio = f"{r['images_per_s'] / base:.2f}x" if base else ""
+        mem = f"{r['peak_memory_gib']:.1f}" if r.get("peak_memory_gib") is not None else ""
+        lines.append(f"| {r['name']} | {r['images_per_s']:,.0f} | {ratio} | {r['ms_per_step']:.1f} | {mem} |")
+    return "\n".join(lines)
+
+
+def format_checks(result: dict) -> str:
+    lines = ["| layer | form | output | input grad | param grad | equal |", "|---|---|---:|---:|---:|---|"]
+    for r in result["checks"]:
+        lines.append(f"| {r['layer']} | {r['impl']} | {r['output']:.1e} | {r['input grad']:.1e} | "
+                     f"{r['param grad']:.1e} | {'yes' if r['equal'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def run(*, device: str | torch.device = "auto", batch_size: int | None = None, steps: int | None = None,
+        warmup: int | None = None, sweep: bool = False, tiny: bool = False, compile: bool | None = None,
+        only: list[str] | None = None, check: bool = True, progress=print) -> dict:
+    """Measure the rows in one process and return ``{"rows", "checks", "settings", "provenance"}``.
+
+    Defaults: on CUDA batch 512, 20 timed steps after 8 warm-up steps (compilation happens there),
+    compiled; ``tiny`` (or the CPU): batch 2, 2 steps after 1, eager. A row that fails (say, out of
+    memory) is reported as failed and the others still run.
+    """
+    from .config import resolve_device
+    from .fast import triton_available
+    from .train import provenance
+
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    small = tiny or not cuda
+    batch_size = batch_size or (2 if small else 512)
+    steps = steps or (2 if small else 20)
+    warmup = warmup if warmup is not None else (1 if small else 8)
+    compile = (not small) if compile is None else compile
+    for name, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    # the Triton kernel runs on CUDA; on the CPU the tests check it in Triton's interpreter (too slow here)
+    triton = triton_available() and cuda
+    rows_to_run = configs(sweep, triton=triton)
+    if only:
+        known = {c.name for c in configs(True, triton=True)}
+        unknown = [o for o in only if o not in known]
+        if unknown:
+            raise ValueError(f"unknown row(s) {unknown}; the rows are: {sorted(known)}")
+        rows_to_run = [c for c in configs(True, triton=triton) if c.name in only]
+    info = versions(dev)
+    progress(f"device: {info.get('gpu') or info.get('cpu')}; torch {info['torch']}; batch {batch_size}; "
+             f"{steps} timed steps after {warmup}; {'compiled' if compile else 'eager'}"
+             f"{', bf16 autocast, channels-last' if cuda else ', float32'}")
+    rows = []
+    for config in rows_to_run:
+        try:
+            row = measure(config, device=dev, batch_size=batch_size, steps=steps, warmup=warmup, compile=compile)
+            progress(f"  {config.name:<48} {row['images_per_s']:>10,.0f} images/s")
+        except (RuntimeError, torch.OutOfMemoryError) as exc:  # keep the other rows
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            row = {"name": config.name, "group": config.group, "net": config.net, "fast": config.fast, "error": first}
+            progress(f"  {config.name:<48} failed: {first}")
+            if cuda:
+                torch.cuda.empty_cache()
+        rows.append(row)
+    checks = correctness(device=dev, triton=triton) if check else []
+    settings = {"device": str(dev), "batch_size": batch_size, "steps": steps, "warmup": warmup, "compile": compile,
+                "amp": cuda, "channels_last": cuda, "sweep": sweep, "tiny": tiny, "input": [3, 224, 224]}
+    return {"rows": rows, "checks": checks, "settings": settings, "versions": info, "provenance": provenance()}
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The ratios the issue asks about, in words."""
+    by = {r["name"]: r for r in result["rows"] if "error" not in r}
+    out = []
+    tv = by.get("torchvision alexnet")
+    ours = by.get("paper, alexlib")
+    naive = by.get("paper, reference layers")
+    if tv and ours:
+        out.append(f"alexlib's paper net / torchvision alexnet: {ours['images_per_s'] / tv['images_per_s']:.2f}x "
+                   "(goal: >= 1.0x on an H100)")
+    if naive and ours:
+        out.append(f"alexlib's paper net / the same net with reference layers: "
+                   f"{ours['images_per_s'] / naive['images_per_s']:.2f}x")
+    g1 = by.get("paper without LRN, groups=1")
+    if g1 and ours:
+        out.append(f"alexlib's paper net / paper net without LRN, groups=1: {ours['images_per_s'] / g1['images_per_s']:.2f}x "
+                   "(first milestone: >= 1.0x)")
+    if result["settings"]["device"] == "cpu" or not result["settings"]["amp"]:
+        out.append("(CPU numbers: they show the code runs, not how fast a GPU trains.)")
+    return out
+
+
+def results_path(result: dict) -> Path:
+    from .config import results_dir
+
+    gpu = (result["versions"].get("gpu") or "cpu").replace("NVIDIA ", "")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower()).strip("-")
+    stamp = result["provenance"]["date"].replace(":", "").replace("-", "")
+    return results_dir() / "bench" / f"{stamp}-{slug}.json"
+
+
+def saved_runs() -> list[dict]:
+    """The benchmark runs stored under ``results/bench/``, oldest first (each with its ``path``)."""
+    from .config import results_dir
+
+    runs = []
+    for path in sorted((results_dir() / "bench").glob("*.json")):
+        try:
+            runs.append({**json.loads(path.read_text()), "path": str(path)})
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"skipping {path}: {exc}", file=sys.stderr)
+    return sorted(runs, key=lambda r: r["provenance"].get("date", ""))
+
+
+def add_arguments(sub) -> None:
+    p = sub.add_parser("bench", help="training images/s: torchvision alexnet vs the paper net, reference and fast")
+    p.add_argument("--device", default="auto", help="auto (cuda, then cpu), cuda or cpu")
+    p.add_argument("--batch-size", type=int, help="default 512 on CUDA, 2 on the CPU")
+    p.add_argument("--steps", type=int, help="timed steps per row (default 20 on CUDA, 2 on the CPU)")
+    p.add_argument("--warmup", type=int, help="untimed steps first, compilation included (default 8 / 1)")
+    p.add_argument("--sweep", action="store_true", help="also each fast form alone, compile modes, no-LRN yardsticks")
+    p.add_argument("--only", nargs="*", metavar="ROW", help="run only these rows (names as printed)")
+    p.add_argument("--tiny", action="store_true", help="CI size: batch 2, eager; shows the code runs")
+    p.add_argument("--eager", action="store_true", help="do not torch.compile")
+    p.add_argument("--no-check", action="store_true", help="skip the layer-by-layer equality check")
+    p.add_argument("--save", help="write the result JSON here (default on CUDA: results/bench/<date>-<gpu>.json)")
+    p.add_argument("--no-save", action="store_true")
+    p.set_defaults(run=main)
+
+
+def main(args) -> int:
+    try:
+        result = run(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                     sweep=args.sweep, tiny=args.tiny, compile=False if args.eager else None, only=args.only,
+                     check=not args.no_check)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(format_table(result))
+    print()
+    for line in summary_lines(result):
+        print(line)
+    if result["checks"]:
+        print()
+        print("every fast form against the reference layers (relative difference, float32):")
+        print(format_checks(result))
+    v = result["versions"]
+    print()
+    print("versions: " + ", ".join(f"{k} {v[k]}" for k in v if v[k] is not None))
+    path = Path(args.save) if args.save else (results_path(result) if result["settings"]["amp"] else None)
+    if path is not None and not args.no_save:
+        from .data import atomic_write_text
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(result, indent=1))
+        print(f"saved {path}")
+    bad = [c for c in result["checks"] if not c["equal"]]
+    failed = [r for r in result["rows"] if "error" in r]
+    return 1 if bad or failed else 0

@@ -1,0 +1,552 @@
+"""Faster, equal forms of the paper net's slow layers: LRN, the towers' grouped convolutions, conv1.
+
+The paper's network and torchvision's slimmer ``alexnet`` cost about the same arithmetic per image,
+yet written with PyTorch's stock layers the paper's net trains at half the speed on an H100
+(``../shared/GPU.md``): ``nn.LocalResponseNorm`` (a padded 3-D average pool over the squared maps),
+cuDNN's grouped convolutions, and conv1's 3-channel, stride-4 input all leave the tensor cores idle.
+This module computes the same functions in other ways, and :func:`speed_up` swaps them into a
+built net *keeping its parameters*, so state dicts, checkpoints and the paper's init are unchanged.
+
+    LRN (:class:`FastLRN`, ``impl=``)
+        ``"reference"``  PyTorch's ``F.local_response_norm`` (per tower), as ``alexlib.model`` builds it
+        ``"shift"``      the window sum as five shifted slices of the squared maps: one pointwise
+                         expression that ``torch.compile`` fuses into a single kernel, forward and backward
+        ``"banded"``     the window sum as a matmul with a (C, C) band matrix, block-diagonal per tower
+        ``"triton"``     a hand-written fused Triton kernel (forward, and a backward that recomputes the
+                         sums rather than storing them); CUDA, or the CPU under ``TRITON_INTERPRET=1``
+    grouped convolutions, the towers (:class:`FastConv2d`, ``impl=``)
+        ``"native"``     ``nn.Conv2d`` with ``groups=2`` (cuDNN's grouped kernels)
+        ``"dense"``      one dense convolution with the cross-tower blocks of the kernel held at zero
+                         (more multiply-adds, but dense kernels often run faster than grouped ones)
+        ``"split"``      one convolution per tower on its half of the maps, outputs concatenated
+    conv1 (:class:`FastConv2d`, ``impl="s2d"``)
+        space-to-depth: the 11x11 stride-4 convolution over 3 channels rewritten as a 3x3 stride-1
+        convolution over 48 channels (4x4 pixel blocks unshuffled into channels, the kernel padded
+        with zeros to 12x12): the same sums, in a shape matrix units handle well
+
+Every form equals the reference in outputs and gradients up to float rounding (``tests/test_fast.py``,
+and :func:`check_equal`); which is *fastest* is a property of the GPU and the compiler, measured by
+``python -m alexlib bench --sweep`` (``alexlib.bench``). The chapters that teach keep the reference
+layers; :func:`speed_up` is applied where the net trains on a GPU (``alexlib.train.train_run``).
+
+Paper: section 3.3 (LRN), section 3.2 (the towers), section 3.5 (conv1).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .model import TowerLRN
+
+__all__ = [
+    "LRN_IMPLS",
+    "CONV_IMPLS",
+    "CONV1_IMPLS",
+    "DEFAULTS",
+    "EAGER_LRN",
+    "lrn",
+    "lrn_shift",
+    "lrn_banded",
+    "lrn_triton",
+    "triton_available",
+    "FastLRN",
+    "FastConv2d",
+    "block_diagonal",
+    "space_to_depth_conv",
+    "speed_up",
+    "describe",
+    "check_equal",
+]
+
+LRN_IMPLS = ("reference", "shift", "banded", "triton")
+CONV_IMPLS = ("native", "dense", "split")
+CONV1_IMPLS = ("native", "s2d")
+
+#: What ``"auto"`` means on a CUDA device inside ``torch.compile`` (and what ``bench`` measures as
+#: "paper, alexlib"). These are forms that need nothing beyond PyTorch and that have been checked
+#: only on the CPU so far: replace them with the winners of ``python -m alexlib bench --sweep`` on
+#: your GPU (chapter 8 shows the stored table once a GPU run has been saved).
+DEFAULTS = {"lrn": "shift", "conv": "native", "conv1": "native"}
+
+#: ``"auto"`` LRN on CUDA when the net runs eagerly (not compiled): the shifted-slice form only pays
+#: off once the compiler fuses it, so eager code keeps PyTorch's own kernels.
+EAGER_LRN = "reference"
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices + ("auto",):
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices + ('auto',))}; got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# LRN, three ways. Each computes, within each block of C / towers maps,
+#     b_c = a_c / (k + alpha / n * sum_{c' = c - n//2 .. c + (n-1)//2} a_c'^2) ^ beta
+# (PyTorch's window, which for the paper's odd n = 5 is the symmetric c-2 .. c+2). The sums run in
+# float32 whatever the input's dtype (bf16 under autocast), and the result has the input's dtype.
+
+
+def _check_lrn_input(x: Tensor, size: int, towers: int) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"LRN expects a batch of maps (B, C, H, W), got {got}")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"LRN size must be a positive int, got {size!r}")
+    if not isinstance(towers, int) or towers < 1 or x.shape[1] % towers:
+        raise ValueError(f"towers={towers!r} must be a positive int dividing the {x.shape[1]} channels")
+
+
+def _compute_dtype(x: Tensor) -> Tensor:
+    # float32 sums for bf16 / fp16 maps; float64 stays float64
+    return x.float() if x.element_size() < 4 else x
+
+
+def lrn_shift(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+              towers: int = 1) -> Tensor:
+    """LRN as a sum of ``size`` shifted slices of the zero-padded squared maps (per tower).
+
+    (B, C, H, W) -> (B, C, H, W). No pooling op, no gather: after ``torch.compile`` the pad, the
+    slices, the sum and the power are one pointwise kernel (and so is the backward).
+    """
+    _check_lrn_input(x, size, towers)
+    b, c, h, w = x.shape
+    xf = _compute_dtype(x).view(b, towers, c // towers, h, w)  # a view in either memory format
+    sq = F.pad(xf.square(), (0, 0, 0, 0, size // 2, (size - 1) // 2))  # zero maps beyond each tower's edge
+    total = sq[:, :, 0:c // towers]
+    for d in range(1, size):
+        total = total + sq[:, :, d:d + c // towers]
+    y = xf * (k + (alpha / size) * total).pow(-beta)
+    return y.view(b, c, h, w).to(x.dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _band(channels: int, size: int, towers: int, dtype: torch.dtype, device_type: str,
+          device_index: int | None) -> Tensor:
+    # band[c', c] = 1 when channel c' is in channel c's window and in its tower
+    c = torch.arange(channels)
+    d = c[:, None] - c[None, :]  # c' - c
+    same = (c[:, None] // (channels // towers)) == (c[None, :] // (channels // towers))
+    band = (d >= -(size // 2)) & (d <= (size - 1) // 2) & same
+    return band.to(dtype).to(torch.device(device_type, device_index) if device_index is not None else device_type)
+
+
+def lrn_banded(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+               towers: int = 1) -> Tensor:
+    """LRN with the window sum as one matmul: squared maps (B*H*W, C) times a (C, C) band matrix.
+
+    (B, C, H, W) -> (B, C, H, W). The band is block-diagonal, one block per tower, so the towers
+    cost nothing extra. In channels-last memory the (B, H, W, C) view is already contiguous.
+    """
+    _check_lrn_input(x, size, towers)
+    xf = _compute_dtype(x).permute(0, 2, 3, 1)  # (B, H, W, C)
+    band = _band(x.shape[1], size, towers, xf.dtype, x.device.type, x.device.index)
+    total = xf.square() @ band  # (B, H, W, C)
+    y = xf * (k + (alpha / size) * total).pow(-beta)
+    return y.permute(0, 3, 1, 2).to(x.dtype)
+
+
+# -- the Triton kernel --------------------------------------------------------------------------
+
+
+def triton_available() -> bool:
+    """Whether Triton is importable (it ships with PyTorch's CUDA builds on Linux)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@functools.cache
+def _triton_ops():
+    """Define the kernels and register them as PyTorch ops (once, on first use).
+
+    Registered with ``torch.library.triton_op``, so ``torch.compile`` sees through them (no graph
+    break) and autograd knows their backward. The kernels use only Triton builtins (``tl.full``, not
+    ``tl.zeros``, which is itself a jitted helper), so Triton's interpreter can run them when
+    ``TRITON_INTERPRET=1`` is set after Triton was imported.
+    """
+    import triton
+    import triton.language as tl
+    from torch.library import triton_op, wrap_triton
+
+    @triton.jit
+    def _fwd(x_ptr, y_ptr, P, HW, C, CT, sxb, sxc, sxq, syb, syc, syq, alpha_n, beta, k,
+             SIZE: tl.constexpr, LO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+        # one program: BLOCK_P pixels x BLOCK_C channels; x viewed as (B, C, H*W) with any strides
+        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        pm = p < P
+        bi = p // HW
+        q = p % HW
+        xrow = (bi * sxb + q * sxq)[:, None]
+        lo = ((c // CT) * CT)[None, :]  # first channel of c's tower
+        cc = c[None, :]
+        inside = pm[:, None] & (cc < C)
+        acc = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
+        for i in tl.static_range(SIZE):
+            n = cc + (i - LO)
+            ok = inside & (n >= lo) & (n < lo + CT)
+            v = tl.load(x_ptr + xrow + n * sxc, mask=ok, other=0.0).to(tl.float32)
+            acc += v * v
+        xv = tl.load(x_ptr + xrow + cc * sxc, mask=inside, other=0.0).to(tl.float32)
+        s = k + alpha_n * acc
+        y = xv * tl.exp2(-beta * tl.log2(s))
+        tl.store(y_ptr + (bi * syb + q * syq)[:, None] + cc * syc, y.to(y_ptr.dtype.element_ty), mask=inside)
+
+    @triton.jit
+    def _bwd(x_ptr, g_ptr, dx_ptr, P, HW, C, CT, sxb, sxc, sxq, sgb, sgc, sgq, sdb, sdc, sdq, alpha_n, beta, k,
+             SIZE: tl.constexpr, LO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+        # dx_j = g_j s_j^-beta - 2 beta alpha_n x_j sum_{c: j in window(c)} g_c x_c s_c^(-beta-1);
+        # the sums s_c are recomputed from x rather than stored by the forward
+        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        pm = p < P
+        bi = p // HW
+        q = p % HW
+        xrow = (bi * sxb + q * sxq)[:, None]
+        grow = (bi * sgb + q * sgq)[:, None]
+        lo = ((c // CT) * CT)[None, :]
+        cc = c[None, :]
+        inside = pm[:, None] & (cc < C)
+        HI: tl.constexpr = SIZE - 1 - LO
+        acc = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)  # sum of g_c x_c s_c^(-beta-1)
+        s_j = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
+        for i in tl.static_range(SIZE):  # the channels c whose window holds j: c = j - HI .. j + LO
+            cn = cc + (i - HI)
+            ok = inside & (cn >= lo) & (cn < lo + CT)
+            sq = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
+            for e in tl.static_range(SIZE):  # c's own window, inside the same tower
+                m = cn + (e - LO)
+                okm = ok & (m >= lo) & (m < lo + CT)
+                v = tl.load(x_ptr + xrow + m * sxc, mask=okm, other=0.0).to(tl.float32)
+                sq += v * v
+            s_c = k + alpha_n * sq
+            if i == HI:
+                s_j = s_c
+            x_c = tl.load(x_ptr + xrow + cn * sxc, mask=ok, other=0.0).to(tl.float32)
+            g_c = tl.load(g_ptr + grow + cn * sgc, mask=ok, other=0.0).to(tl.float32)
+            acc += tl.where(ok, g_c * x_c * tl.exp2((-beta - 1.0) * tl.log2(s_c)), 0.0)
+        xj = tl.load(x_ptr + xrow + cc * sxc, mask=inside, other=0.0).to(tl.float32)
+        gj = tl.load(g_ptr + grow + cc * sgc, mask=inside, other=0.0).to(tl.float32)
+        dx = gj * tl.exp2(-beta * tl.log2(s_j)) - 2.0 * beta * alpha_n * xj * acc
+        tl.store(dx_ptr + (bi * sdb + q * sdq)[:, None] + cc * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
+
+    def strides(t: Tensor) -> tuple[int, int, int]:
+        # (B, C, H, W) -> strides of the (B, C, H*W) view; both memory formats collapse H and W
+        return t.stride(0), t.stride(1), t.stride(3)
+
+    def launch_grid(P: int, C: int, block_p: int, block_c: int):
+        return (triton.cdiv(P, block_p), triton.cdiv(C, block_c))
+
+    block_p, block_c = 64, 32
+
+    @triton_op("alexlib::lrn_forward", mutates_args={})
+    def lrn_forward(x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
+        b, c, h, w = x.shape
+        y = torch.empty_like(x)
+        P = b * h * w
+        wrap_triton(_fwd)[launch_grid(P, c, block_p, block_c)](
+            x, y, P, h * w, c, c // towers, *strides(x), *strides(y), alpha / size, beta, k,
+            SIZE=size, LO=size // 2, BLOCK_P=block_p, BLOCK_C=block_c)
+        return y
+
+    @triton_op("alexlib::lrn_backward", mutates_args={})
+    def lrn_backward(grad: Tensor, x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
+        b, c, h, w = x.shape
+        dx = torch.empty_like(x)
+        P = b * h * w
+        wrap_triton(_bwd)[launch_grid(P, c, block_p, block_c)](
+            x, grad, dx, P, h * w, c, c // towers, *strides(x), *strides(grad), *strides(dx), alpha / size, beta, k,
+            SIZE=size, LO=size // 2, BLOCK_P=block_p, BLOCK_C=block_c)
+        return dx
+
+    def setup_context(ctx, inputs, output):
+        x, size, alpha, beta, k, towers = inputs
+        ctx.save_for_backward(x)
+        ctx.hyper = (size, alpha, beta, k, towers)
+
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return (lrn_backward(grad, x, *ctx.hyper),) + (None,) * 5
+
+    lrn_forward.register_autograd(backward, setup_context=setup_context)
+    return lrn_forward
+
+
+def _collapsible(x: Tensor) -> bool:
+    # H and W must share one stride run so the kernel can address them as one H*W axis
+    return x.shape[3] == 1 or x.stride(2) == x.shape[3] * x.stride(3)
+
+
+def lrn_triton(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+               towers: int = 1) -> Tensor:
+    """LRN as one fused Triton kernel per direction (per-tower windows, float32 sums).
+
+    (B, C, H, W) -> (B, C, H, W), in the input's memory format. Runs on CUDA; on the CPU only under
+    ``TRITON_INTERPRET=1`` (slowly: that is how the tests check it on machines without a GPU).
+    """
+    _check_lrn_input(x, size, towers)
+    if not triton_available():
+        raise RuntimeError("the Triton LRN needs the 'triton' package (it comes with PyTorch's CUDA builds "
+                           "on Linux); use impl='shift' instead")
+    if x.device.type != "cuda" and not _interpreting():
+        raise RuntimeError(f"the Triton LRN runs on CUDA tensors, got one on {x.device.type}; use impl='shift' "
+                           "(or set TRITON_INTERPRET=1 to run the kernel in Triton's interpreter, for tests)")
+    if not _collapsible(x):
+        x = x.contiguous()
+    return _triton_ops()(x, size, float(alpha), float(beta), float(k), towers)
+
+
+def _lrn_reference(x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
+    b, c, h, w = x.shape
+    if towers == 1:
+        return F.local_response_norm(x, size, alpha, beta, k)
+    return F.local_response_norm(x.reshape(b * towers, c // towers, h, w), size, alpha, beta, k).reshape(b, c, h, w)
+
+
+_LRN_FUNCS = {"reference": _lrn_reference, "shift": lrn_shift, "banded": lrn_banded, "triton": lrn_triton}
+
+
+def lrn(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, towers: int = 1,
+        *, impl: str = "shift") -> Tensor:
+    """Local response normalisation (per tower) computed by ``impl`` (one of :data:`LRN_IMPLS`)."""
+    _check_choice("impl", impl, LRN_IMPLS)
+    if impl == "auto":
+        if x.device.type != "cuda":
+            impl = "reference"
+        else:
+            impl = DEFAULTS["lrn"] if torch.compiler.is_compiling() else EAGER_LRN
+    _check_lrn_input(x, size, towers)
+    return _LRN_FUNCS[impl](x, size, alpha, beta, k, towers)
+
+
+class FastLRN(TowerLRN):
+    """:class:`alexlib.model.TowerLRN` (same hyperparameters, same towers) computed by ``impl``.
+
+    ``impl="auto"`` picks, for CUDA inputs, :data:`DEFAULTS` ``["lrn"]`` inside ``torch.compile`` and
+    :data:`EAGER_LRN` outside it; the reference on the CPU.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 1,
+                 impl: str = "auto"):
+        super().__init__(size, alpha, beta, k, towers)
+        self.impl = _check_choice("impl", impl, LRN_IMPLS)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return lrn(x, self.size, self.alpha, self.beta, self.k, self.towers, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, impl={self.impl!r}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutions
+
+
+def block_diagonal(weight: Tensor, groups: int) -> Tensor:
+    """A grouped conv's kernel (C_out, C_in / g, kH, kW) as the equal dense kernel (C_out, C_in, kH, kW):
+    group i's block on the diagonal, zeros elsewhere (gradients reach only the diagonal blocks)."""
+    if groups == 1:
+        return weight
+    c_out, c_in_g, kh, kw = weight.shape
+    co = c_out // groups
+    rows = []
+    for i, block in enumerate(weight.split(co, dim=0)):
+        parts = []
+        if i:
+            parts.append(block.new_zeros(co, i * c_in_g, kh, kw))
+        parts.append(block)
+        if i < groups - 1:
+            parts.append(block.new_zeros(co, (groups - 1 - i) * c_in_g, kh, kw))
+        rows.append(torch.cat(parts, dim=1))
+    return torch.cat(rows, dim=0)
+
+
+def space_to_depth_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int = 0,
+                        groups: int = 1) -> Tensor:
+    """A stride-``s`` convolution as a stride-1 one on ``s x s`` pixel blocks unshuffled into channels.
+
+    (B, C, H, W) -> (B, C_out, H_out, W_out), equal to ``F.conv2d(x, weight, bias, stride, padding,
+    groups=groups)``. The kernel (kH, kW) is zero-padded to multiples of ``s`` (11 -> 12 for conv1) and
+    rearranged to (C_out, C * s * s, kH / s, kW / s); the input is padded (or cropped) to exactly the
+    pixels the windows read, then ``pixel_unshuffle``-d. For conv1 of the paper (3 x 11 x 11, stride
+    4): 227x227x3 -> 57x57x48 -> 3x3 kernels -> 55x55x96.
+    """
+    s = stride
+    c_out, c_in_g, kh, kw = weight.shape
+    kh2, kw2 = -(-kh // s) * s, -(-kw // s) * s
+    if padding:
+        x = F.pad(x, (padding, padding, padding, padding))
+    h, w = x.shape[-2:]
+    if h < kh or w < kw:
+        raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{w} input (after padding {padding})")
+    h_out, w_out = (h - kh) // s + 1, (w - kw) // s + 1
+    need_h, need_w = (h_out - 1) * s + kh2, (w_out - 1) * s + kw2
+    # pad with zeros (read only by the kernel's zero rows/columns) or drop pixels no window reads
+    x = F.pad(x, (0, need_w - w, 0, need_h - h))
+    u = F.pixel_unshuffle(x, s)  # (B, C*s*s, need_h/s, need_w/s); channel c*s*s + i*s + j = pixel (i, j) of a block
+    wp = F.pad(weight, (0, kw2 - kw, 0, kh2 - kh))  # (C_out, C/g, kh2, kw2)
+    wp = wp.view(c_out, c_in_g, kh2 // s, s, kw2 // s, s).permute(0, 1, 3, 5, 2, 4)
+    wp = wp.reshape(c_out, c_in_g * s * s, kh2 // s, kw2 // s)
+    return F.conv2d(u, wp, bias, 1, 0, 1, groups)
+
+
+class FastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, same state dict) computed by ``impl``: ``"native"``,
+    ``"dense"`` / ``"split"`` (grouped convs, see the module doc) or ``"s2d"`` (strided convs)."""
+
+    def __init__(self, *args, impl: str = "native", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.impl = impl
+        self._check()
+
+    def _check(self) -> None:
+        _check_choice("impl", self.impl, tuple(dict.fromkeys(CONV_IMPLS + CONV1_IMPLS)))
+        if self.impl == "s2d":
+            s, p = self.stride, self.padding
+            if s[0] != s[1] or s[0] < 2 or isinstance(p, str) or p[0] != p[1] or self.dilation != (1, 1) \
+                    or self.padding_mode != "zeros":
+                raise ValueError("impl='s2d' needs a square stride >= 2, equal zero padding and no dilation; "
+                                 f"this conv has stride={s}, padding={p}, dilation={self.dilation}")
+
+    @classmethod
+    def like(cls, conv: nn.Conv2d, impl: str) -> "FastConv2d":
+        """A FastConv2d sharing ``conv``'s parameter tensors (no copy)."""
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.__dict__.update({k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
+        new._parameters = conv._parameters  # the same Parameter objects: an optimizer built before still works
+        new._buffers = conv._buffers
+        new._modules = conv._modules
+        new.impl = impl
+        new._check()
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        g = self.groups
+        if self.impl == "native" or (self.impl in ("dense", "split") and g == 1):
+            return super().forward(x)
+        if self.impl == "s2d":
+            return space_to_depth_conv(x, self.weight, self.bias, self.stride[0], self.padding[0], g)
+        if self.impl == "dense":
+            return F.conv2d(x, block_diagonal(self.weight, g), self.bias, self.stride, self.padding, self.dilation, 1)
+        # split: one conv per tower
+        xs = x.chunk(g, dim=1)
+        ws = self.weight.chunk(g, dim=0)
+        bs = self.bias.chunk(g, dim=0) if self.bias is not None else [None] * g
+        return torch.cat([F.conv2d(a, w, b, self.stride, self.padding, self.dilation, 1)
+                          for a, w, b in zip(xs, ws, bs)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, impl={self.impl!r}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Swapping the fast forms into a built net
+
+
+def _resolve(value: str, key: str, device: torch.device | str) -> str:
+    if value != "auto" or key == "lrn":  # an "auto" LRN decides per call (compiled or not, see lrn())
+        return value
+    return DEFAULTS[key] if torch.device(device).type == "cuda" else "native"
+
+
+def speed_up(model: nn.Module, *, lrn: str = "auto", conv: str = "auto", conv1: str = "auto",
+             device: torch.device | str | None = None) -> nn.Module:
+    """Swap ``model``'s LRN layers, grouped convolutions and strided first conv for the chosen fast
+    forms, in place, keeping every parameter tensor; returns ``model``.
+
+    ``"auto"`` means :data:`DEFAULTS` on a CUDA device and the reference layers elsewhere (``device``
+    defaults to where the model's parameters are; an ``"auto"`` LRN decides on each call, see :func:`lrn`). Works on every variant (those without LRN or towers
+    just keep those layers). Gives the same outputs and gradients up to float rounding; the state dict
+    is unchanged, so checkpoints load into either form.
+    """
+    _check_choice("lrn", lrn, LRN_IMPLS)
+    _check_choice("conv", conv, CONV_IMPLS)
+    _check_choice("conv1", conv1, CONV1_IMPLS)
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else "cpu"
+    lrn, conv, conv1 = _resolve(lrn, "lrn", device), _resolve(conv, "conv", device), _resolve(conv1, "conv1", device)
+    first_conv = True
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.LocalResponseNorm):
+                setattr(parent, name, FastLRN(child.size, child.alpha, child.beta, child.k,
+                                              getattr(child, "towers", 1), impl=lrn))
+            elif isinstance(child, nn.Conv2d):
+                impl = "native"
+                if first_conv and child.stride[0] > 1:
+                    impl = conv1
+                elif child.groups > 1:
+                    impl = conv
+                first_conv = False
+                setattr(parent, name, FastConv2d.like(child, impl))
+    return model
+
+
+def describe(model: nn.Module) -> dict[str, str]:
+    """Which form each fast layer of ``model`` uses, by module name: ``{"features.4": "shift", ...}``."""
+    return {name: m.impl for name, m in model.named_modules() if isinstance(m, (FastLRN, FastConv2d))}
+
+
+def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float = 1e-4) -> dict[str, dict]:
+    """Compare every fast layer of ``fast`` with the same-named layer of ``reference``, on the input
+    that layer receives when ``reference`` runs on ``x``: outputs, input gradients and parameter
+    gradients (for one random output gradient), each as the relative difference ``|a - b| / |a|``
+    (Euclidean norms). Returns ``{layer name: {"impl", "output", "input grad", "param grad", "equal"}}``.
+
+    Layer by layer, not the whole net: float rounding can flip which of two nearly equal values a
+    max pool picks, and one flipped choice moves a gradient element; that is rounding, not a
+    different function, and a layer-wise check is not fooled by it.
+    """
+    targets = {name: m for name, m in fast.named_modules() if isinstance(m, (FastLRN, FastConv2d))}
+    ref_modules = dict(reference.named_modules())
+    missing = sorted(set(targets) - set(ref_modules))
+    if missing:
+        raise ValueError(f"reference has no layers named {missing}: pass the net the fast one was made from")
+    inputs: dict[str, Tensor] = {}
+    hooks = [ref_modules[name].register_forward_pre_hook(
+        lambda mod, args, name=name: inputs.__setitem__(name, args[0].detach().clone())) for name in targets]
+    was_training = reference.training
+    try:
+        reference.eval()
+        with torch.no_grad():
+            reference(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        reference.train(was_training)
+
+    def rel(a: Tensor, b: Tensor) -> float:
+        a, b = a.double(), b.double()
+        return ((a - b).norm() / a.norm().clamp_min(1e-300)).item()
+
+    rows = {}
+    for name, fast_m in targets.items():
+        ref_m = ref_modules[name]
+        xin = inputs[name]
+        results = []
+        for m in (ref_m, fast_m):
+            xa = xin.clone().requires_grad_(True)
+            y = m(xa)
+            g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y)
+            params = list(m.parameters())
+            grads = torch.autograd.grad(y, [xa, *params], g)
+            results.append((y.detach(), grads[0], grads[1:]))
+        (ya, ga, pa), (yb, gb, pb) = results
+        row = {"impl": fast_m.impl, "output": rel(ya, yb), "input grad": rel(ga, gb),
+               "param grad": max((rel(a, b) for a, b in zip(pa, pb)), default=0.0)}
+        row["equal"] = all(row[k] <= rtol for k in ("output", "input grad", "param grad"))
+        rows[name] = row
+    return rows
