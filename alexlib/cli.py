@@ -99,7 +99,7 @@ def _train(args) -> int:
 
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "schedule", "train_per_class",
                                                   "val_per_class", "device", "data_root", "dropout", "image_size",
-                                                  "crop")}
+                                                  "crop", "checkpoint_minutes")}
     overrides.update(dataset=args.dataset, variant=args.variant, compile=args.compile or None,
                      fast=False if args.reference_layers else None)
     settings = RunSettings.for_scale(args.scale, **overrides)
@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device")
     p.add_argument("--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--checkpoint-minutes", type=float,
+                   help="at most one checkpoint every this many minutes, always one after the last epoch "
+                        "(default 0: after every epoch)")
     p.add_argument("--reference-layers", action="store_true",
                    help="train with PyTorch's stock layers on CUDA too (default: alexlib.fast's equal, faster forms)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -12,8 +12,10 @@ What it measures, on one device, in one process (compare only numbers from the s
 * **stream pipeline** (``alexlib.augment.StreamLoader``): Imagenette's JPEG files read by workers,
   decoded in batches on the device (``torchvision.io.decode_jpeg``), rescaled, cropped and augmented
   there (skipped when Imagenette is not under $ALEXLIB_DATA or --data);
-* **training step** of the paper's net (``alexlib.model.build("paper")``): forward, backward and an
-  SGD step on a batch already on the device; bf16 autocast and channels-last on CUDA by default.
+* **training step** of the paper's net (``alexlib.model.build("paper")`` with ``alexlib.fast.speed_up``,
+  as ``train_run`` trains it): forward, backward and an SGD step on a batch already on the device;
+  bf16 autocast and channels-last on CUDA by default. (``python -m alexlib bench`` compares that step
+  with torchvision's ``alexnet``.)
 
 The resident pipelines read synthetic uint8 images (their speed does not depend on the pixels); the
 stream pipeline reads real JPEGs (decoding speed does). Each rate is images per second after warm-up
@@ -128,14 +130,17 @@ def bench_stream_pipeline(stats, args, device) -> float | None:
 
 
 def bench_train_step(args, device) -> float:
+    from alexlib.fast import speed_up
     from alexlib.model import build
+    from alexlib.train import sgd_paper
 
     model = build(args.model).to(device)
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if cuda and not args.no_channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
+    speed_up(model, device=device)  # as alexlib.train.train_run trains it (a no-op on the CPU)
     step_model = torch.compile(model) if args.compile else model
-    optimiser = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    optimiser = sgd_paper(model, lr=0.01)  # fused on CUDA
     x = torch.randn(args.batch_size, 3, args.crop, args.crop, device=device).to(memory_format=memory_format)
     y = torch.randint(0, 1000, (args.batch_size,), device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and not args.fp32 else nullcontext()

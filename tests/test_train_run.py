@@ -97,6 +97,25 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(shared_data, tmp_path):
         torch.testing.assert_close(wa[name], wb[name], rtol=0, atol=0)
 
 
+def test_checkpoint_minutes_writes_fewer_checkpoints_and_always_the_last(shared_data, tmp_path, monkeypatch):
+    saved = []
+    real_save = train_module.atomic_save
+    monkeypatch.setattr(train_module, "atomic_save", lambda obj, path: (saved.append(obj["epoch"]), real_save(obj, path)))
+    base = dict(**CIFAR, epochs=3, data_root=str(shared_data), device="cpu")
+    train_run(RunSettings(**base), tmp_path / "every", progress=False)
+    assert saved == [1, 2, 3]
+    saved.clear()
+    train_run(RunSettings(**base, checkpoint_minutes=60), tmp_path / "sparse", progress=False)
+    assert saved == [3]  # the run takes seconds: only the final checkpoint is due
+    assert [m["epoch"] for m in read_metrics(tmp_path / "sparse")] == [1, 2, 3]  # metrics still every epoch
+    assert load_checkpoint(tmp_path / "sparse" / "checkpoint.pt")["history"] == read_metrics(tmp_path / "sparse")
+    # a longer run may resume with another interval: it changes when, not what, is saved
+    train_run(RunSettings(**{**base, "epochs": 4}, checkpoint_minutes=0), tmp_path / "sparse", resume=True, progress=False)
+    assert saved == [3, 4]
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        RunSettings(**base, checkpoint_minutes=-1)
+
+
 def test_an_existing_run_is_never_overwritten(shared_data, tmp_path):
     settings = RunSettings(**CIFAR, epochs=1, data_root=str(shared_data), device="cpu")
     train_run(settings, tmp_path / "run", progress=False)
