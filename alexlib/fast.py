@@ -34,7 +34,6 @@ Paper: section 3.3 (LRN), section 3.2 (the towers), section 3.5 (conv1).
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -124,15 +123,14 @@ def lrn_shift(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
     return y.view(b, c, h, w).to(x.dtype)
 
 
-@functools.lru_cache(maxsize=32)
-def _band(channels: int, size: int, towers: int, dtype: torch.dtype, device_type: str,
-          device_index: int | None) -> Tensor:
-    # band[c', c] = 1 when channel c' is in channel c's window and in its tower
-    c = torch.arange(channels)
+def _band(channels: int, size: int, towers: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    # band[c', c] = 1 when channel c' is in channel c's window and in its tower. Built on each call
+    # (a 96x96 comparison, nothing next to the matmul) so that torch.compile traces it as constants.
+    c = torch.arange(channels, device=device)
     d = c[:, None] - c[None, :]  # c' - c
     same = (c[:, None] // (channels // towers)) == (c[None, :] // (channels // towers))
     band = (d >= -(size // 2)) & (d <= (size - 1) // 2) & same
-    return band.to(dtype).to(torch.device(device_type, device_index) if device_index is not None else device_type)
+    return band.to(dtype)
 
 
 def lrn_banded(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
@@ -144,7 +142,7 @@ def lrn_banded(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75
     """
     _check_lrn_input(x, size, towers)
     xf = _compute_dtype(x).permute(0, 2, 3, 1)  # (B, H, W, C)
-    band = _band(x.shape[1], size, towers, xf.dtype, x.device.type, x.device.index)
+    band = _band(x.shape[1], size, towers, xf.dtype, x.device)
     total = xf.square() @ band  # (B, H, W, C)
     y = xf * (k + (alpha / size) * total).pow(-beta)
     return y.permute(0, 3, 1, 2).to(x.dtype)
@@ -166,9 +164,13 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-@functools.cache
+_TRITON_OPS = None  # the registered forward op, once _triton_ops() has run
+
+
 def _triton_ops():
-    """Define the kernels and register them as PyTorch ops (once, on first use).
+    """Define the kernels and register them as PyTorch ops ``torch.ops.alexlib.lrn_forward`` and
+    ``lrn_backward`` (once, on first use, outside any compiled region; :class:`FastLRN` does it when
+    it is built).
 
     Registered with ``torch.library.triton_op``, so ``torch.compile`` sees through them (no graph
     break) and autograd knows their backward. The kernels use only Triton builtins (``tl.full``, not
@@ -280,7 +282,14 @@ def _triton_ops():
         return (lrn_backward(grad, x, *ctx.hyper),) + (None,) * 5
 
     lrn_forward.register_autograd(backward, setup_context=setup_context)
+    global _TRITON_OPS
+    _TRITON_OPS = lrn_forward
     return lrn_forward
+
+
+def _ensure_triton_ops():
+    if _TRITON_OPS is None:
+        _triton_ops()
 
 
 def _collapsible(x: Tensor) -> bool:
@@ -296,15 +305,18 @@ def lrn_triton(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75
     ``TRITON_INTERPRET=1`` (slowly: that is how the tests check it on machines without a GPU).
     """
     _check_lrn_input(x, size, towers)
-    if not triton_available():
-        raise RuntimeError("the Triton LRN needs the 'triton' package (it comes with PyTorch's CUDA builds "
-                           "on Linux); use impl='shift' instead")
-    if x.device.type != "cuda" and not _interpreting():
-        raise RuntimeError(f"the Triton LRN runs on CUDA tensors, got one on {x.device.type}; use impl='shift' "
-                           "(or set TRITON_INTERPRET=1 to run the kernel in Triton's interpreter, for tests)")
+    if not torch.compiler.is_compiling():  # inside torch.compile the op is already registered
+        if not triton_available():
+            raise RuntimeError("the Triton LRN needs the 'triton' package (it comes with PyTorch's CUDA builds "
+                               "on Linux); use impl='shift' instead")
+        if x.device.type != "cuda" and not _interpreting():
+            raise RuntimeError(f"the Triton LRN runs on CUDA tensors, got one on {x.device.type}; use "
+                               "impl='shift' (or set TRITON_INTERPRET=1 to run the kernel in Triton's "
+                               "interpreter, for tests)")
+        _ensure_triton_ops()
     if not _collapsible(x):
         x = x.contiguous()
-    return _triton_ops()(x, size, float(alpha), float(beta), float(k), towers)
+    return torch.ops.alexlib.lrn_forward(x, size, float(alpha), float(beta), float(k), towers)
 
 
 def _lrn_reference(x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
@@ -341,6 +353,8 @@ class FastLRN(TowerLRN):
                  impl: str = "auto"):
         super().__init__(size, alpha, beta, k, towers)
         self.impl = _check_choice("impl", impl, LRN_IMPLS)
+        if (impl == "triton" or (impl == "auto" and "triton" in (DEFAULTS["lrn"], EAGER_LRN))) and triton_available():
+            _ensure_triton_ops()  # register the op now: torch.compile cannot trace its registration
 
     def forward(self, x: Tensor) -> Tensor:
         return lrn(x, self.size, self.alpha, self.beta, self.k, self.towers, impl=self.impl)

@@ -5,6 +5,9 @@ kernel source a GPU compiles, checked element by element. Speed is not tested (s
 """
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -234,3 +237,38 @@ def test_triton_lrn_in_the_whole_net(interpret):
     rows = fast.check_equal(ref, net, x)
     assert [r["impl"] for r in rows.values() if r["impl"] == "triton"] == ["triton", "triton"]
     assert all(r["equal"] for r in rows.values()), rows
+
+
+@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split")])
+def test_fast_forms_compile_to_one_graph(forms):
+    # fullgraph=True fails on any graph break; aot_eager runs the traced forward and backward graphs
+    torch.manual_seed(11)
+    ref = build("paper", num_classes=10).eval()
+    net = fast.speed_up(copy.deepcopy(ref), **forms).eval()
+    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
+    x = torch.randn(1, 3, 224, 224, requires_grad=True)
+    y = compiled(x)
+    y.sum().backward()
+    x2 = x.detach().requires_grad_(True)
+    want = ref(x2)
+    want.sum().backward()
+    assert_close(y, want, rtol=1e-4, atol=1e-5)
+    assert_close(x.grad, x2.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_triton_lrn_traces_as_one_op():
+    # without a GPU the kernel cannot run compiled, but tracing with fake tensors must see one opaque op.
+    # A fresh process: once the interpreter tests have defined the kernels interpreted, they stay so.
+    pytest.importorskip("triton")
+    code = """
+import torch
+from torch import nn
+from alexlib import fast
+net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), fast.FastLRN(5, 0.5, 0.75, 2.0, towers=2, impl="triton"))
+graph = torch.export.export(net, (torch.randn(2, 3, 9, 9),)).graph
+print([str(n.target) for n in graph.nodes if n.op == "call_function"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "alexlib.lrn_forward.default" in done.stdout
