@@ -30,14 +30,13 @@ gradients (:func:`alexlib.fast.check_equal`). A CUDA run is saved with its prove
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -161,9 +160,6 @@ def measure(config: Config, *, device: torch.device, batch_size: int, steps: int
            "compile_mode": mode, "note": config.note, "images_per_s": batch_size * steps / seconds,
            "ms_per_step": 1000 * seconds / steps, "warmup_s": warm_s,
            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None}
-    del step_net, net, optimizer
-    if cuda:
-        torch.cuda.empty_cache()
     return row
 
 
@@ -281,6 +277,9 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
              f"{', bf16 autocast, channels-last' if cuda else ', float32'}")
     rows = []
     for config in rows_to_run:
+        # forget earlier rows' compiled graphs: every row compiles AlexNet.forward again, and past the
+        # compiler's recompilation limit it would silently run the rest eagerly
+        torch._dynamo.reset()
         try:
             row = measure(config, device=dev, batch_size=batch_size, steps=steps, warmup=warmup, compile=compile)
             progress(f"  {config.name:<48} {row['images_per_s']:>10,.0f} images/s")
@@ -288,8 +287,8 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             row = {"name": config.name, "group": config.group, "net": config.net, "fast": config.fast, "error": first}
             progress(f"  {config.name:<48} failed: {first}")
-            if cuda:
-                torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
         rows.append(row)
     checks = correctness(device=dev, triton=triton) if check else []
     settings = {"device": str(dev), "batch_size": batch_size, "steps": steps, "warmup": warmup, "compile": compile,

@@ -13,7 +13,8 @@ built net *keeping its parameters*, so state dicts, checkpoints and the paper's 
                          expression that ``torch.compile`` fuses into a single kernel, forward and backward
         ``"banded"``     the window sum as a matmul with a (C, C) band matrix, block-diagonal per tower
         ``"triton"``     a hand-written fused Triton kernel (forward, and a backward that recomputes the
-                         sums rather than storing them); CUDA, or the CPU under ``TRITON_INTERPRET=1``
+                         sums rather than storing them; ``alexlib/_lrn_triton.py``); CUDA, or the CPU
+                         under ``TRITON_INTERPRET=1``
     grouped convolutions, the towers (:class:`FastConv2d`, ``impl=``)
         ``"native"``     ``nn.Conv2d`` with ``groups=2`` (cuDNN's grouped kernels)
         ``"dense"``      one dense convolution with the cross-tower blocks of the kernel held at zero
@@ -164,138 +165,12 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-_TRITON_OPS = None  # the registered forward op, once _triton_ops() has run
-
-
 def _triton_ops():
-    """Define the kernels and register them as PyTorch ops ``torch.ops.alexlib.lrn_forward`` and
-    ``lrn_backward`` (once, on first use, outside any compiled region; :class:`FastLRN` does it when
-    it is built).
+    """The registered Triton LRN op (:mod:`alexlib._lrn_triton`, imported on first use, outside any
+    compiled region: :class:`FastLRN` does it when it is built)."""
+    from . import _lrn_triton
 
-    Registered with ``torch.library.triton_op``, so ``torch.compile`` sees through them (no graph
-    break) and autograd knows their backward. The kernels use only Triton builtins (``tl.full``, not
-    ``tl.zeros``, which is itself a jitted helper), so Triton's interpreter can run them when
-    ``TRITON_INTERPRET=1`` is set after Triton was imported.
-    """
-    import triton
-    import triton.language as tl
-    from torch.library import triton_op, wrap_triton
-
-    # Tile shapes to try on the GPU (the first call per shape times them all and keeps the fastest);
-    # one tile in Triton's interpreter, where timing means nothing.
-    shapes = [(64, 32, 4)] if _interpreting() else [
-        (64, 32, 4), (128, 32, 4), (32, 64, 4), (64, 64, 4), (128, 64, 8), (256, 32, 8)]
-    configs = [triton.Config({"BLOCK_P": p, "BLOCK_C": c}, num_warps=w) for p, c, w in shapes]
-
-    @triton.autotune(configs=configs, key=["P", "C", "CT"])
-    @triton.jit
-    def _fwd(x_ptr, y_ptr, P, HW, C, CT, sxb, sxc, sxq, syb, syc, syq, alpha_n, beta, k,
-             SIZE: tl.constexpr, LO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-        # one program: BLOCK_P pixels x BLOCK_C channels; x viewed as (B, C, H*W) with any strides
-        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        pm = p < P
-        bi = p // HW
-        q = p % HW
-        xrow = (bi * sxb + q * sxq)[:, None]
-        lo = ((c // CT) * CT)[None, :]  # first channel of c's tower
-        cc = c[None, :]
-        inside = pm[:, None] & (cc < C)
-        acc = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
-        for i in tl.static_range(SIZE):
-            n = cc + (i - LO)
-            ok = inside & (n >= lo) & (n < lo + CT)
-            v = tl.load(x_ptr + xrow + n * sxc, mask=ok, other=0.0).to(tl.float32)
-            acc += v * v
-        xv = tl.load(x_ptr + xrow + cc * sxc, mask=inside, other=0.0).to(tl.float32)
-        s = k + alpha_n * acc
-        y = xv * tl.exp2(-beta * tl.log2(s))
-        tl.store(y_ptr + (bi * syb + q * syq)[:, None] + cc * syc, y.to(y_ptr.dtype.element_ty), mask=inside)
-
-    @triton.autotune(configs=configs, key=["P", "C", "CT"])
-    @triton.jit
-    def _bwd(x_ptr, g_ptr, dx_ptr, P, HW, C, CT, sxb, sxc, sxq, sgb, sgc, sgq, sdb, sdc, sdq, alpha_n, beta, k,
-             SIZE: tl.constexpr, LO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-        # dx_j = g_j s_j^-beta - 2 beta alpha_n x_j sum_{c: j in window(c)} g_c x_c s_c^(-beta-1);
-        # the sums s_c are recomputed from x rather than stored by the forward
-        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        pm = p < P
-        bi = p // HW
-        q = p % HW
-        xrow = (bi * sxb + q * sxq)[:, None]
-        grow = (bi * sgb + q * sgq)[:, None]
-        lo = ((c // CT) * CT)[None, :]
-        cc = c[None, :]
-        inside = pm[:, None] & (cc < C)
-        HI: tl.constexpr = SIZE - 1 - LO
-        acc = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)  # sum of g_c x_c s_c^(-beta-1)
-        s_j = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
-        for i in tl.static_range(SIZE):  # the channels c whose window holds j: c = j - HI .. j + LO
-            cn = cc + (i - HI)
-            ok = inside & (cn >= lo) & (cn < lo + CT)
-            sq = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
-            for e in tl.static_range(SIZE):  # c's own window, inside the same tower
-                m = cn + (e - LO)
-                okm = ok & (m >= lo) & (m < lo + CT)
-                v = tl.load(x_ptr + xrow + m * sxc, mask=okm, other=0.0).to(tl.float32)
-                sq += v * v
-            s_c = k + alpha_n * sq
-            if i == HI:
-                s_j = s_c
-            x_c = tl.load(x_ptr + xrow + cn * sxc, mask=ok, other=0.0).to(tl.float32)
-            g_c = tl.load(g_ptr + grow + cn * sgc, mask=ok, other=0.0).to(tl.float32)
-            acc += tl.where(ok, g_c * x_c * tl.exp2((-beta - 1.0) * tl.log2(s_c)), 0.0)
-        xj = tl.load(x_ptr + xrow + cc * sxc, mask=inside, other=0.0).to(tl.float32)
-        gj = tl.load(g_ptr + grow + cc * sgc, mask=inside, other=0.0).to(tl.float32)
-        dx = gj * tl.exp2(-beta * tl.log2(s_j)) - 2.0 * beta * alpha_n * xj * acc
-        tl.store(dx_ptr + (bi * sdb + q * sdq)[:, None] + cc * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
-
-    def strides(t: Tensor) -> tuple[int, int, int]:
-        # (B, C, H, W) -> strides of the (B, C, H*W) view; both memory formats collapse H and W
-        return t.stride(0), t.stride(1), t.stride(3)
-
-    def launch_grid(P: int, C: int):
-        return lambda meta: (triton.cdiv(P, meta["BLOCK_P"]), triton.cdiv(C, meta["BLOCK_C"]))
-
-    @triton_op("alexlib::lrn_forward", mutates_args={})
-    def lrn_forward(x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
-        b, c, h, w = x.shape
-        y = torch.empty_like(x)
-        P = b * h * w
-        wrap_triton(_fwd)[launch_grid(P, c)](
-            x, y, P, h * w, c, c // towers, *strides(x), *strides(y), alpha / size, beta, k,
-            SIZE=size, LO=size // 2)
-        return y
-
-    @triton_op("alexlib::lrn_backward", mutates_args={})
-    def lrn_backward(grad: Tensor, x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
-        b, c, h, w = x.shape
-        dx = torch.empty_like(x)
-        P = b * h * w
-        wrap_triton(_bwd)[launch_grid(P, c)](
-            x, grad, dx, P, h * w, c, c // towers, *strides(x), *strides(grad), *strides(dx), alpha / size, beta, k,
-            SIZE=size, LO=size // 2)
-        return dx
-
-    def setup_context(ctx, inputs, output):
-        x, size, alpha, beta, k, towers = inputs
-        ctx.save_for_backward(x)
-        ctx.hyper = (size, alpha, beta, k, towers)
-
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return (lrn_backward(grad, x, *ctx.hyper),) + (None,) * 5
-
-    lrn_forward.register_autograd(backward, setup_context=setup_context)
-    global _TRITON_OPS
-    _TRITON_OPS = lrn_forward
-    return lrn_forward
-
-
-def _ensure_triton_ops():
-    if _TRITON_OPS is None:
-        _triton_ops()
+    return _lrn_triton.lrn_forward
 
 
 def _collapsible(x: Tensor) -> bool:
@@ -319,7 +194,7 @@ def lrn_triton(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75
             raise RuntimeError(f"the Triton LRN runs on CUDA tensors, got one on {x.device.type}; use "
                                "impl='shift' (or set TRITON_INTERPRET=1 to run the kernel in Triton's "
                                "interpreter, for tests)")
-        _ensure_triton_ops()
+        _triton_ops()
     if not _collapsible(x):
         x = x.contiguous()
     return torch.ops.alexlib.lrn_forward(x, size, float(alpha), float(beta), float(k), towers)
@@ -360,7 +235,7 @@ class FastLRN(TowerLRN):
         super().__init__(size, alpha, beta, k, towers)
         self.impl = _check_choice("impl", impl, LRN_IMPLS)
         if (impl == "triton" or (impl == "auto" and "triton" in (DEFAULTS["lrn"], EAGER_LRN))) and triton_available():
-            _ensure_triton_ops()  # register the op now: torch.compile cannot trace its registration
+            _triton_ops()  # register the op now: torch.compile cannot trace its registration
 
     def forward(self, x: Tensor) -> Tensor:
         return lrn(x, self.size, self.alpha, self.beta, self.k, self.towers, impl=self.impl)
