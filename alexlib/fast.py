@@ -291,7 +291,7 @@ def space_to_depth_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: 
     x = F.pad(x, (0, need_w - w, 0, need_h - h))
     u = F.pixel_unshuffle(x, s)  # (B, C*s*s, need_h/s, need_w/s); channel c*s*s + i*s + j = pixel (i, j) of a block
     wp = F.pad(weight, (0, kw2 - kw, 0, kh2 - kh))  # (C_out, C/g, kh2, kw2)
-    wp = wp.view(c_out, c_in_g, kh2 // s, s, kw2 // s, s).permute(0, 1, 3, 5, 2, 4)
+    wp = wp.reshape(c_out, c_in_g, kh2 // s, s, kw2 // s, s).permute(0, 1, 3, 5, 2, 4)
     wp = wp.reshape(c_out, c_in_g * s * s, kh2 // s, kw2 // s)
     return F.conv2d(u, wp, bias, 1, 0, 1, groups)
 

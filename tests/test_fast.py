@@ -203,6 +203,24 @@ def test_whole_paper_net_is_the_same_function_in_float64(forms):
         assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split")])
+def test_channels_last_net_as_trained_on_a_gpu(forms):
+    # on CUDA the net and its input are channels-last (parameters included); the rewrites must not assume
+    # contiguous tensors
+    torch.manual_seed(12)
+    ref = build("paper", num_classes=10).double().eval()
+    net = fast.speed_up(copy.deepcopy(ref), **forms).to(memory_format=torch.channels_last).eval()
+    assert net.features[1].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 224, 224, dtype=torch.float64)
+    xa = x.clone().requires_grad_(True)
+    xb = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    ya, yb = ref(xa), net(xb)
+    ya.sum().backward()
+    yb.sum().backward()
+    assert_close(yb, ya, rtol=1e-9, atol=1e-12)
+    assert_close(xb.grad, xa.grad, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("variant", ["paper-code", "half", "onegpu2014", "bn", "cifar4"])
 def test_speed_up_works_on_every_variant(variant):
     torch.manual_seed(8)
