@@ -73,12 +73,13 @@ def configs(sweep: bool, *, triton: bool) -> list[Config]:
     lrns = ["shift", "banded"] + (["triton"] if triton else [])
     for impl in lrns:
         rows.append(Config(f"paper, LRN={impl}", fast={**base, "lrn": impl}, group="sweep"))
-    for impl in ("dense", "split"):
+    for impl in ("dense", "split", "separate"):
         rows.append(Config(f"paper, towers={impl}", fast={**base, "conv": impl}, group="sweep"))
     rows.append(Config("paper, conv1=s2d", fast={**base, "conv1": "s2d"}, group="sweep"))
-    for impl in lrns:
-        rows.append(Config(f"paper, LRN={impl} + towers=dense + conv1=s2d",
-                           fast={"lrn": impl, "conv": "dense", "conv1": "s2d"}, group="sweep"))
+    for impl in [i for i in ("shift", "triton") if i in lrns]:
+        for towers in ("dense", "separate"):
+            rows.append(Config(f"paper, LRN={impl} + towers={towers} + conv1=s2d",
+                               fast={"lrn": impl, "conv": towers, "conv1": "s2d"}, group="sweep"))
     rows.append(Config("paper, alexlib, max-autotune", fast=dict(DEFAULTS), compile_mode="max-autotune-no-cudagraphs",
                        group="sweep", note="compiler autotunes conv/matmul choices"))
     rows.append(Config("paper, alexlib, CUDA graphs", fast=dict(DEFAULTS), compile_mode="reduce-overhead",
@@ -175,7 +176,9 @@ def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> l
     x = torch.randn(batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(device)
     lrns = ["shift", "banded"] + (["triton"] if triton else [])
     rows = []
-    for combo in [{"lrn": impl, "conv": "dense", "conv1": "s2d"} for impl in lrns] + [{"lrn": "shift", "conv": "split"}]:
+    combos = [{"lrn": impl, "conv": "dense", "conv1": "s2d"} for impl in lrns]
+    combos += [{"lrn": "shift", "conv": "split"}, {"lrn": "shift", "conv": "separate", "conv1": "s2d"}]
+    for combo in combos:
         net = fast.speed_up(copy.deepcopy(reference), **combo)
         for name, r in fast.check_equal(reference, net, x).items():
             if r["impl"] == "native":
@@ -218,14 +221,13 @@ def versions(device: torch.device) -> dict:
 def format_table(result: dict) -> str:
     """The benchmark's rows as a Markdown table, with each row's ratio to torchvision's alexnet."""
     rows = result["rows"]
-    base = next((r["images_per_s"] for r in rows if r["net"] == "torchvision"), None)
     lines = ["| training step | images/s | vs torchvision alexnet | ms/step | peak GiB |",
              "|---|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['name']} | failed: {r['error']} | | | |")
             continue
-        ratio = f"{r['images_per_s'] / base:.2f}x" if base else ""
+        ratio = f"{r['vs_torchvision']:.2f}x" if "vs_torchvision" in r else ""
         mem = f"{r['peak_memory_gib']:.1f}" if r.get("peak_memory_gib") is not None else ""
         lines.append(f"| {r['name']} | {r['images_per_s']:,.0f} | {ratio} | {r['ms_per_step']:.1f} | {mem} |")
     return "\n".join(lines)
@@ -241,12 +243,15 @@ def format_checks(result: dict) -> str:
 
 def run(*, device: str | torch.device = "auto", batch_size: int | None = None, steps: int | None = None,
         warmup: int | None = None, sweep: bool = False, tiny: bool = False, compile: bool | None = None,
-        only: list[str] | None = None, check: bool = True, progress=print) -> dict:
+        only: list[str] | None = None, part: tuple[int, int] | None = None, check: bool = True,
+        progress=print) -> dict:
     """Measure the rows in one process and return ``{"rows", "checks", "settings", "provenance"}``.
 
     Defaults: on CUDA batch 512, 20 timed steps after 8 warm-up steps (compilation happens there),
     compiled; ``tiny`` (or the CPU): batch 2, 2 steps after 1, eager. A row that fails (say, out of
-    memory) is reported as failed and the others still run.
+    memory) is reported as failed and the others still run. ``part=(i, n)`` runs the i-th of n slices
+    of the rows (each with the torchvision row, so every slice has its own yardstick): a sweep whose
+    compilations do not fit in one sitting runs as n processes, and :func:`merged_latest` joins them.
     """
     from .config import resolve_device
     from .fast import triton_available
@@ -271,6 +276,13 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
         if unknown:
             raise ValueError(f"unknown row(s) {unknown}; the rows are: {sorted(known)}")
         rows_to_run = [c for c in configs(True, triton=triton) if c.name in only]
+    if part is not None:
+        i, n = part
+        if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):
+            raise ValueError(f"part must be i/n with 1 <= i <= n, got {i}/{n}")
+        yardstick = [c for c in rows_to_run if c.net == "torchvision"]
+        others = [c for c in rows_to_run if c.net != "torchvision"]
+        rows_to_run = yardstick + others[i - 1::n]
     info = versions(dev)
     progress(f"device: {info.get('gpu') or info.get('cpu')}; torch {info['torch']}; batch {batch_size}; "
              f"{steps} timed steps after {warmup}; {'compiled' if compile else 'eager'}"
@@ -290,9 +302,14 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
         if cuda:
             torch.cuda.empty_cache()
         rows.append(row)
+    base = next((r for r in rows if r["net"] == "torchvision" and "error" not in r), None)
+    for r in rows:  # each ratio from rows measured side by side in this process
+        if base is not None and "error" not in r:
+            r["vs_torchvision"] = r["images_per_s"] / base["images_per_s"]
     checks = correctness(device=dev, triton=triton) if check else []
     settings = {"device": str(dev), "batch_size": batch_size, "steps": steps, "warmup": warmup, "compile": compile,
-                "amp": cuda, "channels_last": cuda, "sweep": sweep, "tiny": tiny, "input": [3, 224, 224]}
+                "amp": cuda, "channels_last": cuda, "sweep": sweep, "tiny": tiny, "input": [3, 224, 224],
+                "part": list(part) if part else None}
     return {"rows": rows, "checks": checks, "settings": settings, "versions": info, "provenance": provenance()}
 
 
@@ -304,14 +321,15 @@ def summary_lines(result: dict) -> list[str]:
     ours = by.get("paper, alexlib")
     naive = by.get("paper, reference layers")
     gpu = result["settings"]["amp"]  # bf16 on CUDA: the setting the goals are stated for
-    if tv and ours:
-        out.append(f"alexlib's paper net / torchvision alexnet: {ours['images_per_s'] / tv['images_per_s']:.2f}x"
+    if tv and ours and "vs_torchvision" in ours:
+        out.append(f"alexlib's paper net / torchvision alexnet: {ours['vs_torchvision']:.2f}x"
                    + (" (goal: >= 1.0x on an H100)" if gpu else ""))
-    if naive and ours:
+    same_run = (lambda a, b: a.get("run", 0) == b.get("run", 0))
+    if naive and ours and same_run(naive, ours):
         out.append(f"alexlib's paper net / the same net with reference layers: "
                    f"{ours['images_per_s'] / naive['images_per_s']:.2f}x")
     g1 = by.get("paper without LRN, groups=1")
-    if g1 and ours:
+    if g1 and ours and same_run(g1, ours):
         out.append(f"alexlib's paper net / paper net without LRN, groups=1: {ours['images_per_s'] / g1['images_per_s']:.2f}x"
                    + (" (first milestone: >= 1.0x)" if gpu else ""))
     if not gpu:
@@ -326,7 +344,8 @@ def results_path(result: dict) -> Path:
     gpu = (result["versions"].get("gpu") or "cpu").replace("NVIDIA ", "")
     slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower()).strip("-")
     stamp = result["provenance"]["date"].replace(":", "").replace("-", "")
-    return results_dir() / "bench" / f"{stamp}-{slug}.json"
+    part = result["settings"].get("part")
+    return results_dir() / "bench" / f"{stamp}-{slug}{f'-part{part[0]}of{part[1]}' if part else ''}.json"
 
 
 def saved_runs() -> list[dict]:
@@ -342,6 +361,29 @@ def saved_runs() -> list[dict]:
     return sorted(runs, key=lambda r: r["provenance"].get("date", ""))
 
 
+def merged_latest(runs: list[dict]) -> dict | None:
+    """The newest GPU benchmark: the runs of the newest (GPU, commit) pair joined into one result.
+
+    Rows keep the ratio to torchvision's alexnet measured in their own process; each row gets ``run``,
+    the index of the process it came from, so ratios between rows are taken only within one process.
+    """
+    gpu_runs = [r for r in runs if r["versions"].get("gpu")]
+    if not gpu_runs:
+        return None
+    newest = gpu_runs[-1]
+    key = (newest["versions"]["gpu"], newest["provenance"].get("commit"))
+    group = [r for r in gpu_runs if (r["versions"]["gpu"], r["provenance"].get("commit")) == key]
+    rows, seen = [], set()
+    for index, run in enumerate(group):
+        for row in run["rows"]:
+            if row["name"] in seen and row["net"] == "torchvision":
+                continue  # every part measures the yardstick; show it once
+            seen.add(row["name"])
+            rows.append({**row, "run": index})
+    rows.sort(key=lambda r: (r.get("group") != "main", 0))
+    return {**newest, "rows": rows, "parts": len(group), "checks": newest.get("checks", [])}
+
+
 def add_arguments(sub) -> None:
     p = sub.add_parser("bench", help="training images/s: torchvision alexnet vs the paper net, reference and fast")
     p.add_argument("--device", default="auto", help="auto (cuda, then cpu), cuda or cpu")
@@ -350,6 +392,8 @@ def add_arguments(sub) -> None:
     p.add_argument("--warmup", type=int, help="untimed steps first, compilation included (default 8 / 1)")
     p.add_argument("--sweep", action="store_true", help="also each fast form alone, compile modes, no-LRN yardsticks")
     p.add_argument("--only", nargs="*", metavar="ROW", help="run only these rows (names as printed)")
+    p.add_argument("--part", help="I/N: run the I-th of N slices of the rows (the torchvision row in each), "
+                                  "for a sweep that must be split across several sittings")
     p.add_argument("--tiny", action="store_true", help="CI size: batch 2, eager; shows the code runs")
     p.add_argument("--eager", action="store_true", help="do not torch.compile")
     p.add_argument("--no-check", action="store_true", help="skip the layer-by-layer equality check")
@@ -360,9 +404,16 @@ def add_arguments(sub) -> None:
 
 def main(args) -> int:
     try:
+        part = None
+        if args.part:
+            try:
+                part = tuple(int(v) for v in args.part.split("/"))
+                assert len(part) == 2
+            except (ValueError, AssertionError):
+                raise ValueError(f"--part must look like 1/3, got {args.part!r}") from None
         result = run(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                      sweep=args.sweep, tiny=args.tiny, compile=False if args.eager else None, only=args.only,
-                     check=not args.no_check)
+                     part=part, check=not args.no_check)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

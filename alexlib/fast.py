@@ -20,6 +20,9 @@ built net *keeping its parameters*, so state dicts, checkpoints and the paper's 
         ``"dense"``      one dense convolution with the cross-tower blocks of the kernel held at zero
                          (more multiply-adds, but dense kernels often run faster than grouped ones)
         ``"split"``      one convolution per tower on its half of the maps, outputs concatenated
+        ``"separate"``   the towers kept as two tensors from conv1 to pool5, as on the paper's two GPUs
+                         (:class:`TowerFeatures`): dense convolutions, per-tower LRN with no reshaping,
+                         and the maps joined only where the towers talk (conv3, fc6)
     conv1 (:class:`FastConv2d`, ``impl="s2d"``)
         space-to-depth: the 11x11 stride-4 convolution over 3 channels rewritten as a 3x3 stride-1
         convolution over 48 channels (4x4 pixel blocks unshuffled into channels, the kernel padded
@@ -35,7 +38,9 @@ Paper: section 3.3 (LRN), section 3.2 (the towers), section 3.5 (conv1).
 
 from __future__ import annotations
 
+import copy
 import os
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +61,7 @@ __all__ = [
     "triton_available",
     "FastLRN",
     "FastConv2d",
+    "TowerFeatures",
     "block_diagonal",
     "space_to_depth_conv",
     "speed_up",
@@ -64,7 +70,7 @@ __all__ = [
 ]
 
 LRN_IMPLS = ("reference", "shift", "banded", "triton")
-CONV_IMPLS = ("native", "dense", "split")
+CONV_IMPLS = ("native", "dense", "split", "separate")
 CONV1_IMPLS = ("native", "s2d")
 
 #: What ``"auto"`` means on a CUDA device inside ``torch.compile`` (and what ``bench`` measures as
@@ -329,13 +335,13 @@ class FastConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         g = self.groups
-        if self.impl == "native" or (self.impl in ("dense", "split") and g == 1):
+        if self.impl == "native" or (self.impl in ("dense", "split", "separate") and g == 1):
             return super().forward(x)
         if self.impl == "s2d":
             return space_to_depth_conv(x, self.weight, self.bias, self.stride[0], self.padding[0], g)
         if self.impl == "dense":
             return F.conv2d(x, block_diagonal(self.weight, g), self.bias, self.stride, self.padding, self.dilation, 1)
-        # split: one conv per tower
+        # split (and separate, called on a joined input): one conv per tower
         xs = x.chunk(g, dim=1)
         ws = self.weight.chunk(g, dim=0)
         bs = self.bias.chunk(g, dim=0) if self.bias is not None else [None] * g
@@ -344,6 +350,98 @@ class FastConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, impl={self.impl!r}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The towers as tensors of their own
+
+
+def _tower_conv(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    # one tower's share of a conv layer, as a dense convolution (space-to-depth if the layer uses it)
+    if getattr(layer, "impl", "native") == "s2d":
+        return space_to_depth_conv(x, weight, bias, layer.stride[0], layer.padding[0], 1)
+    return F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, 1)
+
+
+class TowerFeatures(nn.Sequential):
+    """A net's ``features`` block run with each tower's maps as a tensor of its own, as the paper's two
+    GPUs held them: the same layers (same names, same parameters, same state dict keys), another forward.
+
+    Between conv1 and pool5 the maps stay split wherever the layers keep to their tower: ReLU, pooling,
+    per-tower LRN (on each tensor directly, no reshape) and the ``groups=2`` convolutions (a dense
+    convolution per tower with that tower's half of the kernels). They are joined (one ``torch.cat``)
+    only before a layer that mixes the towers: conv3 and, after pool5, fc6. A conv that mixes the
+    towers but feeds tower-local layers (conv1, conv3) computes each tower's output maps directly from
+    its half of the kernels, so no split is ever copied.
+
+    Shapes as the ``features`` block it replaces: (B, 3, H, W) -> (B, 256, 6, 6) for ``paper``.
+    Forward hooks on the single layers do not fire (the layers' modules are not called); hooks on the
+    block do.
+    """
+
+    _SPATIAL = (nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.Identity, nn.Dropout)
+
+    def __init__(self, features: nn.Sequential, towers: int = 2):
+        super().__init__(OrderedDict(features.named_children()))
+        self.towers = towers
+        self.plan = self._make_plan()
+
+    def _kind(self, layer: nn.Module) -> str:
+        from .model import EdgePad
+
+        if isinstance(layer, self._SPATIAL + (EdgePad,)):
+            return "spatial"  # acts on each map alone
+        if isinstance(layer, nn.Conv2d) and layer.groups == self.towers:
+            return "tower-conv"
+        if isinstance(layer, nn.Conv2d) and layer.groups == 1:
+            return "conv"
+        if isinstance(layer, nn.LocalResponseNorm) and getattr(layer, "towers", 1) == self.towers:
+            return "tower-lrn"
+        return "other"  # anything else sees the joined maps
+
+    def _make_plan(self) -> list[tuple[str, bool]]:
+        kinds = [self._kind(layer) for layer in self]
+        plan = []
+        for i, kind in enumerate(kinds):
+            split_out = False
+            if kind == "conv":  # split its output if the next layer that is not per-map stays in its tower
+                following = [k for k in kinds[i + 1:] if k != "spatial"]
+                split_out = bool(following) and following[0] in ("tower-conv", "tower-lrn")
+            plan.append((kind, split_out))
+        return plan
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = self.towers
+        parts: list[Tensor] | None = None  # the towers' maps while split, else None and x holds them all
+        for layer, (kind, split_out) in zip(self, self.plan):
+            if kind == "spatial":
+                if parts is None:
+                    x = layer(x)
+                else:
+                    parts = [layer(p) for p in parts]
+                continue
+            if kind == "tower-conv":
+                if parts is None:
+                    parts = list(x.chunk(t, dim=1))
+                biases = layer.bias.chunk(t) if layer.bias is not None else [None] * t
+                parts = [_tower_conv(layer, p, w, b) for p, w, b in zip(parts, layer.weight.chunk(t), biases)]
+                continue
+            if kind == "tower-lrn" and parts is not None:
+                impl = getattr(layer, "impl", "reference")
+                parts = [lrn(p, layer.size, layer.alpha, layer.beta, layer.k, 1, impl=impl) for p in parts]
+                continue
+            if parts is not None:  # a layer that sees every map: join the towers
+                x, parts = torch.cat(parts, dim=1), None
+            if kind == "conv" and split_out:
+                biases = layer.bias.chunk(t) if layer.bias is not None else [None] * t
+                parts = [_tower_conv(layer, x, w, b) for w, b in zip(layer.weight.chunk(t), biases)]
+            else:
+                x = layer(x)
+        return torch.cat(parts, dim=1) if parts is not None else x
+
+    @property
+    def impl(self) -> str:
+        return "separate"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,12 +485,18 @@ def speed_up(model: nn.Module, *, lrn: str = "auto", conv: str = "auto", conv1: 
                     impl = conv
                 first_conv = False
                 setattr(parent, name, FastConv2d.like(child, impl))
+    towers = getattr(model, "towers", 1)
+    if conv == "separate" and towers > 1 and isinstance(getattr(model, "features", None), nn.Sequential):
+        features = model.features
+        if isinstance(features, TowerFeatures):
+            features = nn.Sequential(OrderedDict(features.named_children()))
+        model.features = TowerFeatures(features, towers)
     return model
 
 
 def describe(model: nn.Module) -> dict[str, str]:
     """Which form each fast layer of ``model`` uses, by module name: ``{"features.4": "shift", ...}``."""
-    return {name: m.impl for name, m in model.named_modules() if isinstance(m, (FastLRN, FastConv2d))}
+    return {name: m.impl for name, m in model.named_modules() if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))}
 
 
 def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float = 1e-4) -> dict[str, dict]:
@@ -403,9 +507,10 @@ def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float
 
     Layer by layer, not the whole net: float rounding can flip which of two nearly equal values a
     max pool picks, and one flipped choice moves a gradient element; that is rounding, not a
-    different function, and a layer-wise check is not fooled by it.
+    different function, and a layer-wise check is not fooled by it. A :class:`TowerFeatures` block
+    (many layers) is compared in float64, where such near-ties do not arise.
     """
-    targets = {name: m for name, m in fast.named_modules() if isinstance(m, (FastLRN, FastConv2d))}
+    targets = {name: m for name, m in fast.named_modules() if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))}
     ref_modules = dict(reference.named_modules())
     missing = sorted(set(targets) - set(ref_modules))
     if missing:
@@ -431,6 +536,14 @@ def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float
     for name, fast_m in targets.items():
         ref_m = ref_modules[name]
         xin = inputs[name]
+        if isinstance(fast_m, TowerFeatures):
+            # a block of many layers: a max pool fed values that differ by float32 rounding may pick
+            # the other of two near-equal maps and route a gradient elsewhere, so the block is compared
+            # in float64, with the reference LRN (each LRN form is compared on its own above)
+            ref_m, fast_m, xin = copy.deepcopy(ref_m).double(), copy.deepcopy(fast_m).double(), xin.double()
+            for m in fast_m.modules():
+                if isinstance(m, FastLRN):
+                    m.impl = "reference"
         results = []
         for m in (ref_m, fast_m):
             xa = xin.clone().requires_grad_(True)
@@ -440,7 +553,7 @@ def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float
             grads = torch.autograd.grad(y, [xa, *params], g)
             results.append((y.detach(), grads[0], grads[1:]))
         (ya, ga, pa), (yb, gb, pb) = results
-        row = {"impl": fast_m.impl, "output": rel(ya, yb), "input grad": rel(ga, gb),
+        row = {"impl": targets[name].impl, "output": rel(ya, yb), "input grad": rel(ga, gb),
                "param grad": max((rel(a, b) for a, b in zip(pa, pb)), default=0.0)}
         row["equal"] = all(row[k] <= rtol for k in ("output", "input grad", "param grad"))
         rows[name] = row

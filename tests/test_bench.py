@@ -67,3 +67,34 @@ def test_cli_bench_saves_json(tmp_path, capsys):
 def test_cli_bench_rejects_unknown_rows(capsys):
     assert cli(["bench", "--tiny", "--device", "cpu", "--only", "resnet"]) == 2
     assert "unknown row(s) ['resnet']" in capsys.readouterr().err
+
+
+def test_parts_split_the_rows_and_each_keeps_the_yardstick():
+    names = [c.name for c in bench.configs(True, triton=False)]
+    seen = []
+    for i in (1, 2, 3):
+        result = bench.run(device="cpu", tiny=True, sweep=False, part=(i, 3), check=False, progress=lambda *_: None)
+        assert result["rows"][0]["name"] == "torchvision alexnet"
+        seen += [r["name"] for r in result["rows"][1:]]
+        assert result["settings"]["part"] == [i, 3]
+    assert seen == ["paper, reference layers", "paper, alexlib"]  # the third slice holds only the yardstick
+    assert len(names) == len(set(names))
+    with pytest.raises(ValueError, match="part must be"):
+        bench.run(device="cpu", tiny=True, part=(4, 3), progress=lambda *_: None)
+
+
+def test_merged_latest_joins_the_parts_of_the_newest_gpu_run(tiny):
+    # stand-in GPU runs made from the CPU run: only the merging is under test, nothing is stored
+    def fake(date, commit, names):
+        rows = [dict(r, name=n) for r, n in zip([tiny["rows"][0]] + [tiny["rows"][2]] * (len(names) - 1), names)]
+        return {**tiny, "rows": rows, "versions": {**tiny["versions"], "gpu": "Test GPU"},
+                "provenance": {**tiny["provenance"], "date": date, "commit": commit}}
+
+    old = fake("2026-01-01", "aaa", ["torchvision alexnet", "paper, alexlib"])
+    part1 = fake("2026-02-01", "bbb", ["torchvision alexnet", "paper, LRN=shift"])
+    part2 = fake("2026-02-02", "bbb", ["torchvision alexnet", "paper, towers=dense"])
+    merged = bench.merged_latest([tiny, old, part1, part2])
+    assert merged["parts"] == 2
+    assert [r["name"] for r in merged["rows"]] == ["torchvision alexnet", "paper, LRN=shift", "paper, towers=dense"]
+    assert [r["run"] for r in merged["rows"]] == [0, 0, 1]
+    assert bench.merged_latest([tiny]) is None  # a CPU run is never shown as a GPU benchmark

@@ -186,7 +186,8 @@ def test_speed_up_auto_is_reference_on_cpu():
     assert torch.equal(net(x), ref(x))
 
 
-@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split")])
+@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split"),
+                                   dict(lrn="shift", conv="separate", conv1="s2d")])
 def test_whole_paper_net_is_the_same_function_in_float64(forms):
     torch.manual_seed(7)
     ref = build("paper", num_classes=10).double().eval()
@@ -203,7 +204,7 @@ def test_whole_paper_net_is_the_same_function_in_float64(forms):
         assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-12, msg=name)
 
 
-@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split")])
+@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="separate")])
 def test_channels_last_net_as_trained_on_a_gpu(forms):
     # on CUDA the net and its input are channels-last (parameters included); the rewrites must not assume
     # contiguous tensors
@@ -221,14 +222,35 @@ def test_channels_last_net_as_trained_on_a_gpu(forms):
     assert_close(xb.grad, xa.grad, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("variant", ["paper-code", "half", "onegpu2014", "bn", "cifar4"])
-def test_speed_up_works_on_every_variant(variant):
+@pytest.mark.parametrize("conv", ["dense", "separate"])
+@pytest.mark.parametrize("variant", ["paper-code", "paper-nolrn", "paper-pool2", "half", "onegpu2014", "bn", "cifar4"])
+def test_speed_up_works_on_every_variant(variant, conv):
     torch.manual_seed(8)
     ref = build(variant, num_classes=10).double().eval()
-    net = fast.speed_up(copy.deepcopy(ref), lrn="shift", conv="dense", conv1="s2d").eval()
+    net = fast.speed_up(copy.deepcopy(ref), lrn="shift", conv=conv, conv1="s2d").eval()
     size = 32 if variant == "cifar4" else 224
     x = torch.randn(2, 3, size, size, dtype=torch.float64)
     assert_close(net(x), ref(x), rtol=1e-9, atol=1e-12)
+
+
+def test_separate_towers_join_only_where_the_towers_talk():
+    net = fast.speed_up(build("paper", num_classes=10), conv="separate")
+    assert isinstance(net.features, fast.TowerFeatures) and fast.describe(net)["features"] == "separate"
+    joined = [n for n, _ in layer_names(net)]
+    assert joined == [n for n, _ in layer_names(build("paper", num_classes=10))]  # same layers, same names
+    cats = []
+    real_cat = torch.cat
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "cat", lambda ts, dim=0: (cats.append([tuple(t.shape) for t in ts]), real_cat(ts, dim))[1])
+        net(torch.randn(1, 3, 224, 224))
+    # two joins: before conv3 (two towers of 128 maps, 13x13) and after pool5 (two of 128, 6x6)
+    assert cats == [[(1, 128, 13, 13)] * 2, [(1, 128, 6, 6)] * 2]
+    # an all-maps LRN (not the paper's) makes the towers join before it: still the same function
+    ref = build("paper", num_classes=10).double().eval()
+    ref.features[3] = nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)
+    other = fast.speed_up(copy.deepcopy(ref), conv="separate").eval()
+    x = torch.randn(1, 3, 224, 224, dtype=torch.float64)
+    assert_close(other(x), ref(x), rtol=1e-9, atol=1e-12)
 
 
 def test_check_equal_passes_equal_forms_and_catches_a_wrong_one():
@@ -257,7 +279,8 @@ def test_triton_lrn_in_the_whole_net(interpret):
     assert all(r["equal"] for r in rows.values()), rows
 
 
-@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split")])
+@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split"),
+                                   dict(lrn="shift", conv="separate", conv1="s2d")])
 def test_fast_forms_compile_to_one_graph(forms):
     # fullgraph=True fails on any graph break; aot_eager runs the traced forward and backward graphs
     torch.manual_seed(11)
