@@ -136,6 +136,8 @@ def measure(config: Config, *, device: torch.device, batch_size: int, steps: int
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else contextlib.nullcontext()
 
     def step() -> torch.Tensor:
+        if mode == "reduce-overhead":  # a new iteration: the CUDA graphs may reuse the last one's memory
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast:
             loss = F.cross_entropy(step_net(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
