@@ -13,6 +13,18 @@ import matplotlib.pyplot as plt
 import torch
 
 
+def _finish(fig: plt.Figure, title: str | None = None, *, ax=None, fontsize: int | None = None) -> plt.Figure:
+    """Every figure's last steps: the title (over ``ax`` if given, else over the figure), a tight
+    layout, and detaching it from pyplot, so that the notebook shows the returned figure once and
+    pyplot keeps no state between cells."""
+    if title:
+        kw = {} if fontsize is None else {"fontsize": fontsize}
+        (ax.set_title if ax is not None else fig.suptitle)(title, **kw)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def _to_hwc(image: torch.Tensor):
     """``(3, H, W)`` uint8 or float in [0, 1] -> ``(H, W, 3)`` numpy array that imshow draws as is."""
     image = image.detach().cpu()
@@ -34,11 +46,7 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, ncols: int
             ax.imshow(_to_hwc(images[k]), interpolation="nearest" if images.shape[-1] < 64 else "antialiased")
             if titles is not None:
                 ax.set_title(titles[k], fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    plt.close(fig)  # the notebook displays the returned figure once; keep pyplot's state clean
-    return fig
+    return _finish(fig, suptitle)
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,11 +75,7 @@ def number_grids(grids, titles: list[str], suptitle: str | None = None, fmt: str
         ax.grid(which="minor", color="0.75", linewidth=0.5)
         ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
         ax.set_title(title, fontsize=9)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, suptitle, fontsize=10)
 
 
 def kernels_and_responses(image: torch.Tensor, kernels, responses,
@@ -100,9 +104,7 @@ def kernels_and_responses(image: torch.Tensor, kernels, responses,
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def feature_maps(maps, titles: list[str] | None = None, ncols: int = 6, size: float = 2.0,
@@ -122,11 +124,7 @@ def feature_maps(maps, titles: list[str] | None = None, ncols: int = 6, size: fl
             ax.imshow(maps[k].detach().cpu().float().numpy(), cmap=cmap, interpolation="nearest")
             if titles is not None:
                 ax.set_title(titles[k], fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, suptitle, fontsize=10)
 
 
 def lrn_effect(before: torch.Tensor, after: torch.Tensor, pixel: tuple[int, int] | None = None,
@@ -167,9 +165,7 @@ def lrn_effect(before: torch.Tensor, after: torch.Tensor, pixel: tuple[int, int]
     axes[2].set_ylabel("activation")
     axes[2].set_title(f"all maps at pixel ({r}, {c})", fontsize=10)
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def lrn_settings(x: torch.Tensor, settings: list[dict], channel: int | None = None,
@@ -210,9 +206,7 @@ def lrn_settings(x: torch.Tensor, settings: list[dict], channel: int | None = No
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def pooling_windows(size: int = 9, configs: tuple[tuple[int, int], ...] = ((2, 2), (3, 2)),
@@ -248,9 +242,7 @@ def pooling_windows(size: int = 9, configs: tuple[tuple[int, int], ...] = ((2, 2
         ax.set_title(f"z={z}, s={s} ({kind}): {size}x{size} -> {steps}x{steps}", fontsize=9)
     fig.suptitle("number in each cell: how many pooling windows cover it; outlined: the first row of windows",
                  fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,9 +281,7 @@ def preprocess_steps(originals: list[torch.Tensor], processed: torch.Tensor, tit
         axes[1, k].axis("off")
     fig.suptitle(f"top: photos at their own size, dashed: the central square kept; bottom: rescaled to {s}x{s}",
                  fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def mean_image_panels(mean: torch.Tensor, image: torch.Tensor, n_images: int | None = None,
@@ -318,9 +308,7 @@ def mean_image_panels(mean: torch.Tensor, image: torch.Tensor, n_images: int | N
         ax.imshow(_to_hwc(x))
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def crop_positions(image: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, crops: torch.Tensor,
@@ -349,9 +337,7 @@ def crop_positions(image: torch.Tensor, offsets: torch.Tensor, flips: torch.Tens
         top, left = offsets[k].tolist()
         ax.set_title(f"({top}, {left}){' flipped' if flips[k] else ''}", fontsize=7, color=colours(k % 10))
         ax.axis("off")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def pca_axes(images: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor, n_pixels: int = 4000,
@@ -389,9 +375,7 @@ def pca_axes(images: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor,
                            for i in range(3)], fontsize=8)
     right.set_xlabel("standard deviations along the axis (sqrt of the eigenvalue)")
     right.set_title("mean colour moved along each eigenvector (eigenvalues on the [0, 1] scale)", fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def pca_colour_grid(image: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, alphas: list[float],
@@ -418,9 +402,7 @@ def pca_colour_grid(image: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.T
             ax.axis("off")
     scale = "sqrt(l)" if sqrt_eigvals else "l (as printed in the paper)"
     fig.suptitle(f"adding [p1 p2 p3][a1 s1, a2 s2, a3 s3]^T with s = {scale}; rows: axis 1, 2, 3", fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def augmented_inputs(batch: torch.Tensor, titles: list[str] | None = None, ncols: int = 8,
@@ -456,9 +438,7 @@ def activation_functions(lo: float = -5.0, hi: float = 5.0) -> plt.Figure:
         ax.set_xlabel("x (the unit's input)")
         ax.legend(fontsize=8)
     ax_f.set_ylim(-1.5, 3)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def epoch_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("train_err",),
@@ -481,11 +461,7 @@ def epoch_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("tra
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, ax=ax, fontsize=10)
 
 
 def gradient_norms(norms: dict[str, list[float]], title: str | None = None,
@@ -498,11 +474,7 @@ def gradient_norms(norms: dict[str, list[float]], title: str | None = None,
     ax.set_xlabel("layer (1 = nearest the input)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, ax=ax, fontsize=10)
 
 
 def layer_costs(rows, title: str | None = None) -> plt.Figure:
@@ -527,11 +499,7 @@ def layer_costs(rows, title: str | None = None) -> plt.Figure:
         ax.set_title(label, fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.margins(y=0.15)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 def variant_costs(table: dict[str, tuple[int, int]], title: str | None = None) -> plt.Figure:
@@ -548,11 +516,7 @@ def variant_costs(table: dict[str, tuple[int, int]], title: str | None = None) -
         ax.set_title(label, fontsize=9)
         ax.invert_yaxis()
         ax.margins(x=0.2)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 def two_towers() -> plt.Figure:
@@ -595,9 +559,7 @@ def two_towers() -> plt.Figure:
     ax.axis("off")
     ax.set_title("per-GPU shapes; red arrows cross between GPUs (conv3, fc6, fc7, fc8); "
                  "conv2, conv4, conv5 stay on their GPU (groups=2)", fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def training_curves(runs: dict[str, list[dict]], title: str | None = None) -> plt.Figure:
@@ -625,11 +587,7 @@ def training_curves(runs: dict[str, list[dict]], title: str | None = None) -> pl
             ax.set_xticks(epochs)
     ax_loss.legend(fontsize=7)
     ax_err.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def confusion_figure(matrix: torch.Tensor, classes: list[str], title: str | None = None) -> plt.Figure:
@@ -654,11 +612,7 @@ def confusion_figure(matrix: torch.Tensor, classes: list[str], title: str | None
     bar.set_yticks(range(c), [])
     bar.invert_yaxis()
     bar.set(xlabel="top-1 error (%)", xlim=(0, 100))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def traffic_per_layer(rows, batch_size: int = 128, title: str | None = None) -> plt.Figure:
@@ -682,11 +636,7 @@ def traffic_per_layer(rows, batch_size: int = 128, title: str | None = None) -> 
         ax.set_title(f"{label} (total {fmt.format(sum(values))})", fontsize=9)
         ax.invert_yaxis()
         ax.margins(x=0.25)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 def parallelism_costs(rows, title: str | None = None) -> plt.Figure:
@@ -719,11 +669,7 @@ def parallelism_costs(rows, title: str | None = None) -> plt.Figure:
         ax.set_xticks(x, names, fontsize=8)
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -749,11 +695,7 @@ def relu_vs_tanh(curves: dict[str, dict[int, list[float]]], threshold: float = 2
     ax.set(xlabel="epochs", ylabel="training error (%)", ylim=(0, 100))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, ax=ax, fontsize=10)
 
 
 def lr_search(runs: list[dict], chosen: dict[str, float], title: str | None = None) -> plt.Figure:
@@ -773,11 +715,7 @@ def lr_search(runs: list[dict], chosen: dict[str, float], title: str | None = No
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("training error (%)")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 def _kernel_tiles(kernels: torch.Tensor) -> torch.Tensor:
@@ -813,11 +751,7 @@ def conv1_kernels(kernels: torch.Tensor, towers: int = 1, ncols: int = 16, title
         ax.axis("off")
         if label:
             ax.set_title(label, fontsize=9, loc="left")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 def colour_scores(scores: dict[str, torch.Tensor], title: str | None = None) -> plt.Figure:
@@ -837,11 +771,7 @@ def colour_scores(scores: dict[str, torch.Tensor], title: str | None = None) -> 
     ax.set(xlim=(0, 1), ylim=(len(labels) - 0.5, -0.5),
            xlabel="colour selectivity (0: grey, 1: pure colour contrast; dotted: random kernels)")
     ax.grid(axis="x", alpha=0.3)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, ax=ax, fontsize=10)
 
 
 def top5_bars(images: torch.Tensor, top_classes, top_probs, labels, classes: list[str], ncols: int = 4,
@@ -870,11 +800,7 @@ def top5_bars(images: torch.Tensor, top_classes, top_probs, labels, classes: lis
         ax_bar.set_xlim(0, 1)
         ax_bar.invert_yaxis()
         ax_bar.tick_params(axis="x", labelsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
 
 
 def neighbour_rows(queries: torch.Tensor, neighbours: dict[str, torch.Tensor], title: str | None = None,
@@ -901,8 +827,4 @@ def neighbour_rows(queries: torch.Tensor, neighbours: dict[str, torch.Tensor], t
                     axes[i, col + j].set_title(f"nearest in {space} \u2192", fontsize=8, loc="left")
             col += k
     axes[0, 0].set_title("query", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title, fontsize=10)
