@@ -485,6 +485,15 @@ FIGURE4: dict[str, dict] = {
 }
 
 
+def _check_search(queries: torch.Tensor, database: torch.Tensor, k: int, width: str) -> None:
+    """Queries (Q, width) and database (N, width) of one width, and 1 <= k <= N, or a clear error."""
+    if queries.dim() != 2 or database.dim() != 2 or queries.shape[1] != database.shape[1]:
+        raise ValueError(f"want queries (Q, {width}) and database (N, {width}) with the same {width}; got "
+                         f"{tuple(queries.shape)} and {tuple(database.shape)}")
+    if not 1 <= k <= len(database):
+        raise ValueError(f"k must be between 1 and the database size {len(database)}, got {k}")
+
+
 @torch.no_grad()
 def nearest_neighbours(queries: torch.Tensor, database: torch.Tensor, k: int, *, device="auto",
                        chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -494,11 +503,7 @@ def nearest_neighbours(queries: torch.Tensor, database: torch.Tensor, k: int, *,
     Returns ``(indices (Q, k) int64, distances (Q, k) float32)`` on the CPU, nearest first.
     Paper: section 6.1, Figure 4 (right).
     """
-    if queries.dim() != 2 or database.dim() != 2 or queries.shape[1] != database.shape[1]:
-        raise ValueError(f"want queries (Q, D) and database (N, D) with the same D; got {tuple(queries.shape)} "
-                         f"and {tuple(database.shape)}")
-    if not 1 <= k <= len(database):
-        raise ValueError(f"k must be between 1 and the database size {len(database)}, got {k}")
+    _check_search(queries, database, k, "D")
     device = resolve_device(device)
     q = queries.to(device).float()  # (Q, D)
     q_sq = q.pow(2).sum(dim=1, keepdim=True)  # (Q, 1)
@@ -585,11 +590,7 @@ def hamming_neighbours(query_codes: torch.Tensor, database_codes: torch.Tensor, 
     """The ``k`` database codes nearest to each query code in Hamming distance (the number of bits
     that differ), ties broken by database order. Codes: bool or 0/1 (Q, bits) and (N, bits).
     Returns ``(indices (Q, k), distances (Q, k))`` on the CPU."""
-    if query_codes.shape[1:] != database_codes.shape[1:] or query_codes.dim() != 2:
-        raise ValueError(f"want codes (Q, bits) and (N, bits); got {tuple(query_codes.shape)} and "
-                         f"{tuple(database_codes.shape)}")
-    if not 1 <= k <= len(database_codes):
-        raise ValueError(f"k must be between 1 and the database size {len(database_codes)}, got {k}")
+    _check_search(query_codes, database_codes, k, "bits")
     device = resolve_device(device)
     q = query_codes.to(device).float()  # (Q, bits)
     d = database_codes.to(device).float()  # (N, bits)

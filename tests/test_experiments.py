@@ -311,3 +311,16 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
     (stored4,) = ex.stored_figure4("full")
     assert stored4["figure4"]["retrieval"] == {"fc7": {"precision": 0.5}} and "val" not in stored4["figure4"]
     assert "torch" in stored4["provenance"] and stored4["metrics"] == [{"epoch": 1, "seconds": 1.5}]
+
+
+def test_neighbour_searches_reject_mismatched_shapes_and_k():
+    db = torch.rand(20, 8)
+    with pytest.raises(ValueError, match=r"same D; got \(3, 7\) and \(20, 8\)"):
+        ex.nearest_neighbours(torch.rand(3, 7), db, k=2, device="cpu")
+    with pytest.raises(ValueError, match="between 1 and the database size 20, got 21"):
+        ex.nearest_neighbours(torch.rand(3, 8), db, k=21, device="cpu")
+    codes = torch.rand(20, 16) > 0.5
+    with pytest.raises(ValueError, match=r"\(Q, bits\)"):
+        ex.hamming_neighbours(torch.rand(3, 4) > 0.5, codes, k=1, device="cpu")
+    with pytest.raises(ValueError, match="got 0"):
+        ex.hamming_neighbours(codes[:2], codes, k=0, device="cpu")
