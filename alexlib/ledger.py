@@ -433,36 +433,36 @@ def _with_base(root: Path, ablation: str):
     return base, other, seeds
 
 
-def _paired(ablation: str, metrics: Sequence[str] = ("val_top1_err", "val_top5_err")):
-    """A measure: error of ``ablation`` minus error of ``base``, per seed run in both (positive:
-    the paper's feature lowers the error)."""
+def _error_effect(base: dict, other: dict, metrics: Sequence[str] = ("val_top1_err", "val_top5_err")) -> dict:
+    # effect = err(without the paper's feature) - err(with it), in percentage points
+    return {m: other["final"][m] - base["final"][m] for m in metrics}
+
+
+def _paired(ablation: str, effect: Callable[[dict, dict], dict[str, float]] = _error_effect):
+    """A measure over the seeds run both as ``base`` and as ``ablation``: ``effect(base run, ablation
+    run)`` gives one seed's numbers by metric. The default is the error of ``ablation`` minus the error
+    of ``base`` (positive: the paper's feature lowers the error)."""
 
     def measure(root: Path):
         paired = _with_base(root, ablation)
         if not isinstance(paired, tuple):
             return paired
         base, other, seeds = paired
-        # effect = err(without the paper's feature) - err(with it), in percentage points
-        values = {m: [other[s]["final"][m] - base[s]["final"][m] for s in seeds] for m in metrics}
+        per_seed = [effect(base[s], other[s]) for s in seeds]
+        values = {m: [e[m] for e in per_seed] for m in per_seed[0]}
         return Measurement(values, seeds, [base[s] for s in seeds] + [other[s] for s in seeds],
                            [f"ledger/{ablation}/", "ledger/base/"])
 
     return measure
 
 
-def _dropout_gap(root: Path):
-    """Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it."""
-    paired = _with_base(root, "no-dropout")
-    if not isinstance(paired, tuple):
-        return paired
-    base, other, seeds = paired
+def _overfit_gap(run: dict) -> float:
+    # gap = val top-1 error - train top-1 error at the last epoch (train: on the augmented batches, dropout on)
+    return run["final"]["val_top1_err"] - run["final"]["train_top1_err"]
 
-    def gap(run):
-        # gap = val top-1 error - train top-1 error (train: on the augmented batches, dropout on)
-        return run["final"]["val_top1_err"] - run["final"]["train_top1_err"]
 
-    return Measurement({"gap": [gap(other[s]) - gap(base[s]) for s in seeds]}, seeds,
-                       [base[s] for s in seeds] + [other[s] for s in seeds], ["ledger/no-dropout/", "ledger/base/"])
+# Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it.
+_dropout_gap = _paired("no-dropout", lambda base, other: {"gap": _overfit_gap(other) - _overfit_gap(base)})
 
 
 def converged_epoch(val_errors: Sequence[float], within: float = 1.0) -> int:
@@ -474,19 +474,13 @@ def converged_epoch(val_errors: Sequence[float], within: float = 1.0) -> int:
     return next(i + 1 for i, v in enumerate(val_errors) if v <= best + within)
 
 
-def _dropout_speed(root: Path):
-    """Convergence: epochs to converge with dropout divided by epochs without (paper: about 2)."""
-    paired = _with_base(root, "no-dropout")
-    if not isinstance(paired, tuple):
-        return paired
-    base, other, seeds = paired
+def _epochs_to_converge(run: dict) -> int:
+    return converged_epoch([m["val_top1_err"] for m in run["metrics"]])
 
-    def epochs(run):
-        return converged_epoch([m["val_top1_err"] for m in run["metrics"]])
 
-    # ratio = epochs(with dropout) / epochs(without)
-    return Measurement({"ratio": [epochs(base[s]) / epochs(other[s]) for s in seeds]}, seeds,
-                       [base[s] for s in seeds] + [other[s] for s in seeds], ["ledger/no-dropout/", "ledger/base/"])
+# Convergence: epochs to converge with dropout divided by epochs without (paper: about 2).
+_dropout_speed = _paired("no-dropout",
+                         lambda base, other: {"ratio": _epochs_to_converge(base) / _epochs_to_converge(other)})
 
 
 def _ten_views(root: Path):
