@@ -13,17 +13,13 @@ Triton builtins (``tl.full``, not ``tl.zeros``, itself a jitted helper defined a
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+from .fast import _interpreting
 
 
 # Tile shapes to try on the GPU (the first call per shape times them all and keeps the fastest);

@@ -207,6 +207,7 @@ def lrn_triton(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75
 
 
 def _lrn_reference(x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
+    _check_lrn_input(x, size, towers)
     b, c, h, w = x.shape
     if towers == 1:
         return F.local_response_norm(x, size, alpha, beta, k)
@@ -225,8 +226,7 @@ def lrn(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: fl
             impl = "reference"
         else:
             impl = DEFAULTS["lrn"] if torch.compiler.is_compiling() else EAGER_LRN
-    _check_lrn_input(x, size, towers)
-    return _LRN_FUNCS[impl](x, size, alpha, beta, k, towers)
+    return _LRN_FUNCS[impl](x, size, alpha, beta, k, towers)  # each form checks its input once
 
 
 class FastLRN(TowerLRN):
