@@ -40,7 +40,9 @@ from typing import Iterator, Sequence
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from alexlib.data import DataError, ImageTensors, atomic_save, cache_dir, resize_center_crop
+from ._io import atomic_save
+from .data import ImageTensors, cache_dir, resize_center_crop
+from .errors import DataError, SettingsError
 
 # Paper: section 2 and 4.1.
 PAPER_SIZE = 256  # images are rescaled and centre-cropped to 256 x 256
@@ -321,12 +323,25 @@ def pca_colour(batch: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor
     return batch + shift[:, :, None, None]
 
 
+# The input conventions a network can be trained with. Each is a DatasetStats: the pipeline
+# subtracts ``mean`` (3, S, S) and divides by ``std`` (3,), both in pixel units.
+#   "mean-image"   the paper's: pixel - the training set's mean image, in [-128, 128] roughly
+#                  (std is 1). What the paper's N(0, 0.01) initialisation expects. Paper: section 2.
+#   "standardise"  today's usual: (pixel - channel mean) / channel std, about unit variance. What
+#                  PyTorch's default initialisation expects.
+INPUTS: tuple[str, ...] = ("mean-image", "standardise")
+
+
 @dataclass
 class DatasetStats:
-    """What the pipeline needs to know about a training set: its mean image and its colour PCA.
+    """What the pipeline needs to know about a training set, and the input convention a network
+    trained on it expects.
 
-    ``mean``: float32 ``(3, S, S)`` in pixel units; ``eigvals`` ``(3,)`` and ``eigvecs`` ``(3, 3)``
-    on the [0, 1] scale (see :func:`rgb_pca`); ``n_images``; ``key``: the cache key it was stored under.
+    ``mean``: float32 ``(3, S, S)`` in pixel units, subtracted from every image (the mean image,
+    or for ``"standardise"`` each channel's mean at every pixel); ``std``: ``(3,)`` in pixel units,
+    each channel is divided by it (ones for ``"mean-image"``); ``eigvals`` ``(3,)`` and ``eigvecs``
+    ``(3, 3)``: the colour PCA on the [0, 1] scale (see :func:`rgb_pca`); ``n_images``; ``key``:
+    the cache key it was stored under; ``inputs``: the convention's name (one of :data:`INPUTS`).
     """
 
     mean: torch.Tensor
@@ -334,15 +349,61 @@ class DatasetStats:
     eigvecs: torch.Tensor
     n_images: int
     key: str = ""
+    inputs: str = "mean-image"
+    std: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise SettingsError(f"inputs must be one of {', '.join(INPUTS)}; got {self.inputs!r}")
+        if self.std is None:
+            self.std = torch.ones(3, dtype=self.mean.dtype, device=self.mean.device)
 
     def to(self, device) -> "DatasetStats":
         return DatasetStats(self.mean.to(device), self.eigvals.to(device), self.eigvecs.to(device),
-                            self.n_images, self.key)
+                            self.n_images, self.key, self.inputs, self.std.to(device))
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """Divide mean-subtracted pixels ``x`` (..., 3, H, W) by the channel std (in place where
+        the convention has one)."""
+        if self.inputs == "mean-image":
+            return x
+        return x.div_(self.std.to(x.device, x.dtype)[:, None, None])
+
+    def as_inputs(self, inputs: str) -> "DatasetStats":
+        """The same training set's statistics for the input convention ``inputs``. The channel
+        means are the mean image's averages; the channel variances are the diagonal of the RGB
+        covariance behind the PCA (all pixels of all images, the same samples)."""
+        if inputs == self.inputs:
+            return self
+        if inputs == "mean-image":
+            raise SettingsError("the mean image is not recoverable from channel statistics; "
+                                "compute dataset_stats(..., inputs='mean-image') instead")
+        if inputs not in INPUTS:
+            raise SettingsError(f"inputs must be one of {', '.join(INPUTS)}; got {inputs!r}")
+        channel_mean = self.mean.mean(dim=(1, 2))  # (3,) pixel units
+        cov = self.eigvecs @ torch.diag(self.eigvals) @ self.eigvecs.T  # (3, 3) on [0, 1]
+        std = cov.diagonal().clamp_min(1e-12).sqrt() * PIXEL_RANGE  # (3,) pixel units
+        mean = channel_mean[:, None, None].expand_as(self.mean).contiguous()  # (3, S, S)
+        return DatasetStats(mean, self.eigvals, self.eigvecs, self.n_images, self.key, inputs, std)
+
+    def state_dict(self) -> dict:
+        """Plain tensors and values, for a checkpoint (``weights_only`` loading)."""
+        return {"mean": self.mean.cpu(), "eigvals": self.eigvals.cpu(),
+                "eigvecs": self.eigvecs.cpu(), "n_images": self.n_images, "inputs": self.inputs,
+                "std": self.std.cpu()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, key: str = "checkpoint") -> "DatasetStats":
+        # checkpoints written before input conventions were recorded used the paper's
+        return cls(state["mean"], state["eigvals"], state["eigvecs"], int(state["n_images"]), key,
+                   state.get("inputs", "mean-image"), state.get("std"))
 
     def __repr__(self) -> str:
         ev = ", ".join(f"{v:.4g}" for v in self.eigvals.tolist())
-        return (f"DatasetStats({self.key or 'uncached'}: mean image {tuple(self.mean.shape)}, "
-                f"RGB eigenvalues [{ev}] on the [0, 1] scale, from {self.n_images} images)")
+        scale = "" if self.inputs == "mean-image" else (
+            ", channel std [" + ", ".join(f"{v:.1f}" for v in self.std.tolist()) + "]")
+        return (f"DatasetStats({self.key or 'uncached'}, {self.inputs}: mean {tuple(self.mean.shape)}"
+                f"{scale}, RGB eigenvalues [{ev}] on the [0, 1] scale, from {self.n_images} images)")
 
 
 def _stats_key(data, images: torch.Tensor) -> str:
@@ -357,13 +418,19 @@ def _stats_key(data, images: torch.Tensor) -> str:
     return f"{prefix}-{len(images)}x{images.shape[-1]}-{h.hexdigest()[:12]}"
 
 
-def dataset_stats(data, *, size: int = PAPER_SIZE, cache: bool = True, key: str | None = None) -> DatasetStats:
+def dataset_stats(data, *, size: int = PAPER_SIZE, cache: bool = True, key: str | None = None,
+                  inputs: str = "mean-image") -> DatasetStats:
     """Mean image and RGB PCA of a training set, computed once and cached under ``cache_dir()/stats``.
 
     ``data``: an ``ImageTensors`` or a uint8 tensor ``(N, 3, H, W)``; images not already ``size x size``
     are preprocessed first (:func:`preprocess`). The cache key is derived from the dataset's name,
-    split, shape, labels and a sample of its pixels (or pass ``key``). Paper: sections 2 and 4.1.
+    split, shape, labels and a sample of its pixels (or pass ``key``). ``inputs``: the input
+    convention (:data:`INPUTS`; see :meth:`DatasetStats.as_inputs`). Paper: sections 2 and 4.1.
     """
+    return _mean_and_pca(data, size=size, cache=cache, key=key).as_inputs(inputs)
+
+
+def _mean_and_pca(data, *, size: int, cache: bool, key: str | None) -> DatasetStats:
     images = _images_of(data)
     _check_batch(images, "images", channels=None)
     if images.dtype != torch.uint8:
@@ -477,7 +544,8 @@ def augment_batch(images: torch.Tensor, params: AugmentParams, stats: DatasetSta
     x = crop_flip(images, offsets, flips, crop, method=method, check=False).to(dtype)  # (N, 3, crop, crop)
     mean = stats.mean.to(images.device, dtype)[None].expand(n, -1, -1, -1)  # (N, 3, S, S), no copy
     x -= crop_flip(mean, offsets, flips, crop, method=method, check=False)
-    return pca_colour(x, stats.eigvecs, stats.eigvals, params.alphas.to(images.device), sqrt_eigvals=sqrt_eigvals)
+    x = pca_colour(x, stats.eigvecs, stats.eigvals, params.alphas.to(images.device), sqrt_eigvals=sqrt_eigvals)
+    return stats.scale(x)  # / channel std under the "standardise" convention
 
 
 def eval_batch(images: torch.Tensor, stats: DatasetStats, crop: int = PAPER_CROP, *, views: str = "center",
@@ -485,7 +553,7 @@ def eval_batch(images: torch.Tensor, stats: DatasetStats, crop: int = PAPER_CROP
     """Test views of a batch, mean subtracted: ``views="center"`` -> ``(N, 3, crop, crop)``;
     ``views="ten"`` -> ``(N, 10, 3, crop, crop)`` (see :func:`ten_crop`). Paper: section 4.1."""
     _check_batch(images, "images")
-    x = images.to(dtype) - stats.mean.to(images.device, dtype)  # (N, 3, S, S)
+    x = stats.scale(images.to(dtype) - stats.mean.to(images.device, dtype))  # (N, 3, S, S)
     if views == "center":
         return center_crop(x, crop).contiguous()
     if views == "ten":
@@ -498,15 +566,18 @@ class GPULoader:
 
     ``images``: uint8 ``(N, 3, S, S)`` (or an ``ImageTensors``), moved to ``device`` once; ``labels``
     ``(N,)``. Each pass yields ``(x, y)``: ``x`` float ``(B, 3, crop, crop)`` from :func:`augment_batch`
-    (``train=True``: shuffled, random crops, flips and colour) or the centre view (``train=False``: in
-    order). Reproducible: the permutation and the parameters come from one generator seeded with ``seed``.
-    ``flip=False`` / ``alpha_std=0`` switch off reflections / PCA colour noise (ablations).
+    (``train=True``: shuffled, random crops, flips and colour) or the test views (``train=False``:
+    in order; ``views="center"`` or ``"ten"``, then ``x`` is ``(B, 10, 3, crop, crop)``). The input
+    convention is ``stats``' (:data:`INPUTS`). Reproducible: the permutation and the parameters come
+    from one generator seeded with ``seed``. ``flip=False`` / ``alpha_std=0`` switch off
+    reflections / PCA colour noise (ablations). ``transform``: an optional function of each uint8
+    batch ``(B, 3, S, S)`` on the device, applied before the crop (an extra augmentation).
     """
 
     def __init__(self, images, labels=None, stats: DatasetStats | None = None, *, batch_size: int = 128,
                  crop: int = PAPER_CROP, train: bool = True, device=None, seed: int = 0, drop_last: bool | None = None,
                  dtype: torch.dtype = torch.float32, sqrt_eigvals: bool = False, flip: bool = True,
-                 alpha_std: float = PCA_ALPHA_STD):
+                 alpha_std: float = PCA_ALPHA_STD, views: str = "center", transform=None):
         if labels is None and isinstance(images, ImageTensors):
             labels = images.labels
         images = _images_of(images)
@@ -517,12 +588,15 @@ class GPULoader:
             raise ValueError("GPULoader needs one label per image")
         if stats is None:
             raise ValueError("GPULoader needs the training set's DatasetStats (see dataset_stats())")
+        if views not in ("center", "ten"):
+            raise ValueError(f"views must be 'center' or 'ten', got {views!r}")
+        _check_crop(tuple(images.shape[-2:]), crop)
         self.device = torch.device(device) if device is not None else images.device
         self.images = images.to(self.device)
         self.labels = torch.as_tensor(labels).to(self.device)
         self.stats = stats.to(self.device)
         self.batch_size, self.crop, self.train, self.dtype = batch_size, crop, train, dtype
-        self.sqrt_eigvals = sqrt_eigvals
+        self.sqrt_eigvals, self.views, self.transform = sqrt_eigvals, views, transform
         self.flip, self.alpha_std = flip, alpha_std  # switches for ablations (no reflections, no colour noise)
         self.drop_last = train if drop_last is None else drop_last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -538,13 +612,15 @@ class GPULoader:
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             batch = self.images[idx]  # (B, 3, S, S) uint8
+            if self.transform is not None:
+                batch = self.transform(batch)
             if self.train:
                 params = sample_params(len(idx), tuple(batch.shape[-2:]), self.crop, generator=self.generator,
                                        flip=self.flip, alpha_std=self.alpha_std)
                 x = augment_batch(batch, params, self.stats, self.crop, sqrt_eigvals=self.sqrt_eigvals,
                                   dtype=self.dtype)
             else:
-                x = eval_batch(batch, self.stats, self.crop, dtype=self.dtype)
+                x = eval_batch(batch, self.stats, self.crop, views=self.views, dtype=self.dtype)
             yield x, self.labels[idx]
 
 
@@ -579,7 +655,8 @@ class TrainTransform:
             x, m = TF.horizontal_flip(x), TF.horizontal_flip(m)
         x = x.float() - m
         alpha = torch.as_tensor(alpha, dtype=torch.float32).reshape(1, 3)
-        return pca_colour(x[None], self.stats.eigvecs, self.stats.eigvals, alpha, sqrt_eigvals=self.sqrt_eigvals)[0]
+        x = pca_colour(x[None], self.stats.eigvecs, self.stats.eigvals, alpha, sqrt_eigvals=self.sqrt_eigvals)
+        return self.stats.scale(x)[0]
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         # a generator copied into several workers would repeat the same draws in each of them

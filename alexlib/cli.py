@@ -4,11 +4,15 @@
     python -m alexlib data [--root DIR]         every dataset found, with split sizes
     python -m alexlib summary --variant paper   the layer table of a model variant
     python -m alexlib train --dataset imagenette --variant paper --scale smoke --out runs/x [--resume]
+    python -m alexlib train --dataset cifar10 --variant cifar4 --scale full --out runs/c
     python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
     python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
     python -m alexlib ledger run --scale full   the ablations behind the paper-claims ledger (resumable)
     python -m alexlib ledger table              the ledger, generated from results/
     python -m alexlib bench [--sweep]           training images/s: torchvision alexnet vs the paper net
+
+Every error a user can cause (:class:`alexlib.errors.AlexlibError`, or a bad argument) is printed
+as one line, ``error: ...``, with exit status 2; never a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +22,31 @@ import os
 import platform
 import sys
 
+import torch
+import torch.distributed as dist
+import torchvision
+
+from . import __version__
+from .augment import INPUTS
+from .config import SCALES, resolve_device
+from .data import DATASETS, cache_dir, data_root, find, load, search_locations, survey
+from .errors import AlexlibError, SettingsError, TrainingError
+from .evaluate import predict, topk_errors
+from .ledger import add_arguments as add_ledger_arguments
+from .model import VARIANTS, build, check_input_size, format_summary, options
+from .tools import bench
+from .tools.book import main_job
+from .train import RunSettings, load_checkpoint, model_from_checkpoint, train_run
+
+__all__ = ["main", "print_info", "print_data"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: ...``, exit status 2), like the library's own."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
 
 def _info(args) -> int:
     print_info(args.root)
@@ -26,13 +55,6 @@ def _info(args) -> int:
 
 def print_info(root: str | None = None) -> None:
     """Print the library and torch versions, the device torch will use, the data root and the datasets present."""
-    import torch
-    import torchvision
-
-    from alexlib import __version__
-    from alexlib.config import resolve_device
-    from alexlib.data import cache_dir, data_root, find, DATASETS
-
     print(f"alexlib      {__version__}")
     print(f"python       {platform.python_version()} ({sys.executable})")
     print(f"torch        {torch.__version__} (torchvision {torchvision.__version__})")
@@ -57,8 +79,6 @@ def _data(args) -> int:
 
 def print_data(root: str | None = None) -> None:
     """Print every dataset found under the data root, with its split sizes, and where the missing ones were sought."""
-    from alexlib.data import data_root, survey, search_locations
-
     base, how = data_root(root)
     print(f"data root: {base} ({how})")
     missing = []
@@ -78,42 +98,30 @@ def print_data(root: str | None = None) -> None:
 
 
 def _summary(args) -> int:
-    from alexlib.model import build, format_summary
-
-    model = build(args.variant, num_classes=args.num_classes)
+    if args.variant not in VARIANTS:
+        raise SettingsError(f"unknown variant {args.variant!r}; the variants are: {', '.join(VARIANTS)}")
     size = args.image_size or (32 if args.variant == "cifar4" else 224)
-    try:
-        table = format_summary(model, input_size=(3, size, size))
-    except RuntimeError as exc:  # a size the layers cannot take: say which sizes work
-        print(f"error: {args.variant} cannot take a {size}x{size} input ({str(exc).splitlines()[0]}). "
-              "cifar4 takes 32; the ImageNet variants take 224 or 227.", file=sys.stderr)
-        return 2
-    print(table)
+    kw = {"input_size": size} if "input_size" in options(args.variant) else {}
+    check_input_size(args.variant, size, **kw)
+    model = build(args.variant, num_classes=args.num_classes, **kw)
+    print(format_summary(model, input_size=(3, size, size)))
     return 0
 
 
 def _train(args) -> int:
-    import torch.distributed as dist
-
-    from alexlib.train import RunSettings, train_run
-
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "schedule", "train_per_class",
                                                   "val_per_class", "device", "data_root", "dropout", "image_size",
-                                                  "crop", "checkpoint_minutes")}
+                                                  "crop", "checkpoint_minutes", "inputs")}
     overrides.update(dataset=args.dataset, variant=args.variant, compile=args.compile or None,
                      fast=False if args.reference_layers else None)
     settings = RunSettings.for_scale(args.scale, **overrides)
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # launched by torchrun
     if distributed:
-        backend = "nccl" if settings.device != "cpu" and _cuda() else "gloo"
+        backend = "nccl" if settings.device != "cpu" and torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
         if backend == "nccl":
-            import torch
-
             local = int(os.environ.get("LOCAL_RANK", 0))
             if local >= torch.cuda.device_count():
-                from alexlib.train import TrainingError
-
                 raise TrainingError(
                     f"torchrun started more processes on this machine than it has GPUs ({torch.cuda.device_count()}): "
                     "use --nproc_per_node equal to the number of GPUs, or --device cpu for a CPU (gloo) run.")
@@ -130,62 +138,52 @@ def _train(args) -> int:
     return 0
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _evaluate(args) -> int:
-    from alexlib.data import load
-    from alexlib.evaluate import predict, topk_errors
-    from alexlib.train import load_checkpoint, model_from_checkpoint
-
-    from alexlib.config import resolve_device
-
     checkpoint = load_checkpoint(args.checkpoint)
-    model, settings, stats = model_from_checkpoint(checkpoint)
-    model.to(resolve_device(args.device))
+    model, settings, _ = model_from_checkpoint(checkpoint)
+    device = resolve_device(args.device)
+    model.to(device)
     root = args.root or settings.data_root
     val = load(settings.dataset, "val", root=root, size=settings.image_size, per_class=settings.val_per_class,
                seed=settings.seed)
     views = ["center"] + (["ten"] if args.ten_crop else [])
-    print(f"{settings.variant} on {settings.dataset} val ({len(val)} images), epoch {checkpoint['epoch']}")
+    print(f"{settings.variant} on {settings.dataset} val ({len(val)} images), epoch {checkpoint['epoch']}, "
+          f"{settings.inputs} inputs")
     for v in views:
-        errors = topk_errors(predict(model, val.images, stats, views=v, crop=settings.crop, device=args.device), val.labels)
+        # the model carries the statistics it was trained with: its own preprocessing, always
+        errors = topk_errors(predict(model, val.images, views=v, crop=settings.crop, device=device), val.labels)
         print(f"  {v + ' crop' if v == 'center' else 'ten views':12s} top-1 error {errors['top1_err']:6.2f}%   "
               f"top-5 error {errors['top5_err']:6.2f}%")
     return 0
 
 
 def _book(args) -> int:
-    from alexlib.book import main_job
-
     return main_job(scale=args.scale, execute=not args.no_execute, check=args.check, only=args.only)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alexlib", description=__doc__.split("\n")[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m alexlib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    root_help = "data root (default: $ALEXLIB_DATA, else the per-user cache folder)"
 
     p = sub.add_parser("info", help="torch, device, data root, which datasets are present")
-    p.add_argument("--root", help="data root (default: $ALEXLIB_DATA, else the per-user cache folder)")
+    p.add_argument("--root", help=root_help)
     p.set_defaults(run=_info)
 
     p = sub.add_parser("data", help="each dataset found, with its split sizes")
-    p.add_argument("--root", help="data root (default: $ALEXLIB_DATA, else the per-user cache folder)")
+    p.add_argument("--root", help=root_help)
     p.set_defaults(run=_data)
 
     p = sub.add_parser("summary", help="the layer table of a model variant")
-    p.add_argument("--variant", default="paper")
+    p.add_argument("--variant", default="paper", help=f"one of: {', '.join(VARIANTS)}")
     p.add_argument("--image-size", type=int, help="default: 224, or 32 for cifar4")
     p.add_argument("--num-classes", type=int, help="default: 1000 (ImageNet), 10 for cifar4")
     p.set_defaults(run=_summary)
 
     p = sub.add_parser("train", help="train a variant with the paper's recipe (resumable)")
-    p.add_argument("--dataset", default="imagenette")
-    p.add_argument("--variant", default="paper")
-    p.add_argument("--scale", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--dataset", default="imagenette", help="cifar10, imagenette, imagenet, or a folder/zip")
+    p.add_argument("--variant", default="paper", help=f"one of: {', '.join(VARIANTS)}")
+    p.add_argument("--scale", choices=SCALES, default="smoke")
     p.add_argument("--out", required=True, help="run folder: settings.json, metrics.jsonl, checkpoint.pt")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--epochs", type=int)
@@ -196,10 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-per-class", type=int)
     p.add_argument("--val-per-class", type=int)
     p.add_argument("--dropout", type=float)
-    p.add_argument("--image-size", type=int, help="images are rescaled and centre-cropped to this (256)")
-    p.add_argument("--crop", type=int, help="training patches and test views (224)")
+    p.add_argument("--image-size", type=int,
+                   help="images are rescaled and centre-cropped to this (default 256; CIFAR-10: 32)")
+    p.add_argument("--crop", type=int, help="training patches and test views (default 224; CIFAR-10: 24)")
+    p.add_argument("--inputs", choices=INPUTS,
+                   help="input convention (default: the variant's; mean-image for the paper's nets)")
     p.add_argument("--device")
-    p.add_argument("--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)")
+    p.add_argument("--root", dest="data_root", help=root_help)
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--checkpoint-minutes", type=float,
                    help="at most one checkpoint every this many minutes, always one after the last epoch "
@@ -217,32 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("book", help="execute every chapter with papermill and build the HTML book")
-    p.add_argument("--scale", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--scale", choices=SCALES, default="smoke")
     p.add_argument("--no-execute", action="store_true", help="build from the chapters executed last time")
     p.add_argument("--check", action="store_true", help="then check every page in headless Chromium")
     p.add_argument("--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)")
     p.set_defaults(run=_book)
 
-    from alexlib.bench import add_arguments as add_bench_arguments
+    bench.add_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net
+    add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger
+    return parser
 
-    add_bench_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net
 
-    from alexlib.ledger import add_arguments as add_ledger_arguments
-
-    add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger (its own error handling)
-
-    args = parser.parse_args(argv)
-    from alexlib.book import BookError
-    from alexlib.data import DataError
-
-    errors: tuple = (DataError, BookError)
-    if args.command in ("train", "evaluate"):
-        from alexlib.train import TrainingError
-
-        errors += (TrainingError,)
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except errors as exc:
+    except AlexlibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,95 +1,226 @@
-"""Run presets: one config object per chapter run, at ``smoke`` or ``full`` scale.
+"""The one registry of settings: every experiment's presets, keyed by experiment and scale.
 
-``smoke`` runs on a laptop CPU in minutes on small, balanced subsets of real images; ``full``
-is the paper's schedule and wants a GPU. Numbers from a smoke run are never the paper's.
+A scale says how big a run is:
+
+``smoke``
+    CPU, minutes, small class-balanced subsets of real images. Shows that the code runs; its
+    numbers are never the paper's.
+``full``
+    The paper's schedule, on a GPU.
+
+A new scale is one more name in :data:`SCALES` and one more entry in each experiment of
+:data:`PRESETS` that supports it; :func:`check_scale` and :func:`preset` are the only checks.
 
 A chapter's papermill ``parameters`` cell holds literals only; the next cell calls
-``get_config(SCALE, **overrides)`` and prints the result.
+``cfg = get_config(SCALE, seed=SEED, ...)`` (where and how the chapter runs) and then
+``cfg.settings("relu_vs_tanh")`` for the settings of the experiment it runs, and prints those.
+
+    >>> preset("relu_vs_tanh", "smoke")["epochs"]
+    8
+    >>> get_config("smoke", seed=3).settings("ddp", epochs=1)["epochs"]
+    1
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 
-SCALES = ("smoke", "full")
+from .errors import SettingsError, UnknownSettingError
+
+__all__ = [
+    "SCALES",
+    "PRESETS",
+    "DATASET_DEFAULTS",
+    "check_scale",
+    "preset",
+    "Config",
+    "get_config",
+    "resolve_device",
+]
+
+SCALES: tuple[str, ...] = ("smoke", "full")
+
+PRESETS: dict[str, dict[str, dict]] = {
+    # `python -m alexlib train` and RunSettings.for_scale: the paper's recipe (Paper: section 5)
+    # on a subset (smoke) or the whole dataset (full)
+    "train": {
+        "smoke": dict(epochs=2, batch_size=32, train_per_class=20, val_per_class=10),
+        "full": dict(epochs=90, batch_size=128, train_per_class=None, val_per_class=None),
+    },
+    # Chapter 7: the input pipeline's loaders side by side
+    "pipeline": {
+        "smoke": dict(dataset="imagenette", train_per_class=20, batch_size=32, num_workers=0),
+        "full": dict(dataset="imagenette", train_per_class=None, batch_size=128,
+                     num_workers=min(4, os.cpu_count() or 1)),
+    },
+    # Chapter 2: cifar4 with ReLU vs tanh on CIFAR-10 (Figure 1 in miniature)
+    "relu_vs_tanh": {
+        "smoke": dict(train_per_class=100, val_per_class=20, epochs=8, batch_size=32, lr=0.01),
+        "full": dict(train_per_class=None, val_per_class=None, epochs=30, batch_size=128, lr=0.01),
+    },
+    # Chapter 6: the paper's fc head alone (alexlib.model.paper_head) on CIFAR-10 pixels, with
+    # and without dropout
+    "dropout": {
+        "smoke": dict(train_per_class=50, val_per_class=50, epochs=25, batch_size=32, lr=0.01,
+                      hidden=1024),
+        "full": dict(train_per_class=500, val_per_class=None, epochs=100, batch_size=128, lr=0.01,
+                     hidden=4096),
+    },
+    # Figure 1 (Paper: section 3.1). "lrs": the rates tried for each activation (the paper used,
+    # for each net, the rate that made it fastest); seeds[0] is the seed of that search, and its
+    # runs at the chosen rates double as the first seed's runs. "thresholds": training errors (%)
+    # at which epochs are counted: 25% is the paper's; a higher level stands in where 25% is not
+    # reached.
+    "figure1": {
+        "smoke": dict(train_per_class=20, epochs=8, batch_size=20, momentum=0.9, seeds=(0, 1),
+                      lrs={"relu": (0.01, 0.03), "tanh": (0.01, 0.03)}, thresholds=(25.0, 70.0)),
+        "full": dict(train_per_class=None, epochs=60, batch_size=128, momentum=0.9,
+                     seeds=(0, 1, 2, 3, 4),
+                     lrs={"relu": (0.003, 0.01, 0.03, 0.1), "tanh": (0.003, 0.01, 0.03, 0.1)},
+                     thresholds=(25.0, 50.0)),
+    },
+    # Figure 3 (Paper: section 6.1). smoke: one epoch over 10 images per class at the paper's
+    # 224 crop, a few dozen SGD steps
+    "figure3": {
+        "smoke": dict(dataset="imagenette", epochs=1, batch_size=32, train_per_class=10,
+                      val_per_class=2, seeds=(0, 1), variants=("half", "onegpu2014")),
+        "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None,
+                     val_per_class=None, seeds=(0, 1, 2, 3, 4), variants=("half", "onegpu2014")),
+    },
+    # Figure 4 (Paper: section 6.1): top-5 predictions, fc7 neighbours, binary codes
+    "figure4": {
+        "smoke": dict(dataset="imagenette", epochs=1, batch_size=32, train_per_class=10,
+                      val_per_class=4, bits=(16, 32), ae_epochs=60, k=6),
+        "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None,
+                     val_per_class=None, bits=(32, 64, 128, 256), ae_epochs=60, k=6),
+    },
+    # The paper-claims ledger. full: the paper's recipe on all of Imagenette, 90 epochs, lr / 10
+    # on plateaus. "chunk_epochs": a run trains this many epochs per resume step, so that a time
+    # budget can stop the runner between steps (the numbers equal an uninterrupted run's).
+    "ledger": {
+        "smoke": dict(dataset="imagenette", epochs=1, batch_size=20, train_per_class=4,
+                      val_per_class=2, seeds=1, chunk_epochs=1),
+        "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None,
+                     val_per_class=None, seeds=3, chunk_epochs=5),
+    },
+    # Chapter 13: one process against data-parallel processes, a small net on CIFAR-10
+    "ddp": {
+        "smoke": dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=32,
+                      lr=0.002, schedule="constant", train_per_class=40, val_per_class=10,
+                      epochs=3, inputs="mean-image"),
+        "full": dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=128,
+                     lr=0.01, schedule="constant", train_per_class=None, val_per_class=None,
+                     epochs=20, inputs="mean-image"),
+    },
+}
+
+
+# A training run's input size and colour noise by dataset ("*": any other), used where a run's
+# settings leave them unset (alexlib.train.RunSettings).
+#   ImageNet-like sets: the paper's 256x256 images, random 224x224 patches, PCA colour noise
+#   (Paper: sections 2 and 4.1).
+#   CIFAR-10: its 32x32 images, random 24x24 patches and their reflections, the centre 24x24
+#   patch at test time: how the 2012 code (cuda-convnet) trained its CIFAR-10 nets; no colour
+#   noise, which that code used for ImageNet only.
+DATASET_DEFAULTS: dict[str, dict] = {
+    "cifar10": dict(image_size=32, crop=24, pca_colour=False),
+    "*": dict(image_size=256, crop=224, pca_colour=True),
+}
+
+
+def check_scale(scale: str) -> str:
+    """``scale`` if it is one of :data:`SCALES`, else a :class:`SettingsError` naming them."""
+    if scale not in SCALES:
+        raise SettingsError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    return scale
+
+
+def preset(experiment: str, scale: str, **overrides) -> dict:
+    """The settings of ``experiment`` at ``scale`` with ``overrides`` applied (a new dict).
+
+    An unknown experiment or scale is a :class:`SettingsError`; an override that the experiment
+    does not have is an :class:`UnknownSettingError` listing the ones it has."""
+    if experiment not in PRESETS:
+        raise SettingsError(
+            f"unknown experiment {experiment!r}; the experiments are: {', '.join(PRESETS)}"
+        )
+    check_scale(scale)
+    table = PRESETS[experiment]
+    if scale not in table:
+        raise SettingsError(
+            f"{experiment} has no {scale!r} preset; it has: {', '.join(table)}"
+        )
+    settings = dict(table[scale])
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise UnknownSettingError(
+            f"unknown setting(s) {unknown} for {experiment}; its settings are: {sorted(settings)}"
+        )
+    settings.update(overrides)
+    return settings
 
 
 @dataclass(frozen=True)
 class Config:
+    """Where and how a chapter runs: its scale, seed, device and data. The settings of the
+    experiment it runs come from :meth:`settings`."""
+
     scale: str = "smoke"
     seed: int = 0
     device: str = "auto"  # "auto" picks cuda, then mps, then cpu
     data_root: str | None = None  # None: $ALEXLIB_DATA, then the per-user cache folder
     download: bool = False  # allow torchvision to download a dataset that is not found locally
-    dataset: str = "imagenette"
-    train_per_class: int | None = None  # None: the whole split
-    val_per_class: int | None = None
-    image_size: int = 224
-    epochs: int = 90
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    num_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+
+    def __post_init__(self):
+        check_scale(self.scale)
 
     @property
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
-
-_PRESETS: dict[str, dict] = {
-    # The paper's schedule (Paper: section 5): batch 128, lr 0.01, about 90 epochs.
-    "full": {},
-    # CPU minutes on real images: a few balanced images per class, a couple of epochs.
-    "smoke": dict(train_per_class=20, val_per_class=10, epochs=2, batch_size=32, num_workers=0),
-}
+    def settings(self, experiment: str, **overrides) -> dict:
+        """``preset(experiment, self.scale, **overrides)``."""
+        return preset(experiment, self.scale, **overrides)
 
 
 def get_config(scale: str = "smoke", **overrides) -> Config:
-    """The preset for ``scale`` ("smoke" or "full") with ``overrides`` applied.
+    """The :class:`Config` for ``scale`` with ``overrides`` (``seed``, ``device``, ``data_root``,
+    ``download``).
 
-    >>> get_config("smoke", epochs=3).epochs
+    >>> get_config("smoke", seed=3).seed
     3
     """
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    known = {f.name for f in dataclasses.fields(Config)}
+    known = set(Config.__dataclass_fields__)
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise TypeError(
+        raise UnknownSettingError(
             f"get_config() got unknown setting(s) {unknown}; the settings are: {sorted(known)}"
         )
-    return Config(scale=scale, **{**_PRESETS[scale], **overrides})
+    return Config(scale=scale, **overrides)
 
 
-def resolve_device(name: "str | torch.device" = "auto") -> torch.device:
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> the best device present (cuda, then mps, then cpu); else ``torch.device(name)``
     (a name like ``"cuda:1"`` or a ``torch.device``)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise SettingsError(
+            f"unknown device {name!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise SettingsError(
             f"device {name!r} was asked for but torch sees no CUDA GPU "
             f"(torch {torch.__version__}). Use device='auto' or 'cpu'."
         )
     return device
-
-
-def results_dir() -> Path:
-    """The repository's ``results/`` folder (full-scale GPU results with provenance): found next to
-    ``_toc.yml`` upwards from the working directory, else next to this package."""
-    for base in (Path.cwd().resolve(), Path(__file__).resolve().parent):
-        for folder in (base, *base.parents):
-            if (folder / "_toc.yml").is_file():
-                return folder / "results"
-    return Path.cwd() / "results"

@@ -45,6 +45,9 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ._io import atomic_save
+from .errors import DataError
+
 DATA_ENV = "ALEXLIB_DATA"
 CACHE_ENV = "ALEXLIB_CACHE"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -64,10 +67,6 @@ IMAGENETTE_CLASSES = {
     "n03888257": "parachute",
 }
 _SPLIT_ALIASES = {"val": ("val", "test", "valid", "validation"), "test": ("test", "val")}
-
-
-class DataError(Exception):
-    """A problem with the user's data, with a message that says what is wrong and how to fix it."""
 
 
 # ----------------------------------------------------------------------------------- locations
@@ -685,33 +684,6 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
         except OSError as exc:
             warnings.warn(f"could not write the decode cache {path} ({exc}); continuing without it")
     return ImageTensors(images, listing.labels, listing.classes, listing.name, listing.split, listing.class_ids)
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Write a file so that a crash at any moment leaves either the old file or the new one, never a
-    torn one: ``write(f)`` fills a temporary file in the same folder, which is flushed to disk and then
-    renamed over ``path``. Used for every file the library writes (caches, checkpoints, metrics)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` through :func:`atomic_write`."""
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # ----------------------------------------------------------------------------------- overview

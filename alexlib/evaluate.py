@@ -17,26 +17,47 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from alexlib.augment import PAPER_CROP, DatasetStats, eval_batch
-from alexlib.config import resolve_device
+from .augment import PAPER_CROP, DatasetStats, eval_batch
+from .config import resolve_device
+from .engine import autocast, probabilities, topk_errors, topk_hits
+from .errors import SettingsError
 
-__all__ = ["predict", "topk_errors", "ensemble", "per_class_errors", "confusion_matrix", "features"]
+__all__ = ["predict", "topk_errors", "ensemble", "per_class_errors", "confusion_matrix", "features",
+           "views_and_ensembles", "input_stats"]
 
 
-def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
+def input_stats(model: nn.Module, stats: DatasetStats | None = None) -> DatasetStats:
+    """The statistics (and input convention) ``model``'s inputs must be prepared with: the ones it
+    was trained with (``model.input_stats``, set by :func:`alexlib.train.fit`,
+    :func:`alexlib.train.train_run` and :func:`alexlib.train.model_from_checkpoint`), or
+    ``stats``. Given both, they must use the same convention: a net is never scored on inputs
+    prepared another way than it was trained on."""
+    own = getattr(model, "input_stats", None)
+    if stats is None and own is None:
+        raise SettingsError("this model carries no input statistics (it was not trained by alexlib); "
+                            "pass the training set's stats=dataset_stats(train, inputs=...)")
+    if stats is not None and own is not None and stats.inputs != own.inputs:
+        raise SettingsError(f"the model was trained on {own.inputs!r} inputs but stats prepare "
+                            f"{stats.inputs!r} inputs; leave out stats= to use the model's own")
+    return stats if stats is not None else own
+
+
+def _views(images: torch.Tensor, stats: DatasetStats, crop: int, views: str, batch_size: int,
+           device: torch.device):
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device, non_blocking=True)
+        yield eval_batch(batch, stats, crop, views=views), None  # (B, 3, c, c) or (B, 10, 3, c, c)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, stats: DatasetStats, *, views: str = "center",
-            crop: int = PAPER_CROP, batch_size: int = 256, device="auto", amp: bool = True,
-            progress: bool = False) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, stats: DatasetStats | None = None, *,
+            views: str = "center", crop: int = PAPER_CROP, batch_size: int = 256, device="auto",
+            amp: bool = True, progress: bool = False) -> torch.Tensor:
     """Class probabilities ``(N, C)`` (float32, on the CPU) of ``model`` in eval mode.
 
+    ``images``: uint8 ``(N, 3, S, S)``, prepared with the statistics the model was trained with
+    (:func:`input_stats`; ``stats`` may be given for a model that carries none).
     ``views="center"``: the central ``crop`` patch; ``views="ten"``: the four corner and the centre
     patches and their reflections, softmax averaged over the ten (Paper: section 4.1).
     ``amp``: bf16 autocast on a CUDA device (ignored elsewhere).
@@ -46,40 +67,12 @@ def predict(model: nn.Module, images: torch.Tensor, stats: DatasetStats, *, view
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise TypeError(f"predict() wants uint8 images (N, 3, S, S); got {images.dtype} {tuple(images.shape)}")
     device = resolve_device(device)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc=f"evaluating ({views})", disable=not progress, leave=False):
-            batch = images[start:start + batch_size].to(device, non_blocking=True)
-            x = eval_batch(batch, stats, crop, views=views)  # (B, 3, c, c) or (B, 10, 3, c, c)
-            with _autocast(device, amp):
-                if views == "ten":
-                    b = x.shape[0]
-                    logits = model(x.flatten(0, 1))  # (B*10, C)
-                    probs = logits.float().softmax(dim=1).view(b, 10, -1).mean(dim=1)  # (B, C)
-                else:
-                    probs = model(x).float().softmax(dim=1)
-            out.append(probs.cpu())
-    finally:
-        model.train(was_training)
+    stats = input_stats(model, stats).to(device)
+    batches = _views(images, stats, crop, views, batch_size, device)
+    total = -(-len(images) // batch_size)
+    out = [p.cpu() for p, _ in probabilities(model, batches, amp=amp, progress=progress, total=total,
+                                             desc=f"evaluating ({views})")]
     return torch.cat(out)
-
-
-def topk_errors(probs: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Top-k error in percent for each ``k``: the share of rows whose true label is not among the
-    ``k`` most probable classes. Paper: section 6 ("top-1 and top-5 error rates")."""
-    labels = torch.as_tensor(labels).to(probs.device)
-    if probs.dim() != 2 or labels.shape != (probs.shape[0],):
-        raise ValueError(f"want probs (N, C) and labels (N,); got {tuple(probs.shape)} and {tuple(labels.shape)}")
-    result = {}
-    for k in ks:
-        k_eff = min(k, probs.shape[1])
-        top = probs.topk(k_eff, dim=1).indices  # (N, k)
-        hit = (top == labels[:, None]).any(dim=1)
-        result[f"top{k}_err"] = 100.0 * (1 - hit.float().mean().item())
-    return result
 
 
 def ensemble(probabilities: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -107,8 +100,7 @@ def confusion_matrix(probs: torch.Tensor, labels: torch.Tensor, num_classes: int
 def per_class_errors(probs: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
     """Top-``k`` error in percent of each class ``(C,)`` (NaN for a class with no images)."""
     labels = torch.as_tensor(labels).to(probs.device)
-    top = probs.topk(min(k, probs.shape[1]), dim=1).indices
-    wrong = ~(top == labels[:, None]).any(dim=1)
+    wrong = ~topk_hits(probs, labels, k)
     c = probs.shape[1]
     count = torch.bincount(labels, minlength=c).float()
     errors = torch.bincount(labels, weights=wrong.float(), minlength=c)
@@ -116,11 +108,12 @@ def per_class_errors(probs: torch.Tensor, labels: torch.Tensor, k: int = 1) -> t
 
 
 @torch.no_grad()
-def features(model: nn.Module, images: torch.Tensor, stats: DatasetStats, layer: nn.Module, *,
+def features(model: nn.Module, images: torch.Tensor, stats: DatasetStats | None, layer: nn.Module, *,
              crop: int = PAPER_CROP, batch_size: int = 256, device="auto", amp: bool = True) -> torch.Tensor:
     """The output of ``layer`` (e.g. the ReLU after fc7: the 4096-d last hidden layer) for the centre
     view of each image: ``(N, D)`` float32 on the CPU. Paper: section 6.1 (Figure 4)."""
     device = resolve_device(device)
+    stats = input_stats(model, stats).to(device)
     captured: list[torch.Tensor] = []
     hook = layer.register_forward_hook(lambda module, inp, out: captured.append(out.detach().float().flatten(1).cpu()))
     was_training = model.training
@@ -128,7 +121,7 @@ def features(model: nn.Module, images: torch.Tensor, stats: DatasetStats, layer:
     try:
         for start in range(0, len(images), batch_size):
             x = eval_batch(images[start:start + batch_size].to(device), stats, crop)
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 model(x)
     finally:
         hook.remove()
@@ -137,7 +130,7 @@ def features(model: nn.Module, images: torch.Tensor, stats: DatasetStats, layer:
 
 
 def views_and_ensembles(models: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor,
-                        stats: DatasetStats, *, crop: int = PAPER_CROP, device="auto",
+                        stats: DatasetStats | None = None, *, crop: int = PAPER_CROP, device="auto",
                         names: Sequence[str] | None = None) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Top-1/top-5 error of each network with one centre view and with ten views, and of their
     average (the paper's ensembles). Returns the table rows and the probabilities by row name

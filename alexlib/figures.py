@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import math
 
+from typing import Sequence
+
 import matplotlib.pyplot as plt
 import torch
+
+from .augment import center_crop, pca_colour
+from .layers import local_response_norm
+from .ledger import CLAIM_NAMES, METRIC_LABELS, LedgerRow, mean_sd
 
 
 def _finish(fig: plt.Figure, title: str | None = None, *, ax=None, fontsize: int | None = None) -> plt.Figure:
@@ -177,8 +183,6 @@ def lrn_settings(x: torch.Tensor, settings: list[dict], channel: int | None = No
     (default: the map with the largest activation), all on the input's colour scale so dimming
     shows; bottom row: b against a for every unit, with b = a as a dashed line. Paper: section 3.3.
     """
-    from alexlib.layers import local_response_norm
-
     x = x.detach().cpu().double()
     if channel is None:
         channel = int(x.flatten(1).amax(1).argmax())
@@ -386,8 +390,6 @@ def pca_colour_grid(image: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.T
     Uses ``alexlib.augment.pca_colour`` (the paper's l_i, or sqrt(l_i) with ``sqrt_eigvals``).
     Paper: section 4.1.
     """
-    from alexlib.augment import pca_colour
-
     fig, axes = plt.subplots(3, len(alphas), figsize=(len(alphas) * size, 3 * (size + 0.3)), squeeze=False)
     x = image.float()[None]  # (1, 3, S, S) pixel units
     for i in range(3):
@@ -828,3 +830,58 @@ def neighbour_rows(queries: torch.Tensor, neighbours: dict[str, torch.Tensor], t
             col += k
     axes[0, 0].set_title("query", fontsize=8)
     return _finish(fig, title, fontsize=10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Figure 4 from its experiment's result, and the ledger's effects
+
+
+def figure4_figures(result: dict, train, val, title: str = ""):
+    """The two halves of Figure 4 drawn from :func:`alexlib.experiments.run_figure4`'s (or a stored) result and the data
+    it indexes: ``(top-5 figure, neighbours figure)``."""
+    t = result["top5"]
+    left = top5_bars(center_crop(val.images[t["images"]]), t["classes"], t["probs"], t["labels"], result["classes"],
+                     title=f"top-5 predictions{title}")
+    n = result["neighbours"]
+    spaces = {"fc7": torch.tensor(n["fc7"]), "pixels": torch.tensor(n["pixels"])}
+    right = neighbour_rows(center_crop(val.images[n["queries"]]),
+                           {space: center_crop(train.images[idx.flatten()]).unflatten(0, idx.shape)
+                            for space, idx in spaces.items()},
+                           title=f"nearest training images{title}")
+    return left, right
+
+
+def effects_figure(rows: Sequence[LedgerRow], title: str | None = None) -> plt.Figure:
+    """A bar chart per measured claim: the mean effect per metric with its seed-to-seed standard
+    deviation (error bar), each seed as a dot, and the paper's number as a red line where it has
+    one. Returns a matplotlib Figure; with no measured row, a figure that says so."""
+    measured = [r for r in rows if r.measured]
+    if not measured:
+        fig, ax = plt.subplots(figsize=(7, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No full-scale result stored yet: no effect to draw.\n"
+                f"Unmeasured claims: {', '.join(r.id for r in rows)}", ha="center", va="center", fontsize=11)
+        return _finish(fig)
+    ncols = min(3, len(measured))
+    nrows = math.ceil(len(measured) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, r in zip(axes.flat, measured):
+        labels = [METRIC_LABELS.get(m, m) for m in r.values]
+        for i, (metric, vals) in enumerate(r.values.items()):
+            mean, sd = mean_sd(vals)
+            ax.bar(i, mean, yerr=sd if sd is not None else 0, capsize=6, color="tab:blue", alpha=0.7)
+            ax.plot([i] * len(vals), vals, "o", color="black", markersize=4)
+            paper = r.paper_values.get(metric)
+            if paper is not None:
+                ax.plot([i - 0.4, i + 0.4], [paper, paper], color="tab:red", linewidth=2,
+                        label="paper" if i == 0 else None)
+        ax.axhline(1.0 if set(r.values) <= {"ratio"} else 0.0, color="grey", linewidth=0.8)
+        ax.set_xticks(range(len(labels)), labels)
+        n = len(r.seeds)
+        ax.set_title(f"claim {r.id}: {CLAIM_NAMES.get(r.id, '')} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
+        ax.set_ylabel(r.unit, fontsize=8)
+        if any(r.paper_values.get(m) is not None for m in r.values):
+            ax.legend(fontsize=8, loc="best")
+    for ax in list(axes.flat)[len(measured):]:
+        ax.axis("off")
+    return _finish(fig, title or "Effect of each claim's feature: ours (bars, sd over seeds, dots) vs the paper (red)")

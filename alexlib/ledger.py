@@ -4,7 +4,8 @@ generated from the result files under ``results/`` (never typed by hand).
     python -m alexlib ledger run --scale full --seeds 3 --budget-s 540     # on a GPU; resumable
     python -m alexlib ledger table                                        # the ledger, from results/
 
-    from alexlib.ledger import run_ledger, ledger_rows, ledger_markdown, effects_figure
+    from alexlib.ledger import run_ledger, ledger_rows, ledger_markdown
+    from alexlib.figures import effects_figure
     rows = ledger_rows()                       # one LedgerRow per claim, measured or unmeasured
     print(ledger_markdown(rows))               # the table the claims chapter shows
 
@@ -34,10 +35,8 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,19 +44,19 @@ from typing import Callable, Sequence
 
 import torch
 
-from .config import SCALES, results_dir
-from .data import atomic_write_text
-from .train import RunSettings, TrainingError, provenance, read_metrics, train_run
+from ._io import provenance, results_dir, write_json
+from .config import SCALES, preset, resolve_device
+from .data import load
+from .errors import LedgerError
+from .evaluate import ensemble, predict, topk_errors
+from .experiments import run_figure1, save_figure1, save_figure3, summarise_figure1, tower_split
+from .model import get_layer
+from .train import RunSettings, load_checkpoint, model_from_checkpoint, read_metrics, train_run
 
 __all__ = [
-    "Ablation", "ABLATIONS", "PRESETS", "FIGURE_JOBS", "Claim", "CLAIMS", "LedgerRow", "LedgerError",
-    "settings_for", "run_ledger", "smoke_root", "read_run", "ledger_rows", "ledger_markdown", "effects_figure",
-    "add_arguments", "main",
+    "Ablation", "ABLATIONS", "FIGURE_JOBS", "Claim", "CLAIMS", "LedgerRow", "LedgerError",
+    "settings_for", "run_ledger", "smoke_root", "read_run", "ledger_rows", "ledger_markdown", "add_arguments",
 ]
-
-
-class LedgerError(RuntimeError):
-    """A ledger command that cannot go on (unknown ablation, bad folder), with what to do instead."""
 
 
 # ==============================================================================================
@@ -87,16 +86,7 @@ ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
 # Jobs run by alexlib.experiments rather than by train_run (claim 1: Figure 1 on CIFAR-10).
 FIGURE_JOBS: tuple[str, ...] = ("figure1",)
 
-# Per scale. "full": the paper's recipe on all of Imagenette (9,469 train / 3,925 val images), 90
-# epochs, lr divided by 10 on plateaus. "smoke": a CPU check of the machinery on a few real images.
-# "chunk_epochs": a run trains this many epochs per resume step, so that a time budget can stop the
-# runner between steps (the next call resumes; the numbers equal an uninterrupted run's).
-PRESETS: dict[str, dict] = {
-    "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None, val_per_class=None,
-                 seeds=3, chunk_epochs=5),
-    "smoke": dict(dataset="imagenette", epochs=1, batch_size=20, train_per_class=4, val_per_class=2,
-                  seeds=1, chunk_epochs=1),
-}
+# The runner's settings per scale are the registry's "ledger" presets (alexlib.config.PRESETS).
 
 
 def smoke_root() -> Path:
@@ -110,9 +100,7 @@ def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:
     ``kw`` (``data_root``, ``device``, ``compile``, ...)."""
     if ablation not in ABLATIONS:
         raise LedgerError(f"unknown ablation {ablation!r}; the ablations are: {', '.join(ABLATIONS)}")
-    if scale not in PRESETS:
-        raise LedgerError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
-    p = PRESETS[scale]
+    p = preset("ledger", scale)
     base = dict(dataset=p["dataset"], epochs=p["epochs"], batch_size=p["batch_size"],
                 train_per_class=p["train_per_class"], val_per_class=p["val_per_class"], seed=seed)
     return RunSettings(**{**base, **ABLATIONS[ablation].overrides, **kw})
@@ -128,10 +116,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def _epochs_done(folder: Path) -> int:
@@ -159,29 +143,25 @@ def _train_chunked(settings: RunSettings, folder: Path, data, deadline: float | 
     # settings.json must carry the run's real number of epochs, not the last chunk's target
     meta = json.loads((folder / "settings.json").read_text())
     meta["settings"]["epochs"] = settings.epochs
-    _write_json(folder / "settings.json", meta)
+    write_json(folder / "settings.json", meta)
     return True
 
 
 def _evaluate_base(folder: Path, model, settings: RunSettings, stats, val, device) -> dict:
     """Claim 7's measurement on one trained base net: centre crop against ten views on the validation
     split, plus both sets of probabilities (``val_probs.pt``, small) for the ensembles of claim 8."""
-    from .evaluate import predict, topk_errors
-
     model.to(device)
     stats = stats.to(device)
     probs = {v: predict(model, val.images, stats, views=v, crop=settings.crop, device=device) for v in ("center", "ten")}
     torch.save({"labels": val.labels.clone(), **probs}, folder / "val_probs.pt")
     views = {v: topk_errors(p, val.labels) for v, p in probs.items()}
-    _write_json(folder / "views.json", {**views, "val_images": len(val), "provenance": provenance()})
+    write_json(folder / "views.json", {**views, "val_images": len(val), "provenance": provenance()})
     return views
 
 
 def _write_ensemble(root: Path, scale: str) -> dict | None:
     """Average the stored validation probabilities of every finished base seed (claim 8) into
     ``<root>/ledger/base/ensemble.json``. None with fewer than two seeds."""
-    from .evaluate import ensemble, topk_errors
-
     base = root / "ledger" / "base"
     stored = {}
     for folder in sorted(base.glob("seed*")):
@@ -196,23 +176,18 @@ def _write_ensemble(root: Path, scale: str) -> dict | None:
     for views in ("center", "ten"):
         single = {str(k): topk_errors(s[views], labels) for k, s in stored.items()}
         result[views] = {"single": single, "ensemble": topk_errors(ensemble([s[views] for s in stored.values()]), labels)}
-    _write_json(base / "ensemble.json", result)
+    write_json(base / "ensemble.json", result)
     return result
 
 
 def _save_kernels(root: Path, scale: str, seed: int, folder: Path, model) -> None:
     """Store a base net's conv1 kernels in Figure 3's layout (``alexlib.experiments.save_figure3``),
     so that claim 9 is measured on the base runs without training another net."""
-    from .experiments import save_figure3
-    from .model import get_layer
-
     trained = {"out": str(folder), "conv1": get_layer(model, "conv1").weight.detach().clone()}
     save_figure3("paper", seed, trained, base=root / "figure3", tag=scale)
 
 
 def _run_figure1(root: Path, scale: str, data_root, device, progress: bool) -> str:
-    from .experiments import run_figure1, save_figure1
-
     target = root / "figure1"
     if target.is_dir() and any(p.is_dir() and p.name.startswith(f"{scale}-") for p in target.iterdir()):
         return "done before"
@@ -239,14 +214,8 @@ def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[
     Returns one dict per job: ``ablation``, ``seed``, ``status`` ("done", "done before", "paused"),
     ``folder`` and the final metrics when done.
     """
-    from .config import resolve_device
-    from .data import load
-    from .train import load_checkpoint, model_from_checkpoint
-
-    if scale not in PRESETS:
-        raise LedgerError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
-    preset = PRESETS[scale]
-    seeds = preset["seeds"] if seeds is None else seeds
+    plan = preset("ledger", scale)
+    seeds = plan["seeds"] if seeds is None else seeds
     if not isinstance(seeds, int) or seeds < 1:
         raise LedgerError(f"seeds must be a positive whole number, got {seeds!r}")
     names = list(only) if only else [*ABLATIONS, *FIGURE_JOBS]
@@ -286,7 +255,7 @@ def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[
             settings = settings_for(name, scale, seed, data_root=data_root, device=str(dev), compile=compile)
             data = data_for(settings)
             started = time.perf_counter()
-            if not _train_chunked(settings, folder, data, deadline, preset["chunk_epochs"], progress):
+            if not _train_chunked(settings, folder, data, deadline, plan["chunk_epochs"], progress):
                 report.append({"ablation": name, "seed": seed, "status": "paused", "folder": str(folder),
                                "epochs": _epochs_done(folder)})
                 return report
@@ -304,7 +273,7 @@ def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[
                        "this_session_s": time.perf_counter() - started}
             if not keep:
                 ckpt.unlink()
-            _write_json(folder / "summary.json", summary)
+            write_json(folder / "summary.json", summary)
             report.append({"ablation": name, "seed": seed, "status": "done", "folder": str(folder), **metrics[-1]})
             if progress:
                 print(f"[ledger {scale}] {name} seed {seed}: val top-1 {metrics[-1]['val_top1_err']:.2f}%, "
@@ -537,8 +506,6 @@ def _stored_experiment_runs(root: Path, kind: str) -> tuple[list[dict], list[str
 
 def _relu_tanh(root: Path):
     """Claim 1 through alexlib.experiments: epochs to 25% training error, tanh over ReLU, per seed."""
-    from .experiments import summarise_figure1
-
     stored, refused = _stored_experiment_runs(root, "figure1")
     job = "python -m alexlib ledger run --scale full --only figure1 (or python -m alexlib.experiments figure1)"
     if not stored:
@@ -557,8 +524,6 @@ def _relu_tanh(root: Path):
 def _towers(root: Path):
     """Claim 9 through alexlib.experiments: the colour-selectivity split of the two towers' conv1
     kernels (``tower_split``), per stored full-scale ``paper`` run."""
-    from .experiments import tower_split
-
     stored, refused = _stored_experiment_runs(root, "figure3")
     stored = [r for r in stored if r["settings"].get("variant") == "paper" and (r["folder"] / "conv1.pt").is_file()]
     if not stored:
@@ -639,25 +604,25 @@ class LedgerRow:
         return self.status == "measured"
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
     mean = statistics.fmean(values)
     return mean, (statistics.stdev(values) if len(values) >= 2 else None)
 
 
 # a few words per claim for the chart's panel titles
-_SHORT = {"1": "ReLU vs tanh", "2": "LRN", "3": "overlapping pooling", "4": "two towers", "5": "PCA colour",
+CLAIM_NAMES = {"1": "ReLU vs tanh", "2": "LRN", "3": "overlapping pooling", "4": "two towers", "5": "PCA colour",
           "6a": "dropout: over-fitting", "6b": "dropout: convergence", "7": "ten views", "8": "averaged nets",
           "9": "tower colour split"}
 
-_LABELS = {"val_top1_err": "top-1", "val_top5_err": "top-5", "top1": "top-1", "top5": "top-5", "gap": "gap",
+METRIC_LABELS = {"val_top1_err": "top-1", "val_top5_err": "top-5", "top1": "top-1", "top5": "top-5", "gap": "gap",
            "ratio": "ratio", "separation": "separation"}
 
 
 def _describe(m: Measurement) -> str:
     parts = []
     for metric, vals in m.values.items():
-        mean, sd = _mean_sd(vals)
-        parts.append(f"{_LABELS.get(metric, metric)} {mean:+.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+        mean, sd = mean_sd(vals)
+        parts.append(f"{METRIC_LABELS.get(metric, metric)} {mean:+.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
                      if metric not in ("ratio", "separation") else
                      f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else ""))
     n = len(m.seeds)
@@ -671,7 +636,7 @@ def _direction(claim: Claim, m: Measurement) -> str:
         return f"{'agrees' if k == len(m.agrees_each) else 'disagrees'} ({k} of {len(m.agrees_each)} runs split)"
     verdicts, noisy = [], False
     for metric, vals in m.values.items():
-        mean, sd = _mean_sd(vals)
+        mean, sd = mean_sd(vals)
         # the direction claimed: an effect > 0 (errors), or a ratio > 1
         centre = 1.0 if metric == "ratio" else 0.0
         verdicts.append((mean - centre) * claim.expect > 0)
@@ -733,46 +698,6 @@ def ledger_markdown(rows: Sequence[LedgerRow]) -> str:
     return "\n".join(lines)
 
 
-def effects_figure(rows: Sequence[LedgerRow], title: str | None = None):
-    """A bar chart per measured claim: the mean effect per metric with its seed-to-seed standard
-    deviation (error bar), each seed as a dot, and the paper's number as a red line where it has
-    one. Returns a matplotlib Figure; with no measured row, a figure that says so."""
-    import matplotlib.pyplot as plt
-
-    measured = [r for r in rows if r.measured]
-    if not measured:
-        fig, ax = plt.subplots(figsize=(7, 1.6))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "No full-scale result stored yet: no effect to draw.\n"
-                f"Unmeasured claims: {', '.join(r.id for r in rows)}", ha="center", va="center", fontsize=11)
-        return fig
-    ncols = min(3, len(measured))
-    nrows = math.ceil(len(measured) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
-    for ax, r in zip(axes.flat, measured):
-        labels = [_LABELS.get(m, m) for m in r.values]
-        for i, (metric, vals) in enumerate(r.values.items()):
-            mean, sd = _mean_sd(vals)
-            ax.bar(i, mean, yerr=sd if sd is not None else 0, capsize=6, color="tab:blue", alpha=0.7)
-            ax.plot([i] * len(vals), vals, "o", color="black", markersize=4)
-            paper = r.paper_values.get(metric)
-            if paper is not None:
-                ax.plot([i - 0.4, i + 0.4], [paper, paper], color="tab:red", linewidth=2,
-                        label="paper" if i == 0 else None)
-        ax.axhline(1.0 if set(r.values) <= {"ratio"} else 0.0, color="grey", linewidth=0.8)
-        ax.set_xticks(range(len(labels)), labels)
-        n = len(r.seeds)
-        ax.set_title(f"claim {r.id}: {_SHORT.get(r.id, '')} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
-        ax.set_ylabel(r.unit, fontsize=8)
-        if any(r.paper_values.get(m) is not None for m in r.values):
-            ax.legend(fontsize=8, loc="best")
-    for ax in list(axes.flat)[len(measured):]:
-        ax.axis("off")
-    fig.suptitle(title or "Effect of each claim's feature: ours (bars, sd over seeds, dots) vs the paper (red)")
-    fig.tight_layout()
-    return fig
-
-
 # ==============================================================================================
 # Command line: ``python -m alexlib ledger run|table`` (also ``python -m alexlib.ledger run|table``)
 
@@ -782,7 +707,7 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("ledger", help="the paper-claims ledger: run the ablations, print the table")
     sub = p.add_subparsers(dest="ledger_command", required=True)
     r = sub.add_parser("run", help="train the ablations (resumable; finished runs are skipped)")
-    r.add_argument("--scale", choices=sorted(PRESETS), default="full")
+    r.add_argument("--scale", choices=SCALES, default="full")
     r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
     r.add_argument("--only", nargs="+", metavar="NAME", help=f"some of: {', '.join([*ABLATIONS, *FIGURE_JOBS])}")
     r.add_argument("--out", help="results folder (default: results/ at full scale, _build/ledger-smoke at smoke)")
@@ -791,26 +716,11 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--compile", action="store_true", help="torch.compile each network")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.set_defaults(run=_guarded(_cli_run))
+    r.set_defaults(run=_cli_run)
     t = sub.add_parser("table", help="the ledger table generated from the result files")
     t.add_argument("--results", help="results folder (default: the repository's results/)")
-    t.set_defaults(run=_guarded(_cli_table))
+    t.set_defaults(run=_cli_table)
     return p
-
-
-def _guarded(command: Callable) -> Callable:
-    """Run a ledger command, turning a user-facing error into ``error: ...`` and exit status 2."""
-
-    def run(args) -> int:
-        from .data import DataError
-
-        try:
-            return command(args)
-        except (LedgerError, TrainingError, DataError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
 
 
 def _cli_run(args) -> int:
@@ -831,14 +741,3 @@ def _cli_table(args) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m alexlib.ledger run|table ...`` (the same as ``python -m alexlib ledger ...``)."""
-    parser = argparse.ArgumentParser(prog="python -m alexlib.ledger", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_arguments(sub)
-    args = parser.parse_args(["ledger", *(argv if argv is not None else sys.argv[1:])])
-    return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import SettingsError, UnknownSettingError
+
 __all__ = [
     "VARIANTS",
     "AlexNet",
@@ -59,6 +61,10 @@ __all__ = [
     "layer_summary",
     "format_summary",
     "count_parameters",
+    "options",
+    "expected_inputs",
+    "input_sizes",
+    "check_input_size",
 ]
 
 
@@ -488,6 +494,7 @@ def _cifar4(
     hidden: tuple[int, ...] = (),
     dropout: float = 0.0,
     init: bool = False,
+    input_size: int = 32,
 ) -> AlexNet:
     """A four-layer net for 32x32 CIFAR-10 images (Paper: section 3.1, Figure 1).
 
@@ -500,6 +507,8 @@ def _cifar4(
 
     ``hidden``: optional extra fully-connected ReLU layers before the output, each followed by
     dropout ``dropout`` (fc6/fc7 in miniature, for the dropout chapter); ``()`` for Figure 1.
+    ``input_size``: the side of the square input; the first fc layer is sized to the feature map
+    it leaves (24 -> 64 x 3 x 3: the 2012 code trained its CIFAR-10 nets on 24x24 crops).
 
     Shapes: (B,3,32,32) -> conv1 (B,32,32,32) -> pool1 (B,32,16,16) -> conv2 (B,32,16,16)
     -> pool2 (B,32,8,8) -> conv3 (B,64,8,8) -> pool3 (B,64,4,4) -> (B,1024) -> (B,num_classes).
@@ -519,13 +528,27 @@ def _cifar4(
         nn.AvgPool2d(kernel_size=3, stride=2, ceil_mode=True),  # (B, 64, 4, 4)
     )
     head: list[nn.Module] = []
-    width = 64 * 4 * 4
+    width = _flat_width(features, input_size)  # 64 * 4 * 4 for 32x32 input
     for h in hidden:
         head += [nn.Linear(width, h), act(), nn.Dropout(dropout)]
         width = h
     head.append(nn.Linear(width, num_classes))
     model = AlexNet(features, nn.Sequential(*head), variant="cifar4")
     return paper_init_(model) if init else model
+
+
+def _flat_width(features: nn.Sequential, size: int) -> int:
+    """The number of features ``features`` leaves for one ``size`` x ``size`` image (a shape-only
+    pass on the meta device: no memory, no arithmetic)."""
+    if not isinstance(size, int) or size < 1:
+        raise SettingsError(f"input_size must be a positive whole number of pixels, got {size!r}")
+    shapes = {n: torch.empty_like(p, device="meta") for n, p in features.named_parameters()}
+    try:
+        out = torch.func.functional_call(features, shapes, (torch.empty(1, 3, size, size, device="meta"),))
+    except (RuntimeError, ValueError) as exc:
+        raise SettingsError(f"a {size}x{size} input shrinks to nothing in these conv layers "
+                            f"({str(exc).splitlines()[0]})") from None
+    return out[0].numel()
 
 
 def paper_head(
@@ -576,17 +599,78 @@ def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
     Paper: section 3.
     """
     if variant not in _BUILDERS:
-        raise ValueError(f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}")
+        raise SettingsError(f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}")
     builder = _BUILDERS[variant]
-    options = [p for p in inspect.signature(builder).parameters if p != "num_classes"]
-    unknown = sorted(set(kw) - set(options))
+    takes = options(variant)
+    unknown = sorted(set(kw) - set(takes))
     if unknown:
-        raise TypeError(f"build({variant!r}) got unknown option(s) {unknown}; {variant} takes: {options}")
+        raise UnknownSettingError(f"build({variant!r}) got unknown option(s) {unknown}; {variant} takes: {takes}")
     if num_classes is not None:
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+            raise SettingsError(f"num_classes must be a positive int, got {num_classes!r}")
         kw["num_classes"] = num_classes
     return builder(**kw)
+
+
+# The input convention each variant's initialisation expects (see alexlib.augment.INPUTS): the
+# paper's nets start from N(0, 0.01) weights sized for mean-subtracted pixels in [-128, 128];
+# cifar4 starts from PyTorch's default initialisation, sized for inputs of unit variance.
+_INPUTS = {"cifar4": "standardise"}
+
+
+def expected_inputs(variant: str) -> str:
+    """``"mean-image"`` (the paper's 0-255 pixels minus the mean image) or ``"standardise"``
+    (per-channel unit variance): the input convention ``variant`` is trained with by default."""
+    options(variant)  # an unknown variant is a SettingsError
+    return _INPUTS.get(variant, "mean-image")
+
+
+def options(variant: str) -> list[str]:
+    """The keyword options :func:`build` takes for ``variant`` (besides ``num_classes``)."""
+    if variant not in _BUILDERS:
+        raise SettingsError(f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}")
+    return [p for p in inspect.signature(_BUILDERS[variant]).parameters if p != "num_classes"]
+
+
+def input_sizes(variant: str, sizes=range(8, 513), **kw) -> list[int]:
+    """The square input sizes (from ``sizes``) that ``variant`` can take: the net is built on the
+    meta device (shapes only, no memory) and each size is passed through it. A variant with an
+    ``input_size`` option (``cifar4``) is built for each size, its fc layer sized to the maps."""
+    sized = "input_size" in options(variant)
+    fits = []
+    net = None
+    for size in sizes:
+        try:
+            with torch.device("meta"):
+                if sized or net is None:
+                    net = build(variant, **({**kw, "input_size": size} if sized else kw))
+                net(torch.empty(1, 3, size, size))
+            fits.append(size)
+        except (RuntimeError, ValueError):  # SettingsError is a ValueError
+            continue
+    return fits
+
+
+def _ranges(values: list[int]) -> str:
+    """[224, 225, 226, 300] -> "224-226, 300"."""
+    spans: list[list[int]] = []
+    for v in values:
+        if spans and v == spans[-1][1] + 1:
+            spans[-1][1] = v
+        else:
+            spans.append([v, v])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def check_input_size(variant: str, size: int, **kw) -> None:
+    """Raise a :class:`SettingsError` naming the sizes ``variant`` can take if it cannot take a
+    ``size`` x ``size`` input (checked on the meta device, in milliseconds)."""
+    if size in input_sizes(variant, [size], **kw):
+        return
+    fits = input_sizes(variant, **kw)
+    can = f"it takes {_ranges(fits)} pixels" if fits else "it takes no size from 8 to 512 pixels"
+    raise SettingsError(f"the {variant} variant cannot take {size}x{size} inputs: {can} "
+                        "(set --crop, or choose another --variant)")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,7 +35,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .config import preset
+from .errors import ParallelError, UnknownSettingError
 from .model import AlexNet, EdgePad, layer_names, layer_summary
+from .train import load_checkpoint, read_metrics
 
 __all__ = [
     "TowerParallelAlexNet",
@@ -47,7 +50,6 @@ __all__ = [
     "memory_estimate",
     "communication_per_step",
     "ring_allreduce_bytes",
-    "DDP_DEMO",
     "ddp_demo_settings",
     "grouped_parameters",
     "train_command",
@@ -55,10 +57,6 @@ __all__ = [
     "compare_runs",
     "ParallelError",
 ]
-
-
-class ParallelError(RuntimeError):
-    """A parallel run or split that cannot go ahead, with what to do about it."""
 
 
 @dataclass(frozen=True)
@@ -481,7 +479,7 @@ def communication_per_step(model: AlexNet, batch_size: int = 128, workers: int =
 # Launching training runs (one process, or DDP under torchrun) from Python
 
 _FLAGS = {"epochs", "batch_size", "lr", "seed", "schedule", "train_per_class", "val_per_class", "dropout",
-          "image_size", "crop", "device", "data_root"}
+          "image_size", "crop", "device", "data_root", "inputs"}
 
 
 def train_command(out: str | os.PathLike, *, nproc: int = 1, dataset: str = "cifar10", variant: str = "cifar4",
@@ -495,7 +493,7 @@ def train_command(out: str | os.PathLike, *, nproc: int = 1, dataset: str = "cif
     """
     unknown = sorted(set(options) - _FLAGS)
     if unknown:
-        raise TypeError(f"unknown training option(s) {unknown}; the options are: {sorted(_FLAGS)}")
+        raise UnknownSettingError(f"unknown training option(s) {unknown}; the options are: {sorted(_FLAGS)}")
     if not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive whole number of processes, got {nproc!r}")
     args = ["-m", "alexlib", "train", "--dataset", dataset, "--variant", variant, "--scale", scale,
@@ -511,22 +509,12 @@ def train_command(out: str | os.PathLike, *, nproc: int = 1, dataset: str = "cif
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *args]
 
 
-# The chapter's DDP demonstration: a small net on real CIFAR-10 images, one process vs several
-DDP_DEMO = {
-    "smoke": dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=32, lr=0.002,
-                  schedule="constant", train_per_class=40, val_per_class=10, epochs=3),
-    "full": dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=128, lr=0.01,
-                 schedule="constant", train_per_class=None, val_per_class=None, epochs=20),
-}
-
-
 def ddp_demo_settings(scale: str) -> dict:
     """Keyword arguments of :func:`run_training` for the chapter's one-process vs DDP comparison at
-    ``scale``. The device is the CPU (gloo) unless the machine has a GPU per process (two or more)."""
-    if scale not in DDP_DEMO:
-        raise ValueError(f"scale must be one of {sorted(DDP_DEMO)}, got {scale!r}")
+    ``scale`` (the registry's ``ddp`` preset). The device is the CPU (gloo) unless the machine has
+    a GPU per process (two or more)."""
     device = "cuda" if torch.cuda.is_available() and torch.cuda.device_count() >= 2 else "cpu"
-    return {**DDP_DEMO[scale], "device": device}
+    return {**preset("ddp", scale), "device": device}
 
 
 def run_training(out: str | os.PathLike, *, nproc: int = 1, threads_per_process: int | None = 1,
@@ -556,8 +544,6 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     their final checkpoints (``max_weight_diff``), the largest relative one (``max_weight_rel``, per
     tensor: max |a - b| / max |a|), and per epoch the validation loss and top-1 error of both
     (``epochs``: a list of dicts). Both runs must have the same settings apart from the process count."""
-    from .train import load_checkpoint, read_metrics
-
     ca, cb = load_checkpoint(Path(a) / "checkpoint.pt"), load_checkpoint(Path(b) / "checkpoint.pt")
     if ca["model"].keys() != cb["model"].keys():
         raise ParallelError(f"{a} and {b} hold different networks; compare runs of the same variant")

@@ -45,7 +45,6 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -57,6 +56,11 @@ except ImportError:  # run from a checkout without installing: use the repositor
 
 from alexlib import augment as A  # noqa: E402
 from alexlib.config import resolve_device  # noqa: E402
+from alexlib.data import open_split  # noqa: E402
+from alexlib.engine import sgd_paper, train_step  # noqa: E402
+from alexlib.errors import DataError  # noqa: E402
+from alexlib.fast import speed_up  # noqa: E402
+from alexlib.model import build  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -113,8 +117,6 @@ def bench_cpu_pipeline(images, labels, stats, args, device) -> float:
 
 
 def bench_stream_pipeline(stats, args, device) -> float | None:
-    from alexlib.data import DataError, open_split
-
     try:
         split = open_split("imagenette", "train", root=args.data)
     except DataError as exc:
@@ -130,10 +132,6 @@ def bench_stream_pipeline(stats, args, device) -> float | None:
 
 
 def bench_train_step(args, device) -> float:
-    from alexlib.fast import speed_up
-    from alexlib.model import build
-    from alexlib.train import sgd_paper
-
     model = build(args.model).to(device)
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if cuda and not args.no_channels_last else torch.contiguous_format
@@ -143,14 +141,9 @@ def bench_train_step(args, device) -> float:
     optimiser = sgd_paper(model, lr=0.01)  # fused on CUDA
     x = torch.randn(args.batch_size, 3, args.crop, args.crop, device=device).to(memory_format=memory_format)
     y = torch.randint(0, 1000, (args.batch_size,), device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and not args.fp32 else nullcontext()
 
-    def step(_):
-        with autocast:
-            loss = torch.nn.functional.cross_entropy(step_model(x), y)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+    def step(_):  # the engine's training step, as train_run takes it
+        train_step(step_model, x, y, optimiser, amp=cuda and not args.fp32)
 
     return _rate(itertools.repeat((x, y)), device, args.warmup, args.steps, consume=step)
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from alexlib import bench
+from alexlib.tools import bench
 from alexlib.cli import main as cli
 
 
@@ -46,10 +46,10 @@ def test_every_fast_form_is_checked_against_the_reference(tiny):
 
 
 def test_sweep_rows_include_the_milestone_yardsticks():
-    names = [c.name for c in bench.configs(True, triton=True)]
+    names = [c.name for c in bench.bench_rows(True, triton=True)]
     assert "paper without LRN, groups=1" in names and "paper, LRN=triton" in names
-    assert "paper, LRN=triton" not in [c.name for c in bench.configs(True, triton=False)]
-    net = bench.build_net(bench.Config("g1", net="paper-nolrn-g1"))
+    assert "paper, LRN=triton" not in [c.name for c in bench.bench_rows(True, triton=False)]
+    net = bench.build_net(bench.Row("g1", net="paper-nolrn-g1"))
     assert all(m.groups == 1 for m in net.modules() if hasattr(m, "groups"))
 
 
@@ -70,7 +70,7 @@ def test_cli_bench_rejects_unknown_rows(capsys):
 
 
 def test_parts_split_the_rows_and_each_keeps_the_yardstick():
-    names = [c.name for c in bench.configs(True, triton=False)]
+    names = [c.name for c in bench.bench_rows(True, triton=False)]
     seen = []
     for i in (1, 2, 3):
         result = bench.run(device="cpu", tiny=True, sweep=False, part=(i, 3), check=False, progress=lambda *_: None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from alexlib.book import (build_html, chapters, check_html, execute_chapter, is_fresh, repo_root, toc_files,
+from alexlib.tools.book import (build_html, chapters, check_html, execute_chapter, is_fresh, repo_root, toc_files,
                           unlisted_chapters)
 
 ROOT = repo_root()

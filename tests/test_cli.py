@@ -51,5 +51,7 @@ def test_summary_prints_the_layer_table_and_the_parameter_count(capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 61,100,840"
     assert main(["summary", "--variant", "cifar4"]) == 0  # 32x32 and 10 classes by default
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 89,578"
-    assert main(["summary", "--variant", "cifar4", "--image-size", "224"]) == 2
-    assert "cannot take a 224x224 input" in capsys.readouterr().err
+    assert main(["summary", "--variant", "cifar4", "--image-size", "24"]) == 0  # fc sized to the maps
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 85,098"
+    assert main(["summary", "--variant", "paper", "--image-size", "32"]) == 2
+    assert "cannot take 32x32 inputs: it takes 224-255 pixels" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from alexlib import data
+from alexlib import _io, data
 from alexlib.data import DataError, balanced_indices, load, open_split
 
 CLASSES = ["apple", "bear", "cloud"]
@@ -359,7 +359,7 @@ def test_real_subset_decodes_to_rgb(shared_data):
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "sub" / "result.json"
-    data.atomic_write_text(target, "first")
+    _io.atomic_write_text(target, "first")
     assert target.read_text() == "first"
 
     def crash(f):
@@ -367,7 +367,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise KeyboardInterrupt  # a crash in the middle of writing
 
     with pytest.raises(KeyboardInterrupt):
-        data.atomic_write(target, crash)
+        _io.atomic_write(target, crash)
     assert target.read_text() == "first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary file left
     data.atomic_save({"x": torch.arange(3)}, target.with_suffix(".pt"))

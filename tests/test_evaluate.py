@@ -23,7 +23,7 @@ def test_topk_errors_on_a_hand_made_example():
     errors = topk_errors(probs, labels)
     assert errors["top1_err"] == pytest.approx(75.0)
     assert errors["top5_err"] == pytest.approx(25.0)
-    with pytest.raises(ValueError, match="want probs"):
+    with pytest.raises(ValueError, match="want scores"):
         topk_errors(probs, labels[:3])
 
 

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from alexlib import ledger
+from alexlib.cli import main as cli_main
+from alexlib.config import PRESETS
+from alexlib.figures import effects_figure
 from alexlib.ledger import (
-    ABLATIONS,
     CLAIMS,
     LedgerError,
     converged_epoch,
-    effects_figure,
     ledger_markdown,
     ledger_rows,
     read_run,
@@ -254,14 +255,12 @@ def test_effects_figure_draws_means_spread_and_paper(tmp_path):
 def test_command_line_table_and_errors(tmp_path, capsys):
     fake_run(tmp_path, "base", 0, [(40.0, 18.0)])
     fake_run(tmp_path, "no-lrn", 0, [(41.0, 18.5)])
-    assert ledger.main(["table", "--results", str(tmp_path)]) == 0
+    assert cli_main(["ledger", "table", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| # | claim") and "top-1 +1.00" in out
-    assert ledger.main(["run", "--scale", "smoke", "--only", "no-relu", "--out", str(tmp_path)]) == 2
+    assert cli_main(["ledger", "run", "--scale", "smoke", "--only", "no-relu", "--out", str(tmp_path)]) == 2
     assert "unknown ablation(s) ['no-relu']" in capsys.readouterr().err
-    # the same command through the book's command line
-    from alexlib.cli import main as cli_main
-
+    # the same commands again, with other arguments
     assert cli_main(["ledger", "table", "--results", str(tmp_path)]) == 0
     assert "top-1 +1.00" in capsys.readouterr().out
     assert cli_main(["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
@@ -281,7 +280,7 @@ def test_smoke_runs_never_go_under_results(monkeypatch, tmp_path):
 
 def test_smoke_runner_writes_resumes_and_is_refused(shared_data, tmp_path, monkeypatch):
     # the smoke preset with fewer images (the chapter runs the preset itself)
-    monkeypatch.setitem(ledger.PRESETS, "smoke", dict(ledger.PRESETS["smoke"], train_per_class=2, val_per_class=1,
+    monkeypatch.setitem(PRESETS["ledger"], "smoke", dict(PRESETS["ledger"]["smoke"], train_per_class=2, val_per_class=1,
                                                       batch_size=10))
     out = tmp_path / "smoke"
     kw = dict(out=out, only=["no-lrn", "base"], data_root=str(shared_data), device="cpu", progress=False)
@@ -309,10 +308,10 @@ def test_smoke_runner_writes_resumes_and_is_refused(shared_data, tmp_path, monke
 
 def test_chunked_training_equals_one_go(shared_data, tmp_path, monkeypatch):
     # a run trained one epoch per resume step ends with the numbers of a run trained in one go
-    tiny = dict(ledger.PRESETS["smoke"], epochs=2, batch_size=10, train_per_class=2, val_per_class=1)
+    tiny = dict(PRESETS["ledger"]["smoke"], epochs=2, batch_size=10, train_per_class=2, val_per_class=1)
     results = {}
     for chunk in (1, 2):
-        monkeypatch.setitem(ledger.PRESETS, "smoke", dict(tiny, chunk_epochs=chunk))
+        monkeypatch.setitem(PRESETS["ledger"], "smoke", dict(tiny, chunk_epochs=chunk))
         out = tmp_path / f"chunk{chunk}"
         run_ledger("smoke", out=out, only=["half"], data_root=str(shared_data), device="cpu", progress=False)
         results[chunk] = ledger.read_metrics(out / "ledger" / "half" / "seed0")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alexlib.model import build, count_parameters, layer_names
+from alexlib.model import build, count_parameters
 from alexlib.parallel import (
     ParallelError,
     TowerParallelAlexNet,

@@ -1,12 +1,18 @@
-"""alexlib.train: top-k on a hand-made example, the SGD rule, overfitting 32 images, determinism."""
+"""alexlib.train and alexlib.engine: top-k on a hand-made example, the SGD rule, overfitting 32
+images, determinism, the input convention a trained model carries."""
 
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from alexlib.augment import GPULoader, dataset_stats
+from alexlib.config import preset
+from alexlib.engine import evaluate, sgd_paper, topk_errors
+from alexlib.errors import SettingsError
+from alexlib.evaluate import predict
 from alexlib.model import build, paper_head
-from alexlib.train import History, accuracy, channel_stats, demo_settings, error_rates, fit, sgd_paper
+from alexlib.train import History, fit
 
 
 def _images(n=32, size=32, classes=4, seed=0):
@@ -30,24 +36,26 @@ def test_accuracy_hand_made():
         ]
     )
     target = torch.tensor([1, 2, 0, 1])
-    assert accuracy(output, target, topk=(1, 2, 5)) == [25.0, 50.0, 75.0]
-    assert accuracy(output, target, topk=(6,)) == [100.0]
+    assert topk_errors(output, target, ks=(1, 2, 5)) == {"top1_err": 75.0, "top2_err": 50.0, "top5_err": 25.0}
+    assert topk_errors(output, target, ks=(6,)) == {"top6_err": 0.0}
 
 
 def test_accuracy_matches_a_direct_count():
     torch.manual_seed(0)
     output, target = torch.randn(100, 10), torch.randint(0, 10, (100,))
-    top1, top5 = accuracy(output, target)
-    assert top1 == pytest.approx((output.argmax(1) == target).float().mean().item() * 100)
+    errors = topk_errors(output, target)
+    assert 100 - errors["top1_err"] == pytest.approx((output.argmax(1) == target).float().mean().item() * 100)
     rank = (output > output.gather(1, target[:, None])).sum(1)  # how many classes score higher
-    assert top5 == pytest.approx((rank < 5).float().mean().item() * 100)
+    assert 100 - errors["top5_err"] == pytest.approx((rank < 5).float().mean().item() * 100)
 
 
 def test_accuracy_explains_bad_input():
-    with pytest.raises(ValueError, match="only 3 classes"):
-        accuracy(torch.randn(2, 3), torch.tensor([0, 1]), topk=(1, 5))
-    with pytest.raises(ValueError, match=r"output \(N, C\) and target \(N,\)"):
-        accuracy(torch.randn(2, 3), torch.tensor([0, 1, 2]))
+    # top-k with k above the number of classes counts every row as a hit (all classes are in the top k)
+    assert topk_errors(torch.randn(2, 3), torch.tensor([0, 1]), ks=(1, 5))["top5_err"] == 0.0
+    with pytest.raises(ValueError, match=r"scores \(N, C\) and labels \(N,\)"):
+        topk_errors(torch.randn(2, 3), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="no images"):
+        topk_errors(torch.randn(0, 3), torch.tensor([], dtype=torch.long))
 
 
 def test_sgd_paper_step_is_the_papers_update_rule():
@@ -106,26 +114,47 @@ def test_seeds_make_runs_identical():
     assert not torch.equal(s1["classifier.0.weight"], s3["classifier.0.weight"])
 
 
-def test_error_rates_agree_with_accuracy():
+def test_evaluate_agrees_with_topk_errors():
     data = _images(20, size=16)
     torch.manual_seed(0)
     model = paper_head((3, 16, 16), num_classes=4, hidden=32).eval()
-    mean, std = channel_stats(data.images)
-    rates = error_rates(model, data, batch_size=7, device="cpu", mean=mean, std=std)
-    x = (data.images.float() / 255 - mean[:, None, None]) / std[:, None, None]
+    stats = dataset_stats(data.images, size=16, inputs="standardise", cache=False)
+    rates = evaluate(model, GPULoader(data.images, data.labels, stats, batch_size=7, crop=16, train=False))
+    x = (data.images.float() - stats.mean) / stats.std[:, None, None]
     with torch.no_grad():
-        top1, top5 = accuracy(model(x), data.labels, (1, 4))
-    assert rates["top1_err"] == pytest.approx(100 - top1)
+        errors = topk_errors(model(x), data.labels, (1, 4))
+    assert rates["top1_err"] == pytest.approx(errors["top1_err"])
     assert rates["top5_err"] == pytest.approx(0.0)  # 4 classes: the top 4 always hold the target
+    assert errors["top4_err"] == pytest.approx(0.0)
+    assert rates["images"] == 20
 
 
-def test_channel_stats():
+def test_standardise_inputs_are_channel_statistics():
     images = torch.zeros(2, 3, 2, 2, dtype=torch.uint8)
     images[:, 1] = 255
-    images[0, 2] = 255  # channel 2: half 0, half 1
-    mean, std = channel_stats(images)
-    torch.testing.assert_close(mean, torch.tensor([0.0, 1.0, 0.5]))
-    assert std[2].item() == pytest.approx(torch.tensor([1.0] * 4 + [0.0] * 4).std().item())
+    images[0, 2] = 255  # channel 2: half 0, half 255
+    stats = dataset_stats(images, size=2, inputs="standardise", cache=False)
+    torch.testing.assert_close(stats.mean[:, 0, 0], torch.tensor([0.0, 255.0, 127.5]))
+    assert stats.std[2].item() == pytest.approx(255 * torch.tensor([1.0] * 4 + [0.0] * 4).std().item(), rel=1e-5)
+    assert stats.inputs == "standardise"
+    paper = dataset_stats(images, size=2, cache=False)
+    assert paper.inputs == "mean-image" and torch.equal(paper.std, torch.ones(3))
+
+
+def test_a_trained_model_is_scored_on_its_own_preprocessing():
+    data = _images(16, size=16)
+    torch.manual_seed(0)
+    model = paper_head((3, 16, 16), 4, hidden=16)
+    fit(model, data, None, epochs=1, lr=0.01, batch_size=8, device="cpu", seed=0, progress=False)
+    assert model.input_stats.inputs == "standardise"
+    own = predict(model, data.images, crop=16, device="cpu")  # no stats given: the model's own
+    same = predict(model, data.images, model.input_stats, crop=16, device="cpu")
+    torch.testing.assert_close(own, same)
+    wrong = dataset_stats(data.images, size=16, cache=False)  # the paper's mean-image convention
+    with pytest.raises(SettingsError, match="trained on 'standardise' inputs"):
+        predict(model, data.images, wrong, crop=16, device="cpu")
+    with pytest.raises(SettingsError, match="carries no input statistics"):
+        predict(paper_head((3, 16, 16), 4, hidden=16), data.images, crop=16, device="cpu")
 
 
 def test_augment_hook_is_applied():
@@ -166,6 +195,6 @@ def test_history_helpers():
 
 
 def test_demo_settings():
-    assert demo_settings("relu_vs_tanh", "smoke")["epochs"] >= 1
-    with pytest.raises(KeyError, match="the demos are"):
-        demo_settings("lrn", "smoke")
+    assert preset("relu_vs_tanh", "smoke")["epochs"] >= 1
+    with pytest.raises(SettingsError, match="the experiments are"):
+        preset("lrn", "smoke")

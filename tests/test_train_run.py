@@ -19,18 +19,19 @@ import warnings
 import pytest
 import torch
 
+from alexlib import engine
 from alexlib import train as train_module
-from alexlib.data import load
 from alexlib.train import RunSettings, TrainingError, load_checkpoint, read_metrics, train_run
 
+# pixel-unit inputs (the paper's convention), which lr 0.002 was chosen for
 CIFAR = dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=32, lr=0.002,
-             train_per_class=20, val_per_class=5, schedule="constant")
+             train_per_class=20, val_per_class=5, schedule="constant", inputs="mean-image")
 
 
 def cifar_args(out, epochs, *extra, per_class=20):
     return [sys.executable, "-m", "alexlib", "train", "--dataset", "cifar10", "--variant", "cifar4",
             "--image-size", "32", "--crop", "32", "--batch-size", "32", "--lr", "0.002", "--schedule", "constant",
-            "--train-per-class", str(per_class), "--val-per-class", "5", "--epochs", str(epochs), "--out", str(out),
+            "--inputs", "mean-image", "--train-per-class", str(per_class), "--val-per-class", "5", "--epochs", str(epochs), "--out", str(out),
             "--device", "cpu", "--quiet", *extra]
 
 
@@ -129,7 +130,7 @@ def test_an_existing_run_is_never_overwritten(shared_data, tmp_path):
 
 
 def test_a_diverging_loss_stops_and_keeps_the_last_good_checkpoint(shared_data, tmp_path, monkeypatch):
-    real = train_module.F.cross_entropy
+    real = engine.F.cross_entropy
     calls = {"n": 0}
     steps_per_epoch = 200 // 32
 
@@ -138,7 +139,7 @@ def test_a_diverging_loss_stops_and_keeps_the_last_good_checkpoint(shared_data, 
         loss = real(logits, target, *args, **kwargs)
         return loss * float("nan") if calls["n"] > steps_per_epoch + 2 else loss  # NaN early in epoch 2
 
-    monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
+    monkeypatch.setattr(engine.F, "cross_entropy", poisoned)
     settings = RunSettings(**CIFAR, epochs=3, data_root=str(shared_data), device="cpu")
     with pytest.raises(TrainingError, match=r"became nan in epoch 2.*epoch 1\) is kept.*--lr 0\.0002"):
         train_run(settings, tmp_path / "run", progress=False)
@@ -147,23 +148,21 @@ def test_a_diverging_loss_stops_and_keeps_the_last_good_checkpoint(shared_data, 
 
 
 def test_a_run_stuck_at_chance_is_reported(shared_data, tmp_path, monkeypatch):
-    from alexlib import model as model_module
-
-    real_build = model_module.build
+    real_build = train_module.build
 
     def dead_build(*args, **kwargs):  # a last layer of zeros: every image gets the same scores, loss = ln(10)
         net = real_build(*args, **kwargs)
         torch.nn.init.zeros_(net.classifier[-1].weight)
         return net
 
-    monkeypatch.setattr(model_module, "build", dead_build)
+    monkeypatch.setattr(train_module, "build", dead_build)
     settings = RunSettings(**{**CIFAR, "lr": 1e-9}, epochs=2, chance_epochs=2, data_root=str(shared_data),
                            device="cpu")
     with pytest.warns(UserWarning, match=r"stayed at ln\(10\).*initialisation"):
         train_run(settings, tmp_path / "run", progress=False)
     assert read_metrics(tmp_path / "run")[-1]["warning"] == "stuck at chance"
     # a run that learns is not reported
-    monkeypatch.setattr(model_module, "build", real_build)
+    monkeypatch.setattr(train_module, "build", real_build)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train_run(RunSettings(**CIFAR, epochs=2, chance_epochs=2, data_root=str(shared_data), device="cpu"),
@@ -172,9 +171,7 @@ def test_a_run_stuck_at_chance_is_reported(shared_data, tmp_path, monkeypatch):
 
 
 def test_out_of_memory_says_which_batch_size_to_try(shared_data, tmp_path, monkeypatch):
-    from alexlib import model as model_module
-
-    real_build = model_module.build
+    real_build = train_module.build
 
     def build(*args, **kwargs):
         net = real_build(*args, **kwargs)
@@ -185,7 +182,7 @@ def test_out_of_memory_says_which_batch_size_to_try(shared_data, tmp_path, monke
         net.forward = boom
         return net
 
-    monkeypatch.setattr(model_module, "build", build)
+    monkeypatch.setattr(train_module, "build", build)
     settings = RunSettings(**CIFAR, epochs=1, data_root=str(shared_data), device="cpu")
     with pytest.raises(TrainingError, match="out of memory at batch size 32.*--batch-size 16"):
         train_run(settings, tmp_path / "run", progress=False)

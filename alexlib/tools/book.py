@@ -31,21 +31,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alexlib.data import atomic_write_text
+from .._io import atomic_write_text, repo_root
+from ..errors import BookError
 
+__all__ = ["BookError", "repo_root", "toc_files", "chapters", "unlisted_chapters", "executed_path", "is_fresh",
+           "execute_chapter", "stage", "build_html", "PageReport", "chromium_path", "check_html", "main_job"]
 
-class BookError(Exception):
-    """A chapter failed, the build failed, or the built book has a broken page, image or link."""
-
-
-def repo_root(start: Path | None = None) -> Path:
-    """The checkout that holds ``_toc.yml``: searched upwards from ``start`` (default: the cwd),
-    then from this package's folder."""
-    for base in (Path(start or Path.cwd()).resolve(), Path(__file__).resolve().parent):
-        for folder in (base, *base.parents):
-            if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
-                return folder
-    raise BookError("no _toc.yml found: run this from a checkout of the book's repository.")
+# yaml, papermill and playwright are imported where they are used: they belong to the book's tool
+# chain (requirements.txt), not to the library, and a GPU machine running `python -m alexlib train`
+# or `bench` has none of them.
 
 
 def toc_files(root: Path) -> list[str]:

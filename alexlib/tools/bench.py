@@ -30,25 +30,35 @@ gradients (:func:`alexlib.fast.check_equal`). A CUDA run is saved with its prove
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
+import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+import torchvision
 from torch import nn
 
-__all__ = ["Config", "configs", "measure", "run", "format_table", "main", "saved_runs"]
+from .. import fast
+from .._io import atomic_write_text, provenance, results_dir
+from ..config import resolve_device
+from ..engine import sgd_paper, train_step
+from ..errors import SettingsError
+from ..fast import DEFAULTS, triton_available
+from ..model import AlexNet, _fc_head, _five_convs, build, layer_names
+
+__all__ = ["Row", "bench_rows", "measure", "run", "format_table", "main", "saved_runs"]
 
 
 @dataclass
-class Config:
-    """One row of the benchmark: which net, which fast forms, how it is compiled."""
+class Row:
+    """One row of the benchmark: which net, which fast forms, how it is compiled (the benchmark's
+    sizes are its command-line options, not run settings)."""
 
     name: str
     net: str = "paper"  # "torchvision", "paper", "paper-nolrn", "paper-nolrn-g1"
@@ -58,54 +68,47 @@ class Config:
     note: str = ""
 
 
-def configs(sweep: bool, *, triton: bool) -> list[Config]:
+def bench_rows(sweep: bool, *, triton: bool) -> list[Row]:
     """The rows to measure (``triton``: whether the Triton LRN can run here)."""
-    from .fast import DEFAULTS
-
     rows = [
-        Config("torchvision alexnet", net="torchvision", note="64-192-384-256-256, no LRN (the yardstick)"),
-        Config("paper, reference layers", fast=None, note="groups=2 convs, PyTorch LRN per tower"),
-        Config("paper, alexlib", fast=dict(DEFAULTS), note="fast.speed_up with fast.DEFAULTS"),
+        Row("torchvision alexnet", net="torchvision", note="64-192-384-256-256, no LRN (the yardstick)"),
+        Row("paper, reference layers", fast=None, note="groups=2 convs, PyTorch LRN per tower"),
+        Row("paper, alexlib", fast=dict(DEFAULTS), note="fast.speed_up with fast.DEFAULTS"),
     ]
     if not sweep:
         return rows
     base = {"lrn": "reference", "conv": "native", "conv1": "native"}
     lrns = ["shift", "banded"] + (["triton"] if triton else [])
     for impl in lrns:
-        rows.append(Config(f"paper, LRN={impl}", fast={**base, "lrn": impl}, group="sweep"))
+        rows.append(Row(f"paper, LRN={impl}", fast={**base, "lrn": impl}, group="sweep"))
     for impl in ("dense", "split", "separate"):
-        rows.append(Config(f"paper, towers={impl}", fast={**base, "conv": impl}, group="sweep"))
-    rows.append(Config("paper, conv1=s2d", fast={**base, "conv1": "s2d"}, group="sweep"))
+        rows.append(Row(f"paper, towers={impl}", fast={**base, "conv": impl}, group="sweep"))
+    rows.append(Row("paper, conv1=s2d", fast={**base, "conv1": "s2d"}, group="sweep"))
     for impl in [i for i in ("shift", "triton") if i in lrns]:
         for towers in ("dense", "separate"):
-            rows.append(Config(f"paper, LRN={impl} + towers={towers} + conv1=s2d",
+            rows.append(Row(f"paper, LRN={impl} + towers={towers} + conv1=s2d",
                                fast={"lrn": impl, "conv": towers, "conv1": "s2d"}, group="sweep"))
-    rows.append(Config("paper, alexlib, max-autotune", fast=dict(DEFAULTS), compile_mode="max-autotune-no-cudagraphs",
+    rows.append(Row("paper, alexlib, max-autotune", fast=dict(DEFAULTS), compile_mode="max-autotune-no-cudagraphs",
                        group="sweep", note="compiler autotunes conv/matmul choices"))
-    rows.append(Config("paper, alexlib, CUDA graphs", fast=dict(DEFAULTS), compile_mode="reduce-overhead",
+    rows.append(Row("paper, alexlib, CUDA graphs", fast=dict(DEFAULTS), compile_mode="reduce-overhead",
                        group="sweep", note="whole forward/backward replayed as a CUDA graph"))
-    rows.append(Config("paper without LRN, groups=2", net="paper-nolrn", group="sweep", note="first milestone's yardstick"))
-    rows.append(Config("paper without LRN, groups=1", net="paper-nolrn-g1", group="sweep",
+    rows.append(Row("paper without LRN, groups=2", net="paper-nolrn", group="sweep", note="first milestone's yardstick"))
+    rows.append(Row("paper without LRN, groups=1", net="paper-nolrn-g1", group="sweep",
                        note="dense convs: more parameters, not the paper's net"))
     return rows
 
 
-def build_net(config: Config, num_classes: int = 1000) -> nn.Module:
+def build_net(spec: Row, num_classes: int = 1000) -> nn.Module:
     """The (untrained) net of one row, on the CPU."""
-    from . import fast
-    from .model import AlexNet, _fc_head, _five_convs, build
-
-    if config.net == "torchvision":
-        import torchvision
-
+    if spec.net == "torchvision":
         return torchvision.models.alexnet(num_classes=num_classes)
-    if config.net == "paper-nolrn-g1":
+    if spec.net == "paper-nolrn-g1":
         features = _five_convs((96, 256, 384, 384, 256), (1, 1, 1, 1, 1), norm="none")
         net = AlexNet(features, _fc_head(9216, 4096, num_classes, 0.5, paper_order=True), variant="paper-nolrn-g1")
     else:
-        net = build(config.net, num_classes=num_classes)
-    if config.fast is not None:
-        fast.speed_up(net, **config.fast)
+        net = build(spec.net, num_classes=num_classes)
+    if spec.fast is not None:
+        fast.speed_up(net, **spec.fast)
     return net
 
 
@@ -114,36 +117,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(config: Config, *, device: torch.device, batch_size: int, steps: int, warmup: int,
+def measure(spec: Row, *, device: torch.device, batch_size: int, steps: int, warmup: int,
             compile: bool = True, amp: bool = True) -> dict:
     """Images per second of the training step of one row (plus step time, peak memory, warm-up time)."""
-    from .train import sgd_paper
-
     cuda = device.type == "cuda"
     torch.manual_seed(0)
-    net = build_net(config).to(device)
+    net = build_net(spec).to(device)
     memory_format = torch.channels_last if cuda else torch.contiguous_format
     net = net.to(memory_format=memory_format)
     net.train()
     step_net = net
-    mode = config.compile_mode if compile else None
+    mode = spec.compile_mode if compile else None
     if mode is not None:
         step_net = torch.compile(net, mode=mode)
     optimizer = sgd_paper(net, lr=0.01)  # fused into one kernel on CUDA
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, 224, 224, generator=gen).to(device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 1000, (batch_size,), generator=gen).to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else contextlib.nullcontext()
-
-    def step() -> torch.Tensor:
+    def step() -> torch.Tensor:  # the engine's training step, as train_run takes it
         if mode == "reduce-overhead":  # a new iteration: the CUDA graphs may reuse the last one's memory
             torch.compiler.cudagraph_mark_step_begin()
-        with autocast:
-            loss = F.cross_entropy(step_net(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
+        return train_step(step_net, x, y, optimizer, amp=cuda and amp)[0]
 
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -158,9 +152,9 @@ def measure(config: Config, *, device: torch.device, batch_size: int, steps: int
     _sync(device)
     seconds = time.perf_counter() - started
     if not math.isfinite(loss.item()):
-        raise RuntimeError(f"{config.name}: the training loss became {loss.item()}")
-    row = {"name": config.name, "group": config.group, "net": config.net, "fast": config.fast,
-           "compile_mode": mode, "note": config.note, "images_per_s": batch_size * steps / seconds,
+        raise RuntimeError(f"{spec.name}: the training loss became {loss.item()}")
+    row = {"name": spec.name, "group": spec.group, "net": spec.net, "fast": spec.fast,
+           "compile_mode": mode, "note": spec.note, "images_per_s": batch_size * steps / seconds,
            "ms_per_step": 1000 * seconds / steps, "warmup_s": warm_s,
            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None}
     return row
@@ -168,9 +162,6 @@ def measure(config: Config, *, device: torch.device, batch_size: int, steps: int
 
 def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> list[dict]:
     """Every fast form against the reference layers, layer by layer (float32, eval mode)."""
-    from . import fast
-    from .model import build, layer_names
-
     torch.manual_seed(0)
     reference = build("paper", num_classes=1000).to(device)
     paper_name = {id(m): n for n, m in layer_names(reference)}
@@ -197,12 +188,6 @@ def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> l
 
 
 def versions(device: torch.device) -> dict:
-    import platform
-
-    import torchvision
-
-    from .fast import triton_available
-
     info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
     if triton_available():
         import triton
@@ -213,8 +198,6 @@ def versions(device: torch.device) -> dict:
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
     else:
-        import os
-
         info["gpu"] = None
         info["cpu"] = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
     return info
@@ -255,33 +238,29 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
     of the rows (each with the torchvision row, so every slice has its own yardstick): a sweep whose
     compilations do not fit in one sitting runs as n processes, and :func:`merged_latest` joins them.
     """
-    from .config import resolve_device
-    from .fast import triton_available
-    from .train import provenance
-
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     small = tiny or not cuda
-    batch_size = batch_size or (2 if small else 512)
-    steps = steps or (2 if small else 20)
+    batch_size = batch_size if batch_size is not None else (2 if small else 512)
+    steps = steps if steps is not None else (2 if small else 20)
     warmup = warmup if warmup is not None else (1 if small else 8)
     compile = (not small) if compile is None else compile
     for name, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
         if not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+            raise SettingsError(f"{name} must be a whole number >= {low}, got {value!r}")
     # the Triton kernel runs on CUDA; on the CPU the tests check it in Triton's interpreter (too slow here)
     triton = triton_available() and cuda
-    rows_to_run = configs(sweep, triton=triton)
+    rows_to_run = bench_rows(sweep, triton=triton)
     if only:
-        known = {c.name for c in configs(True, triton=True)}
+        known = {c.name for c in bench_rows(True, triton=True)}
         unknown = [o for o in only if o not in known]
         if unknown:
-            raise ValueError(f"unknown row(s) {unknown}; the rows are: {sorted(known)}")
-        rows_to_run = [c for c in configs(True, triton=triton) if c.name in only]
+            raise SettingsError(f"unknown row(s) {unknown}; the rows are: {sorted(known)}")
+        rows_to_run = [c for c in bench_rows(True, triton=triton) if c.name in only]
     if part is not None:
         i, n = part
         if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):
-            raise ValueError(f"part must be i/n with 1 <= i <= n, got {i}/{n}")
+            raise SettingsError(f"part must be i/n with 1 <= i <= n, got {i}/{n}")
         yardstick = [c for c in rows_to_run if c.net == "torchvision"]
         others = [c for c in rows_to_run if c.net != "torchvision"]
         rows_to_run = yardstick + others[i - 1::n]
@@ -290,17 +269,17 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
              f"{steps} timed steps after {warmup}; {'compiled' if compile else 'eager'}"
              f"{', bf16 autocast, channels-last' if cuda else ', float32'}")
     rows = []
-    for config in rows_to_run:
+    for spec in rows_to_run:
         # forget earlier rows' compiled graphs: every row compiles AlexNet.forward again, and past the
         # compiler's recompilation limit it would silently run the rest eagerly
         torch._dynamo.reset()
         try:
-            row = measure(config, device=dev, batch_size=batch_size, steps=steps, warmup=warmup, compile=compile)
-            progress(f"  {config.name:<48} {row['images_per_s']:>10,.0f} images/s")
+            row = measure(spec, device=dev, batch_size=batch_size, steps=steps, warmup=warmup, compile=compile)
+            progress(f"  {spec.name:<48} {row['images_per_s']:>10,.0f} images/s")
         except (RuntimeError, torch.OutOfMemoryError) as exc:  # keep the other rows
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            row = {"name": config.name, "group": config.group, "net": config.net, "fast": config.fast, "error": first}
-            progress(f"  {config.name:<48} failed: {first}")
+            row = {"name": spec.name, "group": spec.group, "net": spec.net, "fast": spec.fast, "error": first}
+            progress(f"  {spec.name:<48} failed: {first}")
         if cuda:
             torch.cuda.empty_cache()
         rows.append(row)
@@ -341,8 +320,6 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def results_path(result: dict) -> Path:
-    from .config import results_dir
-
     gpu = (result["versions"].get("gpu") or "cpu").replace("NVIDIA ", "")
     slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower()).strip("-")
     stamp = result["provenance"]["date"].replace(":", "").replace("-", "")
@@ -352,8 +329,6 @@ def results_path(result: dict) -> Path:
 
 def saved_runs() -> list[dict]:
     """The benchmark runs stored under ``results/bench/``, oldest first (each with its ``path``)."""
-    from .config import results_dir
-
     runs = []
     for path in sorted((results_dir() / "bench").glob("*.json")):
         try:
@@ -404,21 +379,19 @@ def add_arguments(sub) -> None:
     p.set_defaults(run=main)
 
 
+def _part(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    pieces = text.split("/")
+    if len(pieces) != 2 or not all(p.strip().isdigit() for p in pieces):
+        raise SettingsError(f"--part must look like 1/3, got {text!r}")
+    return int(pieces[0]), int(pieces[1])
+
+
 def main(args) -> int:
-    try:
-        part = None
-        if args.part:
-            try:
-                part = tuple(int(v) for v in args.part.split("/"))
-                assert len(part) == 2
-            except (ValueError, AssertionError):
-                raise ValueError(f"--part must look like 1/3, got {args.part!r}") from None
-        result = run(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                     sweep=args.sweep, tiny=args.tiny, compile=False if args.eager else None, only=args.only,
-                     part=part, check=not args.no_check)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = run(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                 sweep=args.sweep, tiny=args.tiny, compile=False if args.eager else None, only=args.only,
+                 part=_part(args.part), check=not args.no_check)
     print()
     print(format_table(result))
     print()
@@ -433,8 +406,6 @@ def main(args) -> int:
     print("versions: " + ", ".join(f"{k} {v[k]}" for k in v if v[k] is not None))
     path = Path(args.save) if args.save else (results_path(result) if result["settings"]["amp"] else None)
     if path is not None and not args.no_save:
-        from .data import atomic_write_text
-
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(result, indent=1))
         print(f"saved {path}")

@@ -1,0 +1,130 @@
+"""Shared input/output: atomic writes, JSON files, provenance, and the repository's folders.
+
+Every file the library writes (decode and statistics caches, checkpoints, metrics, ledger JSON,
+executed chapters) goes through :func:`atomic_write`, so a crash at any moment leaves either the old
+file or the new one, never a torn one. Every stored result carries :func:`provenance`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from .errors import BookError
+
+__all__ = [
+    "atomic_write",
+    "atomic_save",
+    "atomic_write_text",
+    "write_json",
+    "provenance",
+    "repo_root",
+    "results_dir",
+]
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write a file so that a crash at any moment leaves either the old file or the new one:
+    ``write(f)`` fills a temporary file in the same folder, which is flushed to disk and then
+    renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """``obj`` as indented JSON at ``path`` (atomically)."""
+    atomic_write_text(path, json.dumps(obj, indent=1))
+
+
+def provenance() -> dict:
+    """Where and with what a result was made: date, host, CPU or GPU, core count, versions, commit."""
+    info = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "device": (
+            torch.cuda.get_device_name()
+            if torch.cuda.is_available()
+            else f"cpu ({torch.get_num_threads()} threads)"
+        ),
+    }
+    try:
+        repo = Path(__file__).resolve().parents[1]
+        git = ["git", "-C", str(repo)]
+        commit = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if commit.returncode == 0:
+            info["commit"] = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _checkout(start: Path | None = None, marks: tuple[str, ...] = ("_toc.yml", "_config.yml")) -> Path | None:
+    """The folder holding every file of ``marks``, upwards from ``start`` (default: the working
+    directory), then from this package's folder; ``None`` outside a checkout."""
+    for base in (Path(start or Path.cwd()).resolve(), Path(__file__).resolve().parent):
+        for folder in (base, *base.parents):
+            if all((folder / m).is_file() for m in marks):
+                return folder
+    return None
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The checkout of the book's repository (the folder with ``_toc.yml``)."""
+    root = _checkout(start)
+    if root is None:
+        raise BookError("no _toc.yml found: run this from a checkout of the book's repository.")
+    return root
+
+
+def results_dir() -> Path:
+    """The repository's ``results/`` folder (stored runs with their provenance): next to
+    ``_toc.yml``, else ``results/`` in the working directory."""
+    root = _checkout(marks=("_toc.yml",))
+    return (root if root is not None else Path.cwd()) / "results"

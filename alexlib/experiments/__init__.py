@@ -1,0 +1,90 @@
+"""The experiments behind the paper's figures 1, 3 and 4, at smoke scale (CPU, small real subsets)
+and at full scale (a GPU; results stored under ``results/figure1|figure3|figure4`` with provenance).
+
+    from alexlib.experiments import run_figure1, summarise_figure1
+    runs = run_figure1("smoke")                       # ReLU vs tanh on CIFAR-10, lr search + seeds
+    summary = summarise_figure1(runs)                 # epochs to 25% training error and their ratio
+
+    scores = colour_selectivity(kernels)              # (K,) in [0, 1]: 0 grey, 1 purely colour-opponent
+    split = tower_split(*conv1_towers(model))         # do the two towers differ in colour? (Figure 3)
+
+    idx, dist = nearest_neighbours(queries, database, k=6)   # batched Euclidean retrieval (Figure 4)
+
+A full run from a terminal on a GPU machine (each writes its results folder)::
+
+    python -m alexlib.experiments figure1 --scale full
+    python -m alexlib.experiments figure3 --scale full
+    python -m alexlib.experiments figure4 --scale full
+
+Paper: section 3.1 (Figure 1), section 6.1 (Figures 3 and 4).
+"""
+
+from __future__ import annotations
+
+from .figure1 import (
+    train_resident,
+    epochs_to_reach,
+    best_lr,
+    run_figure1,
+    summarise_figure1,
+    save_figure1,
+    stored_figure1,
+    format_figure1,
+)
+from .figure3 import (
+    SPLIT_SEPARATION,
+    colour_selectivity,
+    bimodality_coefficient,
+    tower_split,
+    format_tower_splits,
+    train_for_kernels,
+    TORCHVISION_ALEXNET,
+    pretrained_conv1,
+    save_figure3,
+    stored_figure3,
+)
+from .figure4 import (
+    nearest_neighbours,
+    BinaryAutoencoder,
+    train_autoencoder,
+    binary_codes,
+    hamming_neighbours,
+    neighbour_recall,
+    class_precision,
+    run_figure4,
+    format_retrieval,
+    save_figure4,
+    stored_figure4,
+)
+
+__all__ = [
+    "train_resident",
+    "epochs_to_reach",
+    "best_lr",
+    "run_figure1",
+    "summarise_figure1",
+    "save_figure1",
+    "stored_figure1",
+    "format_figure1",
+    "SPLIT_SEPARATION",
+    "colour_selectivity",
+    "bimodality_coefficient",
+    "tower_split",
+    "format_tower_splits",
+    "train_for_kernels",
+    "TORCHVISION_ALEXNET",
+    "pretrained_conv1",
+    "save_figure3",
+    "stored_figure3",
+    "nearest_neighbours",
+    "BinaryAutoencoder",
+    "train_autoencoder",
+    "binary_codes",
+    "hamming_neighbours",
+    "neighbour_recall",
+    "class_precision",
+    "run_figure4",
+    "format_retrieval",
+    "save_figure4",
+    "stored_figure4",
+]
