@@ -9,7 +9,8 @@ Data flows one way through the modules, and each imports only from those to its 
 ``errors``: the one error type (:class:`~alexlib.errors.AlexlibError`); ``_io``: atomic writes,
 provenance, the results folder; ``config``: the one registry of settings (experiment x scale);
 ``engine``: the one training loop and the one top-k; ``tools``: build tooling (the book job,
-the benchmark), not library code. Chapters import what they need, e.g. ``from alexlib.data import load``.
+the benchmark), not library code. Chapters import what they need, e.g. ``from alexlib.data import
+load``.
 """
 
 __version__ = "0.1.0"

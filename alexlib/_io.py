@@ -62,7 +62,8 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def provenance() -> dict:
-    """Where and with what a result was made: date, host, CPU or GPU, core count, versions, commit."""
+    """Where and with what a result was made: date, host, CPU or GPU, core count, versions,
+    commit."""
     info = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
@@ -105,7 +106,9 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _checkout(start: Path | None = None, marks: tuple[str, ...] = ("_toc.yml", "_config.yml")) -> Path | None:
+def _checkout(
+    start: Path | None = None, marks: tuple[str, ...] = ("_toc.yml", "_config.yml")
+) -> Path | None:
     """The folder holding every file of ``marks``, upwards from ``start`` (default: the working
     directory), then from this package's folder; ``None`` outside a checkout."""
     for base in (Path(start or Path.cwd()).resolve(), Path(__file__).resolve().parent):

@@ -1,4 +1,5 @@
-"""The Triton kernels of ``alexlib.fast.lrn_triton``: local response normalisation, forward and backward.
+"""The Triton kernels of ``alexlib.fast.lrn_triton``: local response normalisation, forward and
+backward.
 
 Imported by ``alexlib.fast`` on first use (not at package import), so that Triton is needed only by
 those who use the kernels and so that ``TRITON_INTERPRET=1``, set by the tests before that first
@@ -21,11 +22,13 @@ from torch.library import triton_op, wrap_triton
 
 from .fast import _interpreting
 
-
 # Tile shapes to try on the GPU (the first call per shape times them all and keeps the fastest);
 # one tile in Triton's interpreter, where timing means nothing.
-_SHAPES = [(64, 32, 4)] if _interpreting() else [
-    (64, 32, 4), (128, 32, 4), (32, 64, 4), (64, 64, 4), (128, 64, 8), (256, 32, 8)]
+_SHAPES = (
+    [(64, 32, 4)]
+    if _interpreting()
+    else [(64, 32, 4), (128, 32, 4), (32, 64, 4), (64, 64, 4), (128, 64, 8), (256, 32, 8)]
+)
 _CONFIGS = [triton.Config({"BLOCK_P": p, "BLOCK_C": c}, num_warps=w) for p, c, w in _SHAPES]
 
 
@@ -42,34 +45,94 @@ def _tile(P, HW, C, CT, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
-def _window_squares(x_ptr, xrow, sxc, centre, lo, CT, ok, SIZE: tl.constexpr, LO: tl.constexpr,
-                    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    # sum of x^2 over channels centre - LO .. centre - LO + SIZE - 1 that lie in the tower [lo, lo + CT)
+def _window_squares(
+    x_ptr,
+    xrow,
+    sxc,
+    centre,
+    lo,
+    CT,
+    ok,
+    SIZE: tl.constexpr,
+    LO: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    # sum of x^2 over channels centre - LO .. centre - LO + SIZE - 1 that lie in the tower [lo, lo +
+    # CT)
     acc = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
     for i in tl.static_range(SIZE):
         n = centre + (i - LO)
-        v = tl.load(x_ptr + xrow + n * sxc, mask=ok & (n >= lo) & (n < lo + CT), other=0.0).to(tl.float32)
+        v = tl.load(x_ptr + xrow + n * sxc, mask=ok & (n >= lo) & (n < lo + CT), other=0.0).to(
+            tl.float32
+        )
         acc += v * v
     return acc
 
 
 @triton.autotune(configs=_CONFIGS, key=["P", "C", "CT"])
 @triton.jit
-def _fwd(x_ptr, y_ptr, P, HW, C, CT, sxb, sxc, sxq, syb, syc, syq, alpha_n, beta, k,
-         SIZE: tl.constexpr, LO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _fwd(
+    x_ptr,
+    y_ptr,
+    P,
+    HW,
+    C,
+    CT,
+    sxb,
+    sxc,
+    sxq,
+    syb,
+    syc,
+    syq,
+    alpha_n,
+    beta,
+    k,
+    SIZE: tl.constexpr,
+    LO: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     # y = x s^-beta with s = k + alpha_n * (window sum of x^2)
     bi, q, cc, lo, inside = _tile(P, HW, C, CT, BLOCK_P, BLOCK_C)
     xrow = (bi * sxb + q * sxq)[:, None]
-    s = k + alpha_n * _window_squares(x_ptr, xrow, sxc, cc, lo, CT, inside, SIZE, LO, BLOCK_P, BLOCK_C)
+    s = k + alpha_n * _window_squares(
+        x_ptr, xrow, sxc, cc, lo, CT, inside, SIZE, LO, BLOCK_P, BLOCK_C
+    )
     xv = tl.load(x_ptr + xrow + cc * sxc, mask=inside, other=0.0).to(tl.float32)
     y = xv * tl.exp2(-beta * tl.log2(s))
-    tl.store(y_ptr + (bi * syb + q * syq)[:, None] + cc * syc, y.to(y_ptr.dtype.element_ty), mask=inside)
+    tl.store(
+        y_ptr + (bi * syb + q * syq)[:, None] + cc * syc, y.to(y_ptr.dtype.element_ty), mask=inside
+    )
 
 
 @triton.autotune(configs=_CONFIGS, key=["P", "C", "CT"])
 @triton.jit
-def _bwd(x_ptr, g_ptr, dx_ptr, P, HW, C, CT, sxb, sxc, sxq, sgb, sgc, sgq, sdb, sdc, sdq, alpha_n, beta, k,
-         SIZE: tl.constexpr, LO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _bwd(
+    x_ptr,
+    g_ptr,
+    dx_ptr,
+    P,
+    HW,
+    C,
+    CT,
+    sxb,
+    sxc,
+    sxq,
+    sgb,
+    sgc,
+    sgq,
+    sdb,
+    sdc,
+    sdq,
+    alpha_n,
+    beta,
+    k,
+    SIZE: tl.constexpr,
+    LO: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     # dx_j = g_j s_j^-beta - 2 beta alpha_n x_j sum_{c: j in window(c)} g_c x_c s_c^(-beta-1);
     # the sums s_c are recomputed from x rather than stored by the forward
     bi, q, cc, lo, inside = _tile(P, HW, C, CT, BLOCK_P, BLOCK_C)
@@ -80,15 +143,23 @@ def _bwd(x_ptr, g_ptr, dx_ptr, P, HW, C, CT, sxb, sxc, sxq, sgb, sgc, sgq, sdb, 
     for i in tl.static_range(SIZE):  # the channels c whose window holds j: c = j - HI .. j + LO
         cn = cc + (i - HI)
         ok = inside & (cn >= lo) & (cn < lo + CT)
-        s_c = k + alpha_n * _window_squares(x_ptr, xrow, sxc, cn, lo, CT, ok, SIZE, LO, BLOCK_P, BLOCK_C)
+        s_c = k + alpha_n * _window_squares(
+            x_ptr, xrow, sxc, cn, lo, CT, ok, SIZE, LO, BLOCK_P, BLOCK_C
+        )
         x_c = tl.load(x_ptr + xrow + cn * sxc, mask=ok, other=0.0).to(tl.float32)
         g_c = tl.load(g_ptr + grow + cn * sgc, mask=ok, other=0.0).to(tl.float32)
         acc += tl.where(ok, g_c * x_c * tl.exp2((-beta - 1.0) * tl.log2(s_c)), 0.0)
-    s_j = k + alpha_n * _window_squares(x_ptr, xrow, sxc, cc, lo, CT, inside, SIZE, LO, BLOCK_P, BLOCK_C)
+    s_j = k + alpha_n * _window_squares(
+        x_ptr, xrow, sxc, cc, lo, CT, inside, SIZE, LO, BLOCK_P, BLOCK_C
+    )
     xj = tl.load(x_ptr + xrow + cc * sxc, mask=inside, other=0.0).to(tl.float32)
     gj = tl.load(g_ptr + grow + cc * sgc, mask=inside, other=0.0).to(tl.float32)
     dx = gj * tl.exp2(-beta * tl.log2(s_j)) - 2.0 * beta * alpha_n * xj * acc
-    tl.store(dx_ptr + (bi * sdb + q * sdq)[:, None] + cc * sdc, dx.to(dx_ptr.dtype.element_ty), mask=inside)
+    tl.store(
+        dx_ptr + (bi * sdb + q * sdq)[:, None] + cc * sdc,
+        dx.to(dx_ptr.dtype.element_ty),
+        mask=inside,
+    )
 
 
 def _strides(t: Tensor) -> tuple[int, int, int]:
@@ -106,19 +177,47 @@ def lrn_forward(x: Tensor, size: int, alpha: float, beta: float, k: float, tower
     y = torch.empty_like(x)
     P = b * h * w
     wrap_triton(_fwd)[_grid(P, c)](
-        x, y, P, h * w, c, c // towers, *_strides(x), *_strides(y), alpha / size, beta, k,
-        SIZE=size, LO=size // 2)
+        x,
+        y,
+        P,
+        h * w,
+        c,
+        c // towers,
+        *_strides(x),
+        *_strides(y),
+        alpha / size,
+        beta,
+        k,
+        SIZE=size,
+        LO=size // 2,
+    )
     return y
 
 
 @triton_op("alexlib::lrn_backward", mutates_args={})
-def lrn_backward(grad: Tensor, x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
+def lrn_backward(
+    grad: Tensor, x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int
+) -> Tensor:
     b, c, h, w = x.shape
     dx = torch.empty_like(x)
     P = b * h * w
     wrap_triton(_bwd)[_grid(P, c)](
-        x, grad, dx, P, h * w, c, c // towers, *_strides(x), *_strides(grad), *_strides(dx), alpha / size, beta, k,
-        SIZE=size, LO=size // 2)
+        x,
+        grad,
+        dx,
+        P,
+        h * w,
+        c,
+        c // towers,
+        *_strides(x),
+        *_strides(grad),
+        *_strides(dx),
+        alpha / size,
+        beta,
+        k,
+        SIZE=size,
+        LO=size // 2,
+    )
     return dx
 
 

@@ -3,13 +3,14 @@
     python -m alexlib info                      torch, device, data root, datasets present
     python -m alexlib data [--root DIR]         every dataset found, with split sizes
     python -m alexlib summary --variant paper   the layer table of a model variant
-    python -m alexlib train --dataset imagenette --variant paper --scale smoke --out runs/x [--resume]
+    python -m alexlib train --dataset imagenette --variant paper --scale smoke --out runs/x
+    python -m alexlib train ... --out runs/x --resume
     python -m alexlib train --dataset cifar10 --variant cifar4 --scale full --out runs/c
     python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
     python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
-    python -m alexlib ledger run --scale full   the ablations behind the paper-claims ledger (resumable)
+    python -m alexlib ledger run --scale full   the paper-claims ledger's ablations (resumable)
     python -m alexlib ledger table              the ledger, generated from results/
-    python -m alexlib bench [--sweep]           training images/s: torchvision alexnet vs the paper net
+    python -m alexlib bench [--sweep]           training images/s: torchvision alexnet, paper net
 
 Every error a user can cause (:class:`alexlib.errors.AlexlibError`, or a bad argument) is printed
 as one line, ``error: ...``, with exit status 2; never a traceback.
@@ -54,7 +55,8 @@ def _info(args) -> int:
 
 
 def print_info(root: str | None = None) -> None:
-    """Print the library and torch versions, the device torch will use, the data root and the datasets present."""
+    """Print the library and torch versions, the device torch will use, the data root and the
+    datasets present."""
     print(f"alexlib      {__version__}")
     print(f"python       {platform.python_version()} ({sys.executable})")
     print(f"torch        {torch.__version__} (torchvision {torchvision.__version__})")
@@ -78,7 +80,8 @@ def _data(args) -> int:
 
 
 def print_data(root: str | None = None) -> None:
-    """Print every dataset found under the data root, with its split sizes, and where the missing ones were sought."""
+    """Print every dataset found under the data root, with its split sizes, and where the missing
+    ones were sought."""
     base, how = data_root(root)
     print(f"data root: {base} ({how})")
     missing = []
@@ -88,8 +91,10 @@ def print_data(root: str | None = None) -> None:
             continue
         sizes = "  ".join(f"{split} {n}" for split, n in row["splits"].items())
         counts = "/".join(str(n) for n in row["splits"].values())
-        print(f"{row['name']:17s} {counts:12s} {sizes}  ({row.get('classes', '?')} classes; {row['format']}; "
-              f"{row['location']})")
+        print(
+            f"{row['name']:17s} {counts:12s} {sizes}  ({row.get('classes', '?')} classes; "
+            f"{row['format']}; {row['location']})"
+        )
         if "error" in row:
             print(f"  problem: {row['error']}")
     for name in missing:
@@ -99,7 +104,9 @@ def print_data(root: str | None = None) -> None:
 
 def _summary(args) -> int:
     if args.variant not in VARIANTS:
-        raise SettingsError(f"unknown variant {args.variant!r}; the variants are: {', '.join(VARIANTS)}")
+        raise SettingsError(
+            f"unknown variant {args.variant!r}; the variants are: {', '.join(VARIANTS)}"
+        )
     size = args.image_size or (32 if args.variant == "cifar4" else 224)
     kw = {"input_size": size} if "input_size" in options(args.variant) else {}
     check_input_size(args.variant, size, **kw)
@@ -109,11 +116,31 @@ def _summary(args) -> int:
 
 
 def _train(args) -> int:
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "schedule", "train_per_class",
-                                                  "val_per_class", "device", "data_root", "dropout", "image_size",
-                                                  "crop", "checkpoint_minutes", "inputs")}
-    overrides.update(dataset=args.dataset, variant=args.variant, compile=args.compile or None,
-                     fast=False if args.reference_layers else None)
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "epochs",
+            "batch_size",
+            "lr",
+            "seed",
+            "schedule",
+            "train_per_class",
+            "val_per_class",
+            "device",
+            "data_root",
+            "dropout",
+            "image_size",
+            "crop",
+            "checkpoint_minutes",
+            "inputs",
+        )
+    }
+    overrides.update(
+        dataset=args.dataset,
+        variant=args.variant,
+        compile=args.compile or None,
+        fast=False if args.reference_layers else None,
+    )
     settings = RunSettings.for_scale(args.scale, **overrides)
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # launched by torchrun
     if distributed:
@@ -123,8 +150,10 @@ def _train(args) -> int:
             local = int(os.environ.get("LOCAL_RANK", 0))
             if local >= torch.cuda.device_count():
                 raise TrainingError(
-                    f"torchrun started more processes on this machine than it has GPUs ({torch.cuda.device_count()}): "
-                    "use --nproc_per_node equal to the number of GPUs, or --device cpu for a CPU (gloo) run.")
+                    "torchrun started more processes on this machine than it has GPUs "
+                    f"({torch.cuda.device_count()}): use --nproc_per_node equal to the number of "
+                    "GPUs, or --device cpu for a CPU (gloo) run."
+                )
             torch.cuda.set_device(local)
             settings.device = f"cuda:{local}"
     try:
@@ -133,8 +162,11 @@ def _train(args) -> int:
         if distributed:
             dist.destroy_process_group()
     if not distributed or int(os.environ["RANK"]) == 0:
-        print(f"done: val top-1 error {result['val_top1_err']:.2f}%, top-5 {result['val_top5_err']:.2f}% "
-              f"after epoch {result['epoch']}; run folder {result['out']}")
+        print(
+            f"done: val top-1 error {result['val_top1_err']:.2f}%, top-5 "
+            f"{result['val_top5_err']:.2f}% "
+            f"after epoch {result['epoch']}; run folder {result['out']}"
+        )
     return 0
 
 
@@ -144,16 +176,28 @@ def _evaluate(args) -> int:
     device = resolve_device(args.device)
     model.to(device)
     root = args.root or settings.data_root
-    val = load(settings.dataset, "val", root=root, size=settings.image_size, per_class=settings.val_per_class,
-               seed=settings.seed)
+    val = load(
+        settings.dataset,
+        "val",
+        root=root,
+        size=settings.image_size,
+        per_class=settings.val_per_class,
+        seed=settings.seed,
+    )
     views = ["center"] + (["ten"] if args.ten_crop else [])
-    print(f"{settings.variant} on {settings.dataset} val ({len(val)} images), epoch {checkpoint['epoch']}, "
-          f"{settings.inputs} inputs")
+    print(
+        f"{settings.variant} on {settings.dataset} val ({len(val)} images), epoch "
+        f"{checkpoint['epoch']}, {settings.inputs} inputs"
+    )
     for v in views:
         # the model carries the statistics it was trained with: its own preprocessing, always
-        errors = topk_errors(predict(model, val.images, views=v, crop=settings.crop, device=device), val.labels)
-        print(f"  {v + ' crop' if v == 'center' else 'ten views':12s} top-1 error {errors['top1_err']:6.2f}%   "
-              f"top-5 error {errors['top5_err']:6.2f}%")
+        errors = topk_errors(
+            predict(model, val.images, views=v, crop=settings.crop, device=device), val.labels
+        )
+        print(
+            f"  {v + ' crop' if v == 'center' else 'ten views':12s} top-1 error "
+            f"{errors['top1_err']:6.2f}%   top-5 error {errors['top5_err']:6.2f}%"
+        )
     return 0
 
 
@@ -181,11 +225,17 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_summary)
 
     p = sub.add_parser("train", help="train a variant with the paper's recipe (resumable)")
-    p.add_argument("--dataset", default="imagenette", help="cifar10, imagenette, imagenet, or a folder/zip")
+    p.add_argument(
+        "--dataset", default="imagenette", help="cifar10, imagenette, imagenet, or a folder/zip"
+    )
     p.add_argument("--variant", default="paper", help=f"one of: {', '.join(VARIANTS)}")
     p.add_argument("--scale", choices=SCALES, default="smoke")
-    p.add_argument("--out", required=True, help="run folder: settings.json, metrics.jsonl, checkpoint.pt")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument(
+        "--out", required=True, help="run folder: settings.json, metrics.jsonl, checkpoint.pt"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -194,34 +244,59 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-per-class", type=int)
     p.add_argument("--val-per-class", type=int)
     p.add_argument("--dropout", type=float)
-    p.add_argument("--image-size", type=int,
-                   help="images are rescaled and centre-cropped to this (default 256; CIFAR-10: 32)")
-    p.add_argument("--crop", type=int, help="training patches and test views (default 224; CIFAR-10: 24)")
-    p.add_argument("--inputs", choices=INPUTS,
-                   help="input convention (default: the variant's; mean-image for the paper's nets)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="images are rescaled and centre-cropped to this (default 256; CIFAR-10: 32)",
+    )
+    p.add_argument(
+        "--crop", type=int, help="training patches and test views (default 224; CIFAR-10: 24)"
+    )
+    p.add_argument(
+        "--inputs",
+        choices=INPUTS,
+        help="input convention (default: the variant's; mean-image for the paper's nets)",
+    )
     p.add_argument("--device")
     p.add_argument("--root", dest="data_root", help=root_help)
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
-    p.add_argument("--checkpoint-minutes", type=float,
-                   help="at most one checkpoint every this many minutes, always one after the last epoch "
-                        "(default 0: after every epoch)")
-    p.add_argument("--reference-layers", action="store_true",
-                   help="train with PyTorch's stock layers on CUDA too (default: alexlib.fast's equal, faster forms)")
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        help="at most one checkpoint every this many minutes, always one after the last epoch "
+        "(default 0: after every epoch)",
+    )
+    p.add_argument(
+        "--reference-layers",
+        action="store_true",
+        help="train with PyTorch's stock layers on CUDA too (default: alexlib.fast's equal, faster "
+        "forms)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_train)
 
-    p = sub.add_parser("evaluate", help="top-1/top-5 error of a checkpoint, centre crop (and ten views)")
+    p = sub.add_parser(
+        "evaluate", help="top-1/top-5 error of a checkpoint, centre crop (and ten views)"
+    )
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--ten-crop", action="store_true", help="also average the softmax over the ten test views")
+    p.add_argument(
+        "--ten-crop", action="store_true", help="also average the softmax over the ten test views"
+    )
     p.add_argument("--root", help="data root (default: the run's, else $ALEXLIB_DATA)")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("book", help="execute every chapter with papermill and build the HTML book")
     p.add_argument("--scale", choices=SCALES, default="smoke")
-    p.add_argument("--no-execute", action="store_true", help="build from the chapters executed last time")
-    p.add_argument("--check", action="store_true", help="then check every page in headless Chromium")
-    p.add_argument("--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)")
+    p.add_argument(
+        "--no-execute", action="store_true", help="build from the chapters executed last time"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="then check every page in headless Chromium"
+    )
+    p.add_argument(
+        "--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)"
+    )
     p.set_defaults(run=_book)
 
     bench.add_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net

@@ -53,8 +53,12 @@ PRESETS: dict[str, dict[str, dict]] = {
     # Chapter 7: the input pipeline's loaders side by side
     "pipeline": {
         "smoke": dict(dataset="imagenette", train_per_class=20, batch_size=32, num_workers=0),
-        "full": dict(dataset="imagenette", train_per_class=None, batch_size=128,
-                     num_workers=min(4, os.cpu_count() or 1)),
+        "full": dict(
+            dataset="imagenette",
+            train_per_class=None,
+            batch_size=128,
+            num_workers=min(4, os.cpu_count() or 1),
+        ),
     },
     # Chapter 2: cifar4 with ReLU vs tanh on CIFAR-10 (Figure 1 in miniature)
     "relu_vs_tanh": {
@@ -64,10 +68,17 @@ PRESETS: dict[str, dict[str, dict]] = {
     # Chapter 6: the paper's fc head alone (alexlib.model.paper_head) on CIFAR-10 pixels, with
     # and without dropout
     "dropout": {
-        "smoke": dict(train_per_class=50, val_per_class=50, epochs=25, batch_size=32, lr=0.01,
-                      hidden=1024),
-        "full": dict(train_per_class=500, val_per_class=None, epochs=100, batch_size=128, lr=0.01,
-                     hidden=4096),
+        "smoke": dict(
+            train_per_class=50, val_per_class=50, epochs=25, batch_size=32, lr=0.01, hidden=1024
+        ),
+        "full": dict(
+            train_per_class=500,
+            val_per_class=None,
+            epochs=100,
+            batch_size=128,
+            lr=0.01,
+            hidden=4096,
+        ),
     },
     # Figure 1 (Paper: section 3.1). "lrs": the rates tried for each activation (the paper used,
     # for each net, the rate that made it fastest); seeds[0] is the seed of that search, and its
@@ -75,45 +86,121 @@ PRESETS: dict[str, dict[str, dict]] = {
     # at which epochs are counted: 25% is the paper's; a higher level stands in where 25% is not
     # reached.
     "figure1": {
-        "smoke": dict(train_per_class=20, epochs=8, batch_size=20, momentum=0.9, seeds=(0, 1),
-                      lrs={"relu": (0.01, 0.03), "tanh": (0.01, 0.03)}, thresholds=(25.0, 70.0)),
-        "full": dict(train_per_class=None, epochs=60, batch_size=128, momentum=0.9,
-                     seeds=(0, 1, 2, 3, 4),
-                     lrs={"relu": (0.003, 0.01, 0.03, 0.1), "tanh": (0.003, 0.01, 0.03, 0.1)},
-                     thresholds=(25.0, 50.0)),
+        "smoke": dict(
+            train_per_class=20,
+            epochs=8,
+            batch_size=20,
+            momentum=0.9,
+            seeds=(0, 1),
+            lrs={"relu": (0.01, 0.03), "tanh": (0.01, 0.03)},
+            thresholds=(25.0, 70.0),
+        ),
+        "full": dict(
+            train_per_class=None,
+            epochs=60,
+            batch_size=128,
+            momentum=0.9,
+            seeds=(0, 1, 2, 3, 4),
+            lrs={"relu": (0.003, 0.01, 0.03, 0.1), "tanh": (0.003, 0.01, 0.03, 0.1)},
+            thresholds=(25.0, 50.0),
+        ),
     },
     # Figure 3 (Paper: section 6.1). smoke: one epoch over 10 images per class at the paper's
     # 224 crop, a few dozen SGD steps
     "figure3": {
-        "smoke": dict(dataset="imagenette", epochs=1, batch_size=32, train_per_class=10,
-                      val_per_class=2, seeds=(0, 1), variants=("half", "onegpu2014")),
-        "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None,
-                     val_per_class=None, seeds=(0, 1, 2, 3, 4), variants=("half", "onegpu2014")),
+        "smoke": dict(
+            dataset="imagenette",
+            epochs=1,
+            batch_size=32,
+            train_per_class=10,
+            val_per_class=2,
+            seeds=(0, 1),
+            variants=("half", "onegpu2014"),
+        ),
+        "full": dict(
+            dataset="imagenette",
+            epochs=90,
+            batch_size=128,
+            train_per_class=None,
+            val_per_class=None,
+            seeds=(0, 1, 2, 3, 4),
+            variants=("half", "onegpu2014"),
+        ),
     },
     # Figure 4 (Paper: section 6.1): top-5 predictions, fc7 neighbours, binary codes
     "figure4": {
-        "smoke": dict(dataset="imagenette", epochs=1, batch_size=32, train_per_class=10,
-                      val_per_class=4, bits=(16, 32), ae_epochs=60, k=6),
-        "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None,
-                     val_per_class=None, bits=(32, 64, 128, 256), ae_epochs=60, k=6),
+        "smoke": dict(
+            dataset="imagenette",
+            epochs=1,
+            batch_size=32,
+            train_per_class=10,
+            val_per_class=4,
+            bits=(16, 32),
+            ae_epochs=60,
+            k=6,
+        ),
+        "full": dict(
+            dataset="imagenette",
+            epochs=90,
+            batch_size=128,
+            train_per_class=None,
+            val_per_class=None,
+            bits=(32, 64, 128, 256),
+            ae_epochs=60,
+            k=6,
+        ),
     },
     # The paper-claims ledger. full: the paper's recipe on all of Imagenette, 90 epochs, lr / 10
     # on plateaus. "chunk_epochs": a run trains this many epochs per resume step, so that a time
     # budget can stop the runner between steps (the numbers equal an uninterrupted run's).
     "ledger": {
-        "smoke": dict(dataset="imagenette", epochs=1, batch_size=20, train_per_class=4,
-                      val_per_class=2, seeds=1, chunk_epochs=1),
-        "full": dict(dataset="imagenette", epochs=90, batch_size=128, train_per_class=None,
-                     val_per_class=None, seeds=3, chunk_epochs=5),
+        "smoke": dict(
+            dataset="imagenette",
+            epochs=1,
+            batch_size=20,
+            train_per_class=4,
+            val_per_class=2,
+            seeds=1,
+            chunk_epochs=1,
+        ),
+        "full": dict(
+            dataset="imagenette",
+            epochs=90,
+            batch_size=128,
+            train_per_class=None,
+            val_per_class=None,
+            seeds=3,
+            chunk_epochs=5,
+        ),
     },
     # Chapter 13: one process against data-parallel processes, a small net on CIFAR-10
     "ddp": {
-        "smoke": dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=32,
-                      lr=0.002, schedule="constant", train_per_class=40, val_per_class=10,
-                      epochs=3, inputs="mean-image"),
-        "full": dict(dataset="cifar10", variant="cifar4", image_size=32, crop=32, batch_size=128,
-                     lr=0.01, schedule="constant", train_per_class=None, val_per_class=None,
-                     epochs=20, inputs="mean-image"),
+        "smoke": dict(
+            dataset="cifar10",
+            variant="cifar4",
+            image_size=32,
+            crop=32,
+            batch_size=32,
+            lr=0.002,
+            schedule="constant",
+            train_per_class=40,
+            val_per_class=10,
+            epochs=3,
+            inputs="mean-image",
+        ),
+        "full": dict(
+            dataset="cifar10",
+            variant="cifar4",
+            image_size=32,
+            crop=32,
+            batch_size=128,
+            lr=0.01,
+            schedule="constant",
+            train_per_class=None,
+            val_per_class=None,
+            epochs=20,
+            inputs="mean-image",
+        ),
     },
 }
 
@@ -150,9 +237,7 @@ def preset(experiment: str, scale: str, **overrides) -> dict:
     check_scale(scale)
     table = PRESETS[experiment]
     if scale not in table:
-        raise SettingsError(
-            f"{experiment} has no {scale!r} preset; it has: {', '.join(table)}"
-        )
+        raise SettingsError(f"{experiment} has no {scale!r} preset; it has: {', '.join(table)}")
     settings = dict(table[scale])
     unknown = sorted(set(overrides) - set(settings))
     if unknown:

@@ -4,19 +4,21 @@ Every chapter gets its images through two calls:
 
 - ``open_split(name, split)`` lists a split without decoding it (a :class:`Split`): file names,
   labels, class names, and ``read_bytes(i)`` / ``decode(i)`` for one image. Cheap even for ImageNet.
-- ``load(name, split, size=..., per_class=...)`` decodes a split (or a seeded, class-balanced subset)
+- ``load(name, split, size=..., per_class=...)`` decodes a split (or a seeded, class-balanced
+subset)
   into one uint8 tensor ``(N, 3, H, W)`` and caches it on disk, so later runs and later epochs never
   decode a JPEG again (:class:`ImageTensors`).
 
-Where the data root is: the ``root`` argument, else ``$ALEXLIB_DATA``, else the per-user cache folder
-(``~/.cache/alexlib/data``). Known datasets and the layouts searched under that root:
+Where the data root is: the ``root`` argument, else ``$ALEXLIB_DATA``, else the per-user cache
+folder (``~/.cache/alexlib/data``). Known datasets and the layouts searched under that root:
 
 ========================  =====================================================================
 ``cifar10``               ``cifar10-jpeg/{train,test}.zip`` or ``.../{train,test}/`` (one folder per
                           class), or torchvision's official ``cifar-10-batches-py/``
 ``imagenette``            ``imagenette-224/train*.zip`` + ``val.zip`` (or folders), or torchvision's
                           ``imagenette2``, ``imagenette2-320``, ``imagenette2-160`` folders
-``imagenet``              ``imagenet/`` or ``ILSVRC2012/`` with ``train/<wnid>/`` and ``val/<wnid>/``
+``imagenet``              ``imagenet/`` or ``ILSVRC2012/`` with ``train/<wnid>/`` and
+``val/<wnid>/``
 ``imagenet-samples``      ``imagenet-samples/images/<wnid>_<name>.JPEG`` (one split, ``all``)
 any folder or ``.zip``    ImageFolder layout: ``[split/]<class>/<image>``
 ========================  =====================================================================
@@ -73,7 +75,8 @@ _SPLIT_ALIASES = {"val": ("val", "test", "valid", "validation"), "test": ("test"
 
 
 def cache_dir() -> Path:
-    """The per-user cache folder: ``$ALEXLIB_CACHE``, else ``$XDG_CACHE_HOME/alexlib``, else ``~/.cache/alexlib``."""
+    """The per-user cache folder: ``$ALEXLIB_CACHE``, else ``$XDG_CACHE_HOME/alexlib``, else
+    ``~/.cache/alexlib``."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -81,7 +84,8 @@ def cache_dir() -> Path:
 
 
 def data_root(root: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """The data root and where it came from: the argument, else ``$ALEXLIB_DATA``, else the cache folder."""
+    """The data root and where it came from: the argument, else ``$ALEXLIB_DATA``, else the cache
+    folder."""
     if root is not None:
         return Path(root).expanduser(), "argument"
     if os.environ.get(DATA_ENV):
@@ -130,9 +134,12 @@ class Split:
             return self._zips[key]
 
     def read_bytes(self, i: int) -> bytes:
-        """The encoded file of image ``i`` (e.g. JPEG bytes), for decoding elsewhere (e.g. on a GPU)."""
+        """The encoded file of image ``i`` (e.g. JPEG bytes), for decoding elsewhere (e.g. on a
+        GPU)."""
         if self.arrays is not None:
-            raise DataError(f"{self.location} stores decoded pixels, not encoded files; use decode(i).")
+            raise DataError(
+                f"{self.location} stores decoded pixels, not encoded files; use decode(i)."
+            )
         source, member = self.files[i]
         try:
             if source.suffix == ".zip":
@@ -150,7 +157,7 @@ class Split:
             return self.arrays[i]
         return decode_image(self.read_bytes(i), self.describe(i))
 
-    def subset(self, indices) -> "Split":
+    def subset(self, indices) -> Split:
         """The images at ``indices``, in that order, with the same class list."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         return Split(
@@ -225,8 +232,8 @@ def _is_image(name: str) -> bool:
 
 
 def _walk(folder: Path) -> tuple[list[str], set[str]]:
-    """Image files and sub-folders below ``folder``, as ``/``-separated relative paths (one pass, no stat
-    per file: ImageNet's training split has 1.28 million files)."""
+    """Image files and sub-folders below ``folder``, as ``/``-separated relative paths (one pass, no
+    stat per file: ImageNet's training split has 1.28 million files)."""
     files: list[str] = []
     dirs: set[str] = set()
     for here, subdirs, names in os.walk(folder):
@@ -243,8 +250,8 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def _members(source: Path, split: str | None) -> tuple[Path, list[str], set[str]]:
-    """The image members and folder names of one source (a zip, or a folder), relative to the part of it
-    that holds ``split``: a folder's ``split/`` subfolder when it has one."""
+    """The image members and folder names of one source (a zip, or a folder), relative to the part
+    of it that holds ``split``: a folder's ``split/`` subfolder when it has one."""
     if source.suffix == ".zip":
         names = _open_zip(source).namelist()
         dirs = {m.rstrip("/") for m in names if m.endswith("/")}
@@ -258,10 +265,12 @@ def _members(source: Path, split: str | None) -> tuple[Path, list[str], set[str]
     return source, members, dirs
 
 
-def _split_entries(sources: list[Path], split: str | None) -> tuple[list[tuple[Path, str]], list[str], set[str]]:
+def _split_entries(
+    sources: list[Path], split: str | None
+) -> tuple[list[tuple[Path, str]], list[str], set[str]]:
     """All ``(source, member)`` images of ``split`` in ImageFolder layout, their class folder names,
-    and every class folder seen (empty ones included). ``split=None``: ``<class>/<image>`` at the top
-    (or under one enclosing folder)."""
+    and every class folder seen (empty ones included). ``split=None``: ``<class>/<image>`` at the
+    top (or under one enclosing folder)."""
     entries: list[tuple[Path, str]] = []
     names: list[str] = []
     all_classes: set[str] = set()
@@ -275,13 +284,13 @@ def _split_entries(sources: list[Path], split: str | None) -> tuple[list[tuple[P
         if prefix is None:
             continue
         for d in dirs:
-            rest = d[len(prefix):]
+            rest = d[len(prefix) :]
             if d.startswith(prefix) and rest and "/" not in rest:
                 all_classes.add(rest)
         for m in members:
             if not m.startswith(prefix) or not _is_image(m):
                 continue
-            rest = m[len(prefix):].split("/")
+            rest = m[len(prefix) :].split("/")
             if len(rest) == 1:
                 loose.append(f"{base}:{m}" if base.suffix == ".zip" else str(base / m))
                 continue
@@ -290,9 +299,9 @@ def _split_entries(sources: list[Path], split: str | None) -> tuple[list[tuple[P
             all_classes.add(rest[0])
     if loose and not entries:
         raise DataError(
-            f"found images directly in the split folder ({loose[0]} and {len(loose) - 1} more) but no class "
-            "folders. Expected the ImageFolder layout [<split>/]<class>/<image>: put each image in a folder "
-            "named after its class."
+            f"found images directly in the split folder ({loose[0]} and {len(loose) - 1} more) but "
+            "no class folders. Expected the ImageFolder layout [<split>/]<class>/<image>: put "
+            "each image in a folder named after its class."
         )
     return entries, names, all_classes
 
@@ -317,18 +326,25 @@ def _find_prefix(members: list[str], dirs: set[str], split: str | None) -> str |
     return min(candidates, key=len)
 
 
-def _folder_split(name: str, location: Path, sources: list[Path], split: str, class_names: dict | None = None,
-                  reference: list[str] | None = None) -> Split:
+def _folder_split(
+    name: str,
+    location: Path,
+    sources: list[Path],
+    split: str,
+    class_names: dict | None = None,
+    reference: list[str] | None = None,
+) -> Split:
     entries, names, all_classes = _split_entries(sources, split)
     if not entries:
         raise DataError(
-            f"{name}: no images for split {split!r} in {', '.join(map(str, sources))}. Expected the layout "
-            f"{split}/<class>/<image> (in a folder or a zip)."
+            f"{name}: no images for split {split!r} in {', '.join(map(str, sources))}. Expected "
+            f"the layout {split}/<class>/<image> (in a folder or a zip)."
         )
     empty = sorted(all_classes - set(names))
     if empty:
         raise DataError(
-            f"{name}: class folder(s) {empty} in split {split!r} hold no images. An empty class would shift "
+            f"{name}: class folder(s) {empty} in split {split!r} hold no images. An empty class "
+            f"would shift "
             "the labels of every class after it: remove the folder(s) or put their images back."
         )
     class_ids = reference if reference is not None else sorted(set(names))
@@ -336,8 +352,8 @@ def _folder_split(name: str, location: Path, sources: list[Path], split: str, cl
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise DataError(
-            f"{name}: split {split!r} has class folder(s) {unknown} that the training split does not have; "
-            "labels would not match. Make both splits hold the same class folders."
+            f"{name}: split {split!r} has class folder(s) {unknown} that the training split does "
+            "not have; labels would not match. Make both splits hold the same class folders."
         )
     order = sorted(range(len(entries)), key=lambda i: (names[i], entries[i][1]))
     files = [entries[i] for i in order]
@@ -372,17 +388,31 @@ def _zips_or_folder(folder: Path, split: str) -> list[Path]:
 def search_locations(name: str, root: Path) -> list[tuple[Path, str]]:
     """Where each known dataset may be under ``root``, with the format it would have there."""
     if name == "cifar10":
-        return [(root / "cifar10-jpeg", "image folders (train/test)"), (root / "cifar10", "image folders (train/test)"),
-                (root / "cifar-10-batches-py", "torchvision official"),
-                (root / "cifar10" / "cifar-10-batches-py", "torchvision official")]
+        return [
+            (root / "cifar10-jpeg", "image folders (train/test)"),
+            (root / "cifar10", "image folders (train/test)"),
+            (root / "cifar-10-batches-py", "torchvision official"),
+            (root / "cifar10" / "cifar-10-batches-py", "torchvision official"),
+        ]
     if name == "imagenette":
-        return [(root / "imagenette-224", "image folders (train/val)"), (root / "imagenette", "image folders (train/val)")] + [
-            (root / d, "torchvision Imagenette") for d in ("imagenette2", "imagenette2-320", "imagenette2-160")]
+        return [
+            (root / "imagenette-224", "image folders (train/val)"),
+            (root / "imagenette", "image folders (train/val)"),
+        ] + [
+            (root / d, "torchvision Imagenette")
+            for d in ("imagenette2", "imagenette2-320", "imagenette2-160")
+        ]
     if name == "imagenet":
-        return [(root / d, "ILSVRC-2012 image folders (train/val)") for d in ("imagenet", "ILSVRC2012", "ilsvrc2012")]
+        return [
+            (root / d, "ILSVRC-2012 image folders (train/val)")
+            for d in ("imagenet", "ILSVRC2012", "ilsvrc2012")
+        ]
     if name == "imagenet-samples":
         return [(root / "imagenet-samples" / "images", "ImageNet sample photos")]
-    raise DataError(f"unknown dataset {name!r}: known are {', '.join(DATASETS)}, or give a path to a folder or zip.")
+    raise DataError(
+        f"unknown dataset {name!r}: known are {', '.join(DATASETS)}, or give a path to a folder or "
+        f"zip."
+    )
 
 
 def find(name: str, root: str | os.PathLike | None = None) -> Found | None:
@@ -406,11 +436,14 @@ def _not_found(name: str, root) -> DataError:
     base, how = data_root(root)
     places = "\n".join(f"  - {p}  ({fmt})" for p, fmt in search_locations(name, base))
     download = {
-        "cifar10": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches it through torchvision",
-        "imagenette": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches the 320px release through torchvision",
-        "imagenet": "ImageNet cannot be downloaded automatically: get ILSVRC-2012 from image-net.org and put "
-                    "train/<wnid>/ and val/<wnid>/ folders under <root>/imagenet",
-        "imagenet-samples": "copy the imagenet-samples folder (images/ and classes.json) into the data root",
+        "cifar10": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches it through "
+        "torchvision",
+        "imagenette": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches the "
+        "320px release through torchvision",
+        "imagenet": "ImageNet cannot be downloaded automatically: get ILSVRC-2012 from "
+        "image-net.org and put train/<wnid>/ and val/<wnid>/ folders under <root>/imagenet",
+        "imagenet-samples": "copy the imagenet-samples folder (images/ and classes.json) into the "
+        "data root",
     }[name]
     return DataError(
         f"dataset {name!r} was not found under the data root {base} ({how}). Looked in:\n{places}\n"
@@ -434,7 +467,9 @@ def _read_json(path: Path):
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, OSError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); restore the file or delete it.") from None
+        raise DataError(
+            f"{path} is not valid JSON ({exc}); restore the file or delete it."
+        ) from None
 
 
 def _imagenet_names(location: Path, class_ids: list[str]) -> dict[str, str]:
@@ -453,11 +488,17 @@ def _imagenet_names(location: Path, class_ids: list[str]) -> dict[str, str]:
     return {}
 
 
-def open_split(name: str, split: str = "train", *, root: str | os.PathLike | None = None,
-               download: bool = False) -> Split:
+def open_split(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+) -> Split:
     """List one split of a dataset (see the module docstring for names and layouts).
 
-    ``name`` may also be a path to any ImageFolder-style folder or zip (``[split/]<class>/<image>``).
+    ``name`` may also be a path to any ImageFolder-style folder or zip
+    (``[split/]<class>/<image>``).
     ``download=True`` lets torchvision fetch CIFAR-10 or Imagenette into the data root if absent.
     """
     if name not in DATASETS:
@@ -475,22 +516,31 @@ def open_split(name: str, split: str = "train", *, root: str | os.PathLike | Non
     names = None
     if name == "imagenette":
         names = _read_json(found.location / "classes.json") or IMAGENETTE_CLASSES
-    train = _folder_split(name, found.location, _zips_or_folder(found.location, found.splits[0]), found.splits[0])
+    train = _folder_split(
+        name, found.location, _zips_or_folder(found.location, found.splits[0]), found.splits[0]
+    )
     if name == "imagenet":
         names = _imagenet_names(found.location, train.class_ids)
     if split == found.splits[0]:
         if names:
             train.classes = [names.get(c, c) for c in train.class_ids]
         return train
-    return _folder_split(name, found.location, _zips_or_folder(found.location, split), split, names,
-                         reference=train.class_ids)
+    return _folder_split(
+        name,
+        found.location,
+        _zips_or_folder(found.location, split),
+        split,
+        names,
+        reference=train.class_ids,
+    )
 
 
 def _open_path(path: str, split: str) -> Split:
     location = Path(path).expanduser()
     if not location.exists():
         raise DataError(
-            f"{path!r} is neither a known dataset ({', '.join(DATASETS)}) nor an existing folder or zip file."
+            f"{path!r} is neither a known dataset ({', '.join(DATASETS)}) nor an existing folder "
+            "or zip file."
         )
     sources = [location]
     entries, _, _ = _split_entries(sources, split)
@@ -502,7 +552,9 @@ def _open_path(path: str, split: str) -> Split:
         return _folder_split(location.name, location, sources, split, reference=reference.class_ids)
     if split in ("all", "train"):
         return _folder_split(location.name, location, sources, None)
-    raise DataError(f"{location} has no {split!r} split (expected {split}/<class>/<image> inside it).")
+    raise DataError(
+        f"{location} has no {split!r} split (expected {split}/<class>/<image> inside it)."
+    )
 
 
 def _cifar_official(found: Found, split: str) -> Split:
@@ -512,12 +564,23 @@ def _cifar_official(found: Found, split: str) -> Split:
         ds = CIFAR10(str(found.location.parent), train=(split == "train"), download=False)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
         raise DataError(
-            f"torchvision could not read CIFAR-10 in {found.location} ({exc}). Delete that folder and "
-            "download it again (download=True)."
+            f"torchvision could not read CIFAR-10 in {found.location} ({exc}). Delete that folder "
+            "and download it again (download=True)."
         ) from None
-    arrays = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    arrays = (
+        torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    )  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     labels = torch.tensor(ds.targets, dtype=torch.long)
-    return Split("cifar10", split, [], labels, list(ds.classes), list(ds.classes), str(found.location), arrays=arrays)
+    return Split(
+        "cifar10",
+        split,
+        [],
+        labels,
+        list(ds.classes),
+        list(ds.classes),
+        str(found.location),
+        arrays=arrays,
+    )
 
 
 _SAMPLE_NAME = re.compile(r"^(n\d{8})[_-]")
@@ -531,19 +594,28 @@ def _imagenet_samples(found: Found) -> Split:
         match = _SAMPLE_NAME.match(f)
         if not match:
             raise DataError(
-                f"{found.location / f}: sample file names must start with the WordNet id (n01440764_tench.JPEG)."
+                f"{found.location / f}: sample file names must start with the WordNet id "
+                f"(n01440764_tench.JPEG)."
             )
         wnids.append(match.group(1))
     class_ids = sorted(names) if names else sorted(set(wnids))
     index = {c: i for i, c in enumerate(class_ids)}
     labels = torch.tensor([index[w] for w in wnids], dtype=torch.long)
     classes = [names.get(c, c) for c in class_ids]
-    return Split("imagenet-samples", "all", [(found.location, f) for f in files], labels, classes, class_ids,
-                 str(found.location))
+    return Split(
+        "imagenet-samples",
+        "all",
+        [(found.location, f) for f in files],
+        labels,
+        classes,
+        class_ids,
+        str(found.location),
+    )
 
 
 def _download(name: str, root) -> Found | None:
-    """Fetch CIFAR-10 (official format) or Imagenette (320px) into the data root through torchvision."""
+    """Fetch CIFAR-10 (official format) or Imagenette (320px) into the data root through
+    torchvision."""
     base, _ = data_root(root)
     if name not in ("cifar10", "imagenette"):
         return None
@@ -560,11 +632,14 @@ def _download(name: str, root) -> Found | None:
             for split in ("train", "val"):
                 Imagenette(str(base), split=split, size="320px", download=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError
-        raise DataError(f"downloading {name} into {base} failed ({exc}).\n{_not_found(name, root)}") from None
+        raise DataError(
+            f"downloading {name} into {base} failed ({exc}).\n{_not_found(name, root)}"
+        ) from None
     return find(name, root)
 
 
-# ----------------------------------------------------------------------------------- decoded tensors
+# ----------------------------------------------------------------------------------- decoded
+# tensors
 
 
 @dataclass
@@ -589,7 +664,10 @@ class ImageTensors(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         n, c, h, w = self.images.shape
-        return f"ImageTensors({self.name}/{self.split}: {n} images {c}x{h}x{w} uint8, {len(self.classes)} classes)"
+        return (
+            f"ImageTensors({self.name}/{self.split}: {n} images {c}x{h}x{w} uint8, "
+            f"{len(self.classes)} classes)"
+        )
 
 
 def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
@@ -608,7 +686,9 @@ def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> tor
 
 def _fingerprint(split: Split, size: int | None) -> str:
     h = hashlib.sha1()
-    sources = sorted({s for s, _ in split.files}) if split.arrays is None else [Path(split.location)]
+    sources = (
+        sorted({s for s, _ in split.files}) if split.arrays is None else [Path(split.location)]
+    )
     for s in sources:
         st = s.stat()
         h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -618,17 +698,22 @@ def _fingerprint(split: Split, size: int | None) -> str:
     return h.hexdigest()[:16]
 
 
-def decode_all(split: Split, size: int | None = None, workers: int | None = None,
-               progress: bool = True) -> torch.Tensor:
+def decode_all(
+    split: Split, size: int | None = None, workers: int | None = None, progress: bool = True
+) -> torch.Tensor:
     """Decode every image of ``split`` into one uint8 tensor ``(N, 3, S, S)``.
 
-    ``size=None`` keeps the images' own size (they must all have one); ``size=S`` rescales each so its
-    shorter side is S and takes the central S x S crop (:func:`resize_center_crop`).
+    ``size=None`` keeps the images' own size (they must all have one); ``size=S`` rescales each so
+    its shorter side is S and takes the central S x S crop (:func:`resize_center_crop`).
     """
     if split.arrays is not None:
         images = split.arrays
         if size is not None:
-            images = torch.stack([resize_center_crop(im, size) for im in images]) if len(images) else images
+            images = (
+                torch.stack([resize_center_crop(im, size) for im in images])
+                if len(images)
+                else images
+            )
         return images
     workers = workers or min(8, os.cpu_count() or 1)
     first = split.decode(0) if len(split) else None
@@ -643,7 +728,8 @@ def decode_all(split: Split, size: int | None = None, workers: int | None = None
             image = resize_center_crop(image, size)
         elif tuple(image.shape) != shape:
             raise DataError(
-                f"{split.describe(i)} is {tuple(image.shape[1:])} but the first image is {shape[1:]}; the images "
+                f"{split.describe(i)} is {tuple(image.shape[1:])} but the first image is "
+                f"{shape[1:]}; the images "
                 "differ in size, so pass size=... (e.g. size=256) to rescale and centre-crop them."
             )
         out[i] = image
@@ -652,29 +738,51 @@ def decode_all(split: Split, size: int | None = None, workers: int | None = None
 
     with ThreadPoolExecutor(workers) as pool:
         jobs = pool.map(one, range(len(split)))
-        for _ in tqdm(jobs, total=len(split), desc=f"decoding {split.name}/{split.split}", disable=not progress,
-                      leave=False):
+        for _ in tqdm(
+            jobs,
+            total=len(split),
+            desc=f"decoding {split.name}/{split.split}",
+            disable=not progress,
+            leave=False,
+        ):
             pass
     return out
 
 
-def load(name: str, split: str = "train", *, root: str | os.PathLike | None = None, size: int | None = None,
-         per_class: int | None = None, seed: int = 0, download: bool = False, cache: bool = True,
-         progress: bool = True) -> ImageTensors:
+def load(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | os.PathLike | None = None,
+    size: int | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    cache: bool = True,
+    progress: bool = True,
+) -> ImageTensors:
     """Decode a split (or a seeded, balanced ``per_class`` subset) into an :class:`ImageTensors`.
 
-    The decoded tensor is cached under ``cache_dir()/decoded``, keyed by the source files, the subset
-    and ``size``, so the second call costs a file read instead of thousands of JPEG decodes.
+    The decoded tensor is cached under ``cache_dir()/decoded``, keyed by the source files, the
+    subset and ``size``, so the second call costs a file read instead of thousands of JPEG decodes.
     """
     listing = open_split(name, split, root=root, download=download)
     if per_class is not None:
         listing = listing.subset(balanced_indices(listing.labels, per_class, seed))
-    path = cache_dir() / "decoded" / f"{listing.name}-{listing.split}-{_fingerprint(listing, size)}.pt"
+    path = (
+        cache_dir() / "decoded" / f"{listing.name}-{listing.split}-{_fingerprint(listing, size)}.pt"
+    )
     if cache and path.is_file():
         try:
             saved = torch.load(path, weights_only=True)
-            return ImageTensors(saved["images"], saved["labels"], listing.classes, listing.name, listing.split,
-                                listing.class_ids)
+            return ImageTensors(
+                saved["images"],
+                saved["labels"],
+                listing.classes,
+                listing.name,
+                listing.split,
+                listing.class_ids,
+            )
         except Exception as exc:  # a damaged cache file is rebuilt, never trusted
             warnings.warn(f"ignoring unreadable cache file {path} ({exc}); decoding again")
     images = decode_all(listing, size, progress=progress)
@@ -683,7 +791,9 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
             atomic_save({"images": images, "labels": listing.labels}, path)
         except OSError as exc:
             warnings.warn(f"could not write the decode cache {path} ({exc}); continuing without it")
-    return ImageTensors(images, listing.labels, listing.classes, listing.name, listing.split, listing.class_ids)
+    return ImageTensors(
+        images, listing.labels, listing.classes, listing.name, listing.split, listing.class_ids
+    )
 
 
 # ----------------------------------------------------------------------------------- overview
@@ -697,7 +807,13 @@ def survey(root: str | os.PathLike | None = None) -> list[dict]:
         if found is None:
             rows.append({"name": name, "found": False})
             continue
-        row = {"name": name, "found": True, "location": str(found.location), "format": found.format, "splits": {}}
+        row = {
+            "name": name,
+            "found": True,
+            "location": str(found.location),
+            "format": found.format,
+            "splits": {},
+        }
         try:
             for split in found.splits:
                 listing = open_split(name, split, root=root)

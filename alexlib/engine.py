@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -67,15 +67,22 @@ def topk_errors(
     of rows whose label is not among the ``k`` highest scores. Paper: section 6."""
     if scores.shape[0] == 0:
         raise ValueError("the top-k error of no images is undefined")
-    return {f"top{k}_err": 100.0 * (1 - topk_hits(scores, labels, k).float().mean().item())
-            for k in ks}
+    return {
+        f"top{k}_err": 100.0 * (1 - topk_hits(scores, labels, k).float().mean().item()) for k in ks
+    }
 
 
 # ----------------------------------------------------------------------------------- SGD
 
 
-def sgd_paper(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
-              fused: bool | None = None) -> torch.optim.SGD:
+def sgd_paper(
+    model: nn.Module,
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    fused: bool | None = None,
+) -> torch.optim.SGD:
     """SGD with momentum and weight decay on the weights only (biases and norm parameters
     excluded), as the original code does. Paper: section 5,
 
@@ -90,12 +97,15 @@ def sgd_paper(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_deca
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() > 1]
     no_decay = [p for p in params if p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if fused is None:
         fused = bool(params) and all(p.is_cuda for p in params)
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
-                           fused=fused or None)
+    return torch.optim.SGD(
+        [g for g in groups if g["params"]], lr=lr, momentum=momentum, fused=fused or None
+    )
 
 
 def autocast(device: torch.device, amp: bool):
@@ -116,9 +126,15 @@ class Diverged(TrainingError):
         self.loss, self.step = loss, step
 
 
-def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, *,
-               loss_fn: Callable | None = None, amp: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer,
+    *,
+    loss_fn: Callable | None = None,
+    amp: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step: forward, loss, backward, update. Returns ``(loss, output)``, both detached
     and still on the device (no host sync). ``loss_fn``: default cross-entropy (the paper's
     multinomial logistic regression). ``amp``: bf16 autocast on CUDA; the loss is computed in
@@ -133,11 +149,21 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, *,
     return loss.detach(), out.detach()
 
 
-def train_one_epoch(model: nn.Module, batches: Iterable, optimizer, *,
-                    loss_fn: Callable | None = None, ks: Sequence[int] = (1, 5),
-                    amp: bool = False, step_model: nn.Module | None = None,
-                    check_every: int = 20, progress: bool = False, desc: str = "training",
-                    total: int | None = None, world: int = 1) -> dict:
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable,
+    optimizer,
+    *,
+    loss_fn: Callable | None = None,
+    ks: Sequence[int] = (1, 5),
+    amp: bool = False,
+    step_model: nn.Module | None = None,
+    check_every: int = 20,
+    progress: bool = False,
+    desc: str = "training",
+    total: int | None = None,
+    world: int = 1,
+) -> dict:
     """Train ``model`` for one pass over ``batches`` (``(x, y)`` pairs on the device).
 
     Returns ``{"loss", "top1_err", "top5_err", "images", "seconds", "images_per_s"}``: the mean
@@ -191,8 +217,15 @@ def _check_finite(loss_sum: torch.Tensor, step: int) -> None:
 
 
 @torch.no_grad()
-def probabilities(model: nn.Module, batches: Iterable, *, amp: bool = False,
-                  progress: bool = False, desc: str = "evaluating", total: int | None = None):
+def probabilities(
+    model: nn.Module,
+    batches: Iterable,
+    *,
+    amp: bool = False,
+    progress: bool = False,
+    desc: str = "evaluating",
+    total: int | None = None,
+):
     """Class probabilities of ``model`` in eval mode, batch by batch: yields ``(probs, y)`` with
     ``probs`` float32 ``(B, C)`` on the device. A batch of views ``x`` (B, V, 3, H, W) (the
     paper's ten test patches) is scored view by view and the softmax averaged over the V views
@@ -213,9 +246,16 @@ def probabilities(model: nn.Module, batches: Iterable, *, amp: bool = False,
         model.train(was_training)
 
 
-def evaluate(model: nn.Module, batches: Iterable, *, ks: Sequence[int] = (1, 5),
-             amp: bool = False, keep: bool = False, progress: bool = False,
-             total: int | None = None) -> dict:
+def evaluate(
+    model: nn.Module,
+    batches: Iterable,
+    *,
+    ks: Sequence[int] = (1, 5),
+    amp: bool = False,
+    keep: bool = False,
+    progress: bool = False,
+    total: int | None = None,
+) -> dict:
     """Score ``model`` in eval mode over ``batches`` (``(x, y)`` on the device; ``x`` may hold
     several views per image, see :func:`probabilities`).
 
@@ -229,15 +269,19 @@ def evaluate(model: nn.Module, batches: Iterable, *, ks: Sequence[int] = (1, 5),
     for probs, y in probabilities(model, batches, amp=amp, progress=progress, total=total):
         y = y.to(probs.device)
         nll += F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum").item()
-        wrong += torch.tensor([(~topk_hits(probs, y, k)).sum().item() for k in ks],
-                              dtype=torch.float64)
+        wrong += torch.tensor(
+            [(~topk_hits(probs, y, k)).sum().item() for k in ks], dtype=torch.float64
+        )
         images += len(y)
         if keep:
             kept.append((probs.cpu(), y.cpu()))
     if images == 0:
         raise ValueError("evaluate() got no batches: there is nothing to score")
-    row = {"loss": nll / images, **{f"top{k}_err": 100.0 * w / images
-                                    for k, w in zip(ks, wrong.tolist())}, "images": int(images)}
+    row = {
+        "loss": nll / images,
+        **{f"top{k}_err": 100.0 * w / images for k, w in zip(ks, wrong.tolist())},
+        "images": int(images),
+    }
     if keep:
         row["probs"] = torch.cat([p for p, _ in kept])
         row["labels"] = torch.cat([y for _, y in kept])

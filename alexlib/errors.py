@@ -12,7 +12,7 @@ Programming errors (a float tensor where uint8 images are expected) stay Python'
     ├── SettingsError          a bad setting value (ValueError too)
     ├── UnknownSettingError    a setting name that does not exist (TypeError too)
     ├── DataError              a dataset that is missing, damaged or inconsistent
-    ├── TrainingError          a run that cannot start or go on (diverged, out of memory, resume mismatch)
+    ├── TrainingError          a run that cannot start or go on (diverged, out of memory, ...)
     ├── LedgerError            a ledger command that cannot go ahead
     ├── ParallelError          a parallel run or tower split that cannot go ahead
     └── BookError              a chapter, the book build or the built pages failed
@@ -54,7 +54,8 @@ class TrainingError(AlexlibError, RuntimeError):
 
 
 class LedgerError(AlexlibError, RuntimeError):
-    """A ledger command that cannot go on (unknown ablation, bad folder), with what to do instead."""
+    """A ledger command that cannot go on (unknown ablation, bad folder), with what to do
+    instead."""
 
 
 class ParallelError(AlexlibError, RuntimeError):

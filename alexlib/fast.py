@@ -8,28 +8,33 @@ This module computes the same functions in other ways, and :func:`speed_up` swap
 built net *keeping its parameters*, so state dicts, checkpoints and the paper's init are unchanged.
 
     LRN (:class:`FastLRN`, ``impl=``)
-        ``"reference"``  PyTorch's ``F.local_response_norm`` (per tower), as ``alexlib.model`` builds it
+        ``"reference"``  PyTorch's ``F.local_response_norm`` (per tower), as ``alexlib.model``
+                         builds it
         ``"shift"``      the window sum as five shifted slices of the squared maps: one pointwise
-                         expression that ``torch.compile`` fuses into a single kernel, forward and backward
-        ``"banded"``     the window sum as a matmul with a (C, C) band matrix, block-diagonal per tower
-        ``"triton"``     a hand-written fused Triton kernel (forward, and a backward that recomputes the
-                         sums rather than storing them; ``alexlib/_lrn_triton.py``); CUDA, or the CPU
-                         under ``TRITON_INTERPRET=1``
+                         expression that ``torch.compile`` fuses into a single kernel, forward
+                         and backward
+        ``"banded"``     the window sum as a matmul with a (C, C) band matrix, block-diagonal per
+                         tower
+        ``"triton"``     a hand-written fused Triton kernel (forward, and a backward that
+                         recomputes the sums rather than storing them; ``alexlib/_lrn_triton.py``);
+                         CUDA, or the CPU under ``TRITON_INTERPRET=1``
     grouped convolutions, the towers (:class:`FastConv2d`, ``impl=``)
         ``"native"``     ``nn.Conv2d`` with ``groups=2`` (cuDNN's grouped kernels)
-        ``"dense"``      one dense convolution with the cross-tower blocks of the kernel held at zero
-                         (more multiply-adds, but dense kernels often run faster than grouped ones)
+        ``"dense"``      one dense convolution with the cross-tower blocks of the kernel held at
+                         zero (more multiply-adds, but dense kernels often run faster than grouped
+                         ones)
         ``"split"``      one convolution per tower on its half of the maps, outputs concatenated
-        ``"separate"``   the towers kept as two tensors from conv1 to pool5, as on the paper's two GPUs
-                         (:class:`TowerFeatures`): dense convolutions, per-tower LRN with no reshaping,
-                         and the maps joined only where the towers talk (conv3, fc6)
+        ``"separate"``   the towers kept as two tensors from conv1 to pool5, as on the paper's two
+                         GPUs (:class:`TowerFeatures`): dense convolutions, per-tower LRN with no
+                         reshaping, and the maps joined only where the towers talk (conv3, fc6)
     conv1 (:class:`FastConv2d`, ``impl="s2d"``)
         space-to-depth: the 11x11 stride-4 convolution over 3 channels rewritten as a 3x3 stride-1
         convolution over 48 channels (4x4 pixel blocks unshuffled into channels, the kernel padded
         with zeros to 12x12): the same sums, in a shape matrix units handle well
 
-Every form equals the reference in outputs and gradients up to float rounding (``tests/test_fast.py``,
-and :func:`check_equal`); which is *fastest* is a property of the GPU and the compiler, measured by
+Every form equals the reference in outputs and gradients up to float rounding
+(``tests/test_fast.py``, and :func:`check_equal`); which is *fastest* is a property of the GPU and
+the compiler, measured by
 ``python -m alexlib bench --sweep`` (``alexlib.bench``). The chapters that teach keep the reference
 layers; :func:`speed_up` is applied where the net trains on a GPU (``alexlib.train.train_run``).
 
@@ -46,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model import TowerLRN
+from .model import EdgePad, TowerLRN
 
 __all__ = [
     "LRN_IMPLS",
@@ -86,7 +91,10 @@ EAGER_LRN = "reference"
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices + ("auto",):
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices + ('auto',))}; got {value!r}")
+        raise ValueError(
+            f"{name} must be one of {', '.join(repr(c) for c in choices + ('auto',))}; got "
+            f"{value!r}"
+        )
     return value
 
 
@@ -104,7 +112,9 @@ def _check_lrn_input(x: Tensor, size: int, towers: int) -> None:
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"LRN size must be a positive int, got {size!r}")
     if not isinstance(towers, int) or towers < 1 or x.shape[1] % towers:
-        raise ValueError(f"towers={towers!r} must be a positive int dividing the {x.shape[1]} channels")
+        raise ValueError(
+            f"towers={towers!r} must be a positive int dividing the {x.shape[1]} channels"
+        )
 
 
 def _compute_dtype(x: Tensor) -> Tensor:
@@ -112,8 +122,14 @@ def _compute_dtype(x: Tensor) -> Tensor:
     return x.float() if x.element_size() < 4 else x
 
 
-def lrn_shift(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-              towers: int = 1) -> Tensor:
+def lrn_shift(
+    x: Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    towers: int = 1,
+) -> Tensor:
     """LRN as a sum of ``size`` shifted slices of the zero-padded squared maps (per tower).
 
     (B, C, H, W) -> (B, C, H, W). No pooling op, no gather: after ``torch.compile`` the pad, the
@@ -122,15 +138,19 @@ def lrn_shift(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
     _check_lrn_input(x, size, towers)
     b, c, h, w = x.shape
     xf = _compute_dtype(x).view(b, towers, c // towers, h, w)  # a view in either memory format
-    sq = F.pad(xf.square(), (0, 0, 0, 0, size // 2, (size - 1) // 2))  # zero maps beyond each tower's edge
-    total = sq[:, :, 0:c // towers]
+    sq = F.pad(
+        xf.square(), (0, 0, 0, 0, size // 2, (size - 1) // 2)
+    )  # zero maps beyond each tower's edge
+    total = sq[:, :, 0 : c // towers]
     for d in range(1, size):
-        total = total + sq[:, :, d:d + c // towers]
+        total = total + sq[:, :, d : d + c // towers]
     y = xf * (k + (alpha / size) * total).pow(-beta)
     return y.view(b, c, h, w).to(x.dtype)
 
 
-def _band(channels: int, size: int, towers: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+def _band(
+    channels: int, size: int, towers: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
     # band[c', c] = 1 when channel c' is in channel c's window and in its tower. Built on each call
     # (a 96x96 comparison, nothing next to the matmul) so that torch.compile traces it as constants.
     c = torch.arange(channels, device=device)
@@ -140,8 +160,14 @@ def _band(channels: int, size: int, towers: int, dtype: torch.dtype, device: tor
     return band.to(dtype)
 
 
-def lrn_banded(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-               towers: int = 1) -> Tensor:
+def lrn_banded(
+    x: Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    towers: int = 1,
+) -> Tensor:
     """LRN with the window sum as one matmul: squared maps (B*H*W, C) times a (C, C) band matrix.
 
     (B, C, H, W) -> (B, C, H, W). The band is block-diagonal, one block per tower, so the towers
@@ -184,8 +210,14 @@ def _collapsible(x: Tensor) -> bool:
     return x.shape[3] == 1 or x.stride(2) == x.shape[3] * x.stride(3)
 
 
-def lrn_triton(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-               towers: int = 1) -> Tensor:
+def lrn_triton(
+    x: Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    towers: int = 1,
+) -> Tensor:
     """LRN as one fused Triton kernel per direction (per-tower windows, float32 sums).
 
     (B, C, H, W) -> (B, C, H, W), in the input's memory format. Runs on CUDA; on the CPU only under
@@ -194,31 +226,52 @@ def lrn_triton(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75
     _check_lrn_input(x, size, towers)
     if not torch.compiler.is_compiling():  # inside torch.compile the op is already registered
         if not triton_available():
-            raise RuntimeError("the Triton LRN needs the 'triton' package (it comes with PyTorch's CUDA builds "
-                               "on Linux); use impl='shift' instead")
+            raise RuntimeError(
+                "the Triton LRN needs the 'triton' package (it comes with PyTorch's CUDA builds "
+                "on Linux); use impl='shift' instead"
+            )
         if x.device.type != "cuda" and not _interpreting():
-            raise RuntimeError(f"the Triton LRN runs on CUDA tensors, got one on {x.device.type}; use "
-                               "impl='shift' (or set TRITON_INTERPRET=1 to run the kernel in Triton's "
-                               "interpreter, for tests)")
+            raise RuntimeError(
+                f"the Triton LRN runs on CUDA tensors, got one on {x.device.type}; use "
+                "impl='shift' (or set TRITON_INTERPRET=1 to run the kernel in Triton's "
+                "interpreter, for tests)"
+            )
         _triton_ops()
     if not _collapsible(x):
         x = x.contiguous()
     return torch.ops.alexlib.lrn_forward(x, size, float(alpha), float(beta), float(k), towers)
 
 
-def _lrn_reference(x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int) -> Tensor:
+def _lrn_reference(
+    x: Tensor, size: int, alpha: float, beta: float, k: float, towers: int
+) -> Tensor:
     _check_lrn_input(x, size, towers)
     b, c, h, w = x.shape
     if towers == 1:
         return F.local_response_norm(x, size, alpha, beta, k)
-    return F.local_response_norm(x.reshape(b * towers, c // towers, h, w), size, alpha, beta, k).reshape(b, c, h, w)
+    return F.local_response_norm(
+        x.reshape(b * towers, c // towers, h, w), size, alpha, beta, k
+    ).reshape(b, c, h, w)
 
 
-_LRN_FUNCS = {"reference": _lrn_reference, "shift": lrn_shift, "banded": lrn_banded, "triton": lrn_triton}
+_LRN_FUNCS = {
+    "reference": _lrn_reference,
+    "shift": lrn_shift,
+    "banded": lrn_banded,
+    "triton": lrn_triton,
+}
 
 
-def lrn(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, towers: int = 1,
-        *, impl: str = "shift") -> Tensor:
+def lrn(
+    x: Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    towers: int = 1,
+    *,
+    impl: str = "shift",
+) -> Tensor:
     """Local response normalisation (per tower) computed by ``impl`` (one of :data:`LRN_IMPLS`)."""
     _check_choice("impl", impl, LRN_IMPLS)
     if impl == "auto":
@@ -232,15 +285,25 @@ def lrn(x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: fl
 class FastLRN(TowerLRN):
     """:class:`alexlib.model.TowerLRN` (same hyperparameters, same towers) computed by ``impl``.
 
-    ``impl="auto"`` picks, for CUDA inputs, :data:`DEFAULTS` ``["lrn"]`` inside ``torch.compile`` and
+    ``impl="auto"`` picks, for CUDA inputs, :data:`DEFAULTS` ``["lrn"]`` inside ``torch.compile``
+    and
     :data:`EAGER_LRN` outside it; the reference on the CPU.
     """
 
-    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 1,
-                 impl: str = "auto"):
+    def __init__(
+        self,
+        size: int,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 1.0,
+        towers: int = 1,
+        impl: str = "auto",
+    ):
         super().__init__(size, alpha, beta, k, towers)
         self.impl = _check_choice("impl", impl, LRN_IMPLS)
-        if (impl == "triton" or (impl == "auto" and "triton" in (DEFAULTS["lrn"], EAGER_LRN))) and triton_available():
+        if (
+            impl == "triton" or (impl == "auto" and "triton" in (DEFAULTS["lrn"], EAGER_LRN))
+        ) and triton_available():
             _triton_ops()  # register the op now: torch.compile cannot trace its registration
 
     def forward(self, x: Tensor) -> Tensor:
@@ -255,8 +318,9 @@ class FastLRN(TowerLRN):
 
 
 def block_diagonal(weight: Tensor, groups: int) -> Tensor:
-    """A grouped conv's kernel (C_out, C_in / g, kH, kW) as the equal dense kernel (C_out, C_in, kH, kW):
-    group i's block on the diagonal, zeros elsewhere (gradients reach only the diagonal blocks)."""
+    """A grouped conv's kernel (C_out, C_in / g, kH, kW) as the equal dense kernel (C_out, C_in, kH,
+    kW): group i's block on the diagonal, zeros elsewhere (gradients reach only the diagonal
+    blocks)."""
     if groups == 1:
         return weight
     c_out, c_in_g, kh, kw = weight.shape
@@ -273,15 +337,17 @@ def block_diagonal(weight: Tensor, groups: int) -> Tensor:
     return torch.cat(rows, dim=0)
 
 
-def space_to_depth_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int = 0,
-                        groups: int = 1) -> Tensor:
-    """A stride-``s`` convolution as a stride-1 one on ``s x s`` pixel blocks unshuffled into channels.
+def space_to_depth_conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int = 0, groups: int = 1
+) -> Tensor:
+    """A stride-``s`` convolution as a stride-1 one on ``s x s`` pixel blocks unshuffled into
+    channels.
 
     (B, C, H, W) -> (B, C_out, H_out, W_out), equal to ``F.conv2d(x, weight, bias, stride, padding,
-    groups=groups)``. The kernel (kH, kW) is zero-padded to multiples of ``s`` (11 -> 12 for conv1) and
-    rearranged to (C_out, C * s * s, kH / s, kW / s); the input is padded (or cropped) to exactly the
-    pixels the windows read, then ``pixel_unshuffle``-d. For conv1 of the paper (3 x 11 x 11, stride
-    4): 227x227x3 -> 57x57x48 -> 3x3 kernels -> 55x55x96.
+    groups=groups)``. The kernel (kH, kW) is zero-padded to multiples of ``s`` (11 -> 12 for conv1)
+    and rearranged to (C_out, C * s * s, kH / s, kW / s); the input is padded (or cropped) to
+    exactly the pixels the windows read, then ``pixel_unshuffle``-d. For conv1 of the paper (3 x 11
+    x 11, stride 4): 227x227x3 -> 57x57x48 -> 3x3 kernels -> 55x55x96.
     """
     s = stride
     c_out, c_in_g, kh, kw = weight.shape
@@ -290,12 +356,16 @@ def space_to_depth_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: 
         x = F.pad(x, (padding, padding, padding, padding))
     h, w = x.shape[-2:]
     if h < kh or w < kw:
-        raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{w} input (after padding {padding})")
+        raise ValueError(
+            f"a {kh}x{kw} kernel does not fit a {h}x{w} input (after padding {padding})"
+        )
     h_out, w_out = (h - kh) // s + 1, (w - kw) // s + 1
     need_h, need_w = (h_out - 1) * s + kh2, (w_out - 1) * s + kw2
     # pad with zeros (read only by the kernel's zero rows/columns) or drop pixels no window reads
     x = F.pad(x, (0, need_w - w, 0, need_h - h))
-    u = F.pixel_unshuffle(x, s)  # (B, C*s*s, need_h/s, need_w/s); channel c*s*s + i*s + j = pixel (i, j) of a block
+    u = F.pixel_unshuffle(
+        x, s
+    )  # (B, C*s*s, need_h/s, need_w/s); channel c*s*s + i*s + j = pixel (i, j) of a block
     wp = F.pad(weight, (0, kw2 - kw, 0, kh2 - kh))  # (C_out, C/g, kh2, kw2)
     wp = wp.reshape(c_out, c_in_g, kh2 // s, s, kw2 // s, s).permute(0, 1, 3, 5, 2, 4)
     wp = wp.reshape(c_out, c_in_g * s * s, kh2 // s, kw2 // s)
@@ -315,18 +385,34 @@ class FastConv2d(nn.Conv2d):
         _check_choice("impl", self.impl, tuple(dict.fromkeys(CONV_IMPLS + CONV1_IMPLS)))
         if self.impl == "s2d":
             s, p = self.stride, self.padding
-            if s[0] != s[1] or s[0] < 2 or isinstance(p, str) or p[0] != p[1] or self.dilation != (1, 1) \
-                    or self.padding_mode != "zeros":
-                raise ValueError("impl='s2d' needs a square stride >= 2, equal zero padding and no dilation; "
-                                 f"this conv has stride={s}, padding={p}, dilation={self.dilation}")
+            if (
+                s[0] != s[1]
+                or s[0] < 2
+                or isinstance(p, str)
+                or p[0] != p[1]
+                or self.dilation != (1, 1)
+                or self.padding_mode != "zeros"
+            ):
+                raise ValueError(
+                    "impl='s2d' needs a square stride >= 2, equal zero padding and no dilation; "
+                    f"this conv has stride={s}, padding={p}, dilation={self.dilation}"
+                )
 
     @classmethod
-    def like(cls, conv: nn.Conv2d, impl: str) -> "FastConv2d":
+    def like(cls, conv: nn.Conv2d, impl: str) -> FastConv2d:
         """A FastConv2d sharing ``conv``'s parameter tensors (no copy)."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
-        new.__dict__.update({k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
-        new._parameters = conv._parameters  # the same Parameter objects: an optimizer built before still works
+        new.__dict__.update(
+            {
+                k: v
+                for k, v in conv.__dict__.items()
+                if k not in ("_parameters", "_buffers", "_modules")
+            }
+        )
+        new._parameters = (
+            conv._parameters
+        )  # the same Parameter objects: an optimizer built before still works
         new._buffers = conv._buffers
         new._modules = conv._modules
         new.impl = impl
@@ -338,15 +424,30 @@ class FastConv2d(nn.Conv2d):
         if self.impl == "native" or (self.impl in ("dense", "split", "separate") and g == 1):
             return super().forward(x)
         if self.impl == "s2d":
-            return space_to_depth_conv(x, self.weight, self.bias, self.stride[0], self.padding[0], g)
+            return space_to_depth_conv(
+                x, self.weight, self.bias, self.stride[0], self.padding[0], g
+            )
         if self.impl == "dense":
-            return F.conv2d(x, block_diagonal(self.weight, g), self.bias, self.stride, self.padding, self.dilation, 1)
+            return F.conv2d(
+                x,
+                block_diagonal(self.weight, g),
+                self.bias,
+                self.stride,
+                self.padding,
+                self.dilation,
+                1,
+            )
         # split (and separate, called on a joined input): one conv per tower
         xs = x.chunk(g, dim=1)
         ws = self.weight.chunk(g, dim=0)
         bs = self.bias.chunk(g, dim=0) if self.bias is not None else [None] * g
-        return torch.cat([F.conv2d(a, w, b, self.stride, self.padding, self.dilation, 1)
-                          for a, w, b in zip(xs, ws, bs)], dim=1)
+        return torch.cat(
+            [
+                F.conv2d(a, w, b, self.stride, self.padding, self.dilation, 1)
+                for a, w, b in zip(xs, ws, bs)
+            ],
+            dim=1,
+        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, impl={self.impl!r}"
@@ -357,26 +458,28 @@ class FastConv2d(nn.Conv2d):
 
 
 def _tower_conv(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    # one tower's share of a conv layer, as a dense convolution (space-to-depth if the layer uses it)
+    # one tower's share of a conv layer, as a dense convolution (space-to-depth if the layer uses
+    # it)
     if getattr(layer, "impl", "native") == "s2d":
         return space_to_depth_conv(x, weight, bias, layer.stride[0], layer.padding[0], 1)
     return F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, 1)
 
 
 class TowerFeatures(nn.Sequential):
-    """A net's ``features`` block run with each tower's maps as a tensor of its own, as the paper's two
-    GPUs held them: the same layers (same names, same parameters, same state dict keys), another forward.
+    """A net's ``features`` block run with each tower's maps as a tensor of its own, as the paper's
+    two GPUs held them: the same layers (same names, same parameters, same state dict keys), another
+    forward.
 
-    Between conv1 and pool5 the maps stay split wherever the layers keep to their tower: ReLU, pooling,
-    per-tower LRN (on each tensor directly, no reshape) and the ``groups=2`` convolutions (a dense
-    convolution per tower with that tower's half of the kernels). They are joined (one ``torch.cat``)
-    only before a layer that mixes the towers: conv3 and, after pool5, fc6. A conv that mixes the
-    towers but feeds tower-local layers (conv1, conv3) computes each tower's output maps directly from
-    its half of the kernels, so no split is ever copied.
+    Between conv1 and pool5 the maps stay split wherever the layers keep to their tower: ReLU,
+    pooling, per-tower LRN (on each tensor directly, no reshape) and the ``groups=2`` convolutions
+    (a dense convolution per tower with that tower's half of the kernels). They are joined (one
+    ``torch.cat``) only before a layer that mixes the towers: conv3 and, after pool5, fc6. A conv
+    that mixes the towers but feeds tower-local layers (conv1, conv3) computes each tower's output
+    maps directly from its half of the kernels, so no split is ever copied.
 
     Shapes as the ``features`` block it replaces: (B, 3, H, W) -> (B, 256, 6, 6) for ``paper``.
-    Forward hooks on the single layers do not fire (the layers' modules are not called); hooks on the
-    block do.
+    Forward hooks on the single layers do not fire (the layers' modules are not called); hooks on
+    the block do.
     """
 
     _SPATIAL = (nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.Identity, nn.Dropout)
@@ -387,8 +490,6 @@ class TowerFeatures(nn.Sequential):
         self.plan = self._make_plan()
 
     def _kind(self, layer: nn.Module) -> str:
-        from .model import EdgePad
-
         if isinstance(layer, self._SPATIAL + (EdgePad,)):
             return "spatial"  # acts on each map alone
         if isinstance(layer, nn.Conv2d) and layer.groups == self.towers:
@@ -404,15 +505,19 @@ class TowerFeatures(nn.Sequential):
         plan = []
         for i, kind in enumerate(kinds):
             split_out = False
-            if kind == "conv":  # split its output if the next layer that is not per-map stays in its tower
-                following = [k for k in kinds[i + 1:] if k != "spatial"]
+            if (
+                kind == "conv"
+            ):  # split its output if the next layer that is not per-map stays in its tower
+                following = [k for k in kinds[i + 1 :] if k != "spatial"]
                 split_out = bool(following) and following[0] in ("tower-conv", "tower-lrn")
             plan.append((kind, split_out))
         return plan
 
     def forward(self, x: Tensor) -> Tensor:
         t = self.towers
-        parts: list[Tensor] | None = None  # the towers' maps while split, else None and x holds them all
+        parts: list[Tensor] | None = (
+            None  # the towers' maps while split, else None and x holds them all
+        )
         for layer, (kind, split_out) in zip(self, self.plan):
             if kind == "spatial":
                 if parts is None:
@@ -424,11 +529,17 @@ class TowerFeatures(nn.Sequential):
                 if parts is None:
                     parts = list(x.chunk(t, dim=1))
                 biases = layer.bias.chunk(t) if layer.bias is not None else [None] * t
-                parts = [_tower_conv(layer, p, w, b) for p, w, b in zip(parts, layer.weight.chunk(t), biases)]
+                parts = [
+                    _tower_conv(layer, p, w, b)
+                    for p, w, b in zip(parts, layer.weight.chunk(t), biases)
+                ]
                 continue
             if kind == "tower-lrn" and parts is not None:
                 impl = getattr(layer, "impl", "reference")
-                parts = [lrn(p, layer.size, layer.alpha, layer.beta, layer.k, 1, impl=impl) for p in parts]
+                parts = [
+                    lrn(p, layer.size, layer.alpha, layer.beta, layer.k, 1, impl=impl)
+                    for p in parts
+                ]
                 continue
             if parts is not None:  # a layer that sees every map: join the towers
                 x, parts = torch.cat(parts, dim=1), None
@@ -449,20 +560,29 @@ class TowerFeatures(nn.Sequential):
 
 
 def _resolve(value: str, key: str, device: torch.device | str) -> str:
-    if value != "auto" or key == "lrn":  # an "auto" LRN decides per call (compiled or not, see lrn())
+    if (
+        value != "auto" or key == "lrn"
+    ):  # an "auto" LRN decides per call (compiled or not, see lrn())
         return value
     return DEFAULTS[key] if torch.device(device).type == "cuda" else "native"
 
 
-def speed_up(model: nn.Module, *, lrn: str = "auto", conv: str = "auto", conv1: str = "auto",
-             device: torch.device | str | None = None) -> nn.Module:
+def speed_up(
+    model: nn.Module,
+    *,
+    lrn: str = "auto",
+    conv: str = "auto",
+    conv1: str = "auto",
+    device: torch.device | str | None = None,
+) -> nn.Module:
     """Swap ``model``'s LRN layers, grouped convolutions and strided first conv for the chosen fast
     forms, in place, keeping every parameter tensor; returns ``model``.
 
-    ``"auto"`` means :data:`DEFAULTS` on a CUDA device and the reference layers elsewhere (``device``
-    defaults to where the model's parameters are; an ``"auto"`` LRN decides on each call, see :func:`lrn`). Works on every variant (those without LRN or towers
-    just keep those layers). Gives the same outputs and gradients up to float rounding; the state dict
-    is unchanged, so checkpoints load into either form.
+    ``"auto"`` means :data:`DEFAULTS` on a CUDA device and the reference layers elsewhere
+    (``device`` defaults to where the model's parameters are; an ``"auto"`` LRN decides on each
+    call, see :func:`lrn`). Works on every variant (those without LRN or towers just keep those
+    layers). Gives the same outputs and gradients up to float rounding; the state dict is unchanged,
+    so checkpoints load into either form.
     """
     _check_choice("lrn", lrn, LRN_IMPLS)
     _check_choice("conv", conv, CONV_IMPLS)
@@ -470,13 +590,27 @@ def speed_up(model: nn.Module, *, lrn: str = "auto", conv: str = "auto", conv1: 
     if device is None:
         p = next(model.parameters(), None)
         device = p.device if p is not None else "cpu"
-    lrn, conv, conv1 = _resolve(lrn, "lrn", device), _resolve(conv, "conv", device), _resolve(conv1, "conv1", device)
+    lrn, conv, conv1 = (
+        _resolve(lrn, "lrn", device),
+        _resolve(conv, "conv", device),
+        _resolve(conv1, "conv1", device),
+    )
     first_conv = True
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.LocalResponseNorm):
-                setattr(parent, name, FastLRN(child.size, child.alpha, child.beta, child.k,
-                                              getattr(child, "towers", 1), impl=lrn))
+                setattr(
+                    parent,
+                    name,
+                    FastLRN(
+                        child.size,
+                        child.alpha,
+                        child.beta,
+                        child.k,
+                        getattr(child, "towers", 1),
+                        impl=lrn,
+                    ),
+                )
             elif isinstance(child, nn.Conv2d):
                 impl = "native"
                 if first_conv and child.stride[0] > 1:
@@ -486,7 +620,11 @@ def speed_up(model: nn.Module, *, lrn: str = "auto", conv: str = "auto", conv1: 
                 first_conv = False
                 setattr(parent, name, FastConv2d.like(child, impl))
     towers = getattr(model, "towers", 1)
-    if conv == "separate" and towers > 1 and isinstance(getattr(model, "features", None), nn.Sequential):
+    if (
+        conv == "separate"
+        and towers > 1
+        and isinstance(getattr(model, "features", None), nn.Sequential)
+    ):
         features = model.features
         if isinstance(features, TowerFeatures):
             features = nn.Sequential(OrderedDict(features.named_children()))
@@ -495,29 +633,47 @@ def speed_up(model: nn.Module, *, lrn: str = "auto", conv: str = "auto", conv1: 
 
 
 def describe(model: nn.Module) -> dict[str, str]:
-    """Which form each fast layer of ``model`` uses, by module name: ``{"features.4": "shift", ...}``."""
-    return {name: m.impl for name, m in model.named_modules() if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))}
+    """Which form each fast layer of ``model`` uses, by module name: ``{"features.4": "shift",
+    ...}``."""
+    return {
+        name: m.impl
+        for name, m in model.named_modules()
+        if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))
+    }
 
 
-def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float = 1e-4) -> dict[str, dict]:
+def check_equal(
+    reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float = 1e-4
+) -> dict[str, dict]:
     """Compare every fast layer of ``fast`` with the same-named layer of ``reference``, on the input
     that layer receives when ``reference`` runs on ``x``: outputs, input gradients and parameter
     gradients (for one random output gradient), each as the relative difference ``|a - b| / |a|``
-    (Euclidean norms). Returns ``{layer name: {"impl", "output", "input grad", "param grad", "equal"}}``.
+    (Euclidean norms). Returns ``{layer name: {"impl", "output", "input grad", "param grad",
+    "equal"}}``.
 
     Layer by layer, not the whole net: float rounding can flip which of two nearly equal values a
     max pool picks, and one flipped choice moves a gradient element; that is rounding, not a
     different function, and a layer-wise check is not fooled by it. A :class:`TowerFeatures` block
     (many layers) is compared in float64, where such near-ties do not arise.
     """
-    targets = {name: m for name, m in fast.named_modules() if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))}
+    targets = {
+        name: m
+        for name, m in fast.named_modules()
+        if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))
+    }
     ref_modules = dict(reference.named_modules())
     missing = sorted(set(targets) - set(ref_modules))
     if missing:
-        raise ValueError(f"reference has no layers named {missing}: pass the net the fast one was made from")
+        raise ValueError(
+            f"reference has no layers named {missing}: pass the net the fast one was made from"
+        )
     inputs: dict[str, Tensor] = {}
-    hooks = [ref_modules[name].register_forward_pre_hook(
-        lambda mod, args, name=name: inputs.__setitem__(name, args[0].detach().clone())) for name in targets]
+    hooks = [
+        ref_modules[name].register_forward_pre_hook(
+            lambda mod, args, name=name: inputs.__setitem__(name, args[0].detach().clone())
+        )
+        for name in targets
+    ]
     was_training = reference.training
     try:
         reference.eval()
@@ -538,9 +694,14 @@ def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float
         xin = inputs[name]
         if isinstance(fast_m, TowerFeatures):
             # a block of many layers: a max pool fed values that differ by float32 rounding may pick
-            # the other of two near-equal maps and route a gradient elsewhere, so the block is compared
-            # in float64, with the reference LRN (each LRN form is compared on its own above)
-            ref_m, fast_m, xin = copy.deepcopy(ref_m).double(), copy.deepcopy(fast_m).double(), xin.double()
+            # the other of two near-equal maps and route a gradient elsewhere, so the block is
+            # compared in float64, with the reference LRN (each LRN form is compared on its own
+            # above)
+            ref_m, fast_m, xin = (
+                copy.deepcopy(ref_m).double(),
+                copy.deepcopy(fast_m).double(),
+                xin.double(),
+            )
             for m in fast_m.modules():
                 if isinstance(m, FastLRN):
                     m.impl = "reference"
@@ -553,8 +714,12 @@ def check_equal(reference: nn.Module, fast: nn.Module, x: Tensor, *, rtol: float
             grads = torch.autograd.grad(y, [xa, *params], g)
             results.append((y.detach(), grads[0], grads[1:]))
         (ya, ga, pa), (yb, gb, pb) = results
-        row = {"impl": targets[name].impl, "output": rel(ya, yb), "input grad": rel(ga, gb),
-               "param grad": max((rel(a, b) for a, b in zip(pa, pb)), default=0.0)}
+        row = {
+            "impl": targets[name].impl,
+            "output": rel(ya, yb),
+            "input grad": rel(ga, gb),
+            "param grad": max((rel(a, b) for a, b in zip(pa, pb)), default=0.0),
+        }
         row["equal"] = all(row[k] <= rtol for k in ("output", "input grad", "param grad"))
         rows[name] = row
     return rows

@@ -53,8 +53,10 @@ def _pair(value, name: str) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
         return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         return int(value[0]), int(value[1])
     raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
@@ -99,8 +101,12 @@ def conv_output_size(
 
     Paper: section 3.5 (conv1: 224x224x3 input, 11x11 kernels, stride 4, 55x55 output).
     """
-    for name, value, low in (("size", size, 1), ("kernel", kernel, 1), ("stride", stride, 1),
-                             ("padding", padding, 0)):
+    for name, value, low in (
+        ("size", size, 1),
+        ("kernel", kernel, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     if rounding not in ("exact", "floor", "ceil"):
@@ -114,7 +120,8 @@ def conv_output_size(
         raise ValueError(
             f"(W - F + 2P) / S + 1 = ({size} - {kernel} + 2*{padding}) / {stride} + 1 = "
             f"{span / stride + 1:g} is not a whole number: the windows do not tile the input. "
-            "Change the size or padding, or pass rounding='floor' (PyTorch) or 'ceil' (cuda-convnet)."
+            "Change the size or padding, or pass rounding='floor' (PyTorch) or 'ceil' "
+            "(cuda-convnet)."
         )
     if rounding == "ceil":
         return 1 + -(-span // stride)
@@ -156,12 +163,15 @@ def conv2d(
         raise ValueError(f"groups must be an int >= 1, got {groups!r}")
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
     if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-        raise ValueError(f"stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+        raise ValueError(
+            f"stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}"
+        )
     batch, c_in, height, width = x.shape
     c_out, c_per_group, kh, kw = weight.shape
     if c_in % groups or c_out % groups:
         raise ValueError(
-            f"groups={groups} must divide both the input channels ({c_in}) and the output channels ({c_out})"
+            f"groups={groups} must divide both the input channels ({c_in}) and the output channels "
+            f"({c_out})"
         )
     if c_per_group * groups != c_in:
         raise ValueError(
@@ -208,12 +218,15 @@ class Conv2d(nn.Module):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels // groups, *self.kernel_size)
+        )
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
 
@@ -236,7 +249,10 @@ class Conv2d(nn.Module):
 
 
 def oriented_kernels(
-    orientations: int = 16, size: int = 11, wavelength: float = 6.0, sigma: float = 2.5,
+    orientations: int = 16,
+    size: int = 11,
+    wavelength: float = 6.0,
+    sigma: float = 2.5,
     channels: int = 3,
 ) -> Tensor:
     """Hand-made edge/stripe detectors (Gabor kernels) at evenly spaced orientations.
@@ -261,7 +277,9 @@ def oriented_kernels(
     y, x = torch.meshgrid(r, r, indexing="ij")  # (size, size) each: row and column offsets
     theta = torch.arange(orientations, dtype=torch.float64) * math.pi / orientations  # (O,)
     # x' = x cos(theta) + y sin(theta): distance across the stripes
-    across = x * torch.cos(theta).view(-1, 1, 1) + y * torch.sin(theta).view(-1, 1, 1)  # (O, size, size)
+    across = x * torch.cos(theta).view(-1, 1, 1) + y * torch.sin(theta).view(
+        -1, 1, 1
+    )  # (O, size, size)
     # g = exp(-(x^2 + y^2) / (2 sigma^2)) * cos(2 pi x' / wavelength)
     g = torch.exp(-(x**2 + y**2) / (2 * sigma**2)) * torch.cos(2 * math.pi * across / wavelength)
     g = g - g.mean(dim=(1, 2), keepdim=True)  # zero-mean: no response to flat brightness
@@ -368,7 +386,11 @@ class LocalResponseNorm(nn.Module):
     """
 
     def __init__(
-        self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
         convention: str = "code",
     ) -> None:
         super().__init__()
@@ -416,7 +438,8 @@ def max_pool2d(
     ph, pw = _pair(padding, "padding")
     if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError(
-            f"kernel_size and stride must be >= 1 and padding >= 0, got {kernel_size}, {stride}, {padding}"
+            f"kernel_size and stride must be >= 1 and padding >= 0, got {kernel_size}, {stride}, "
+            f"{padding}"
         )
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(
@@ -425,7 +448,8 @@ def max_pool2d(
         )
     if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
         raise ValueError(
-            f"the {kh}x{kw} window does not fit in a {x.shape[2]}x{x.shape[3]} input (padding {padding})"
+            f"the {kh}x{kw} window does not fit in a {x.shape[2]}x{x.shape[3]} input (padding "
+            f"{padding})"
         )
     # Padding never wins a max: pad with -inf.
     x = F.pad(x, (pw, pw, ph, ph), value=float("-inf"))
@@ -438,7 +462,8 @@ def max_pool2d(
 
 
 class MaxPool2d(nn.Module):
-    """The module form of :func:`max_pool2d`; defaults are the paper's z=3, s=2. Paper: section 3.4."""
+    """The module form of :func:`max_pool2d`; defaults are the paper's z=3, s=2. Paper: section
+    3.4."""
 
     def __init__(
         self,
@@ -515,7 +540,9 @@ class Dropout(nn.Module):
     ``Dropout(0.5, mode="paper")`` is the paper's description. Paper: section 4.2.
     """
 
-    def __init__(self, p: float = 0.5, mode: str = "paper", generator: torch.Generator | None = None):
+    def __init__(
+        self, p: float = 0.5, mode: str = "paper", generator: torch.Generator | None = None
+    ):
         super().__init__()
         dropout(torch.zeros(1), p, False, mode)  # validates p and mode
         self.p, self.mode, self.generator = p, mode, generator

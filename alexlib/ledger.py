@@ -1,8 +1,8 @@
 """The paper-claims ledger: an ablation runner, and a table of the paper's quantitative claims
 generated from the result files under ``results/`` (never typed by hand).
 
-    python -m alexlib ledger run --scale full --seeds 3 --budget-s 540     # on a GPU; resumable
-    python -m alexlib ledger table                                        # the ledger, from results/
+    python -m alexlib ledger run --scale full --seeds 3 --budget-s 540   # on a GPU; resumable
+    python -m alexlib ledger table                                      # the ledger, from results/
 
     from alexlib.ledger import run_ledger, ledger_rows, ledger_markdown
     from alexlib.figures import effects_figure
@@ -13,14 +13,14 @@ The runner trains one base configuration (the ``paper`` net on Imagenette with t
 :class:`alexlib.train.RunSettings`) and one switch per claim (:data:`ABLATIONS`), each over several
 seeds, with :func:`alexlib.train.train_run`. Every run is a folder::
 
-    <results>/ledger/<ablation>/seed<k>/settings.json    settings + provenance (GPU, commit, date)
-                                        metrics.jsonl    one line per epoch
-                                        summary.json     scale, final metrics, wall time, checkpoint sha256
-                                        views.json       (base only) centre crop vs ten views
-                                        checkpoint.pt    large: never committed
-    <results>/ledger/base/ensemble.json                  the base seeds averaged (the paper's CNN ensembles)
-    <results>/figure3/<scale>-paper-s<k>/conv1.pt        the base nets' conv1 kernels (Figure 3's layout)
-    <results>/figure1/<scale>-...                        ReLU vs tanh (alexlib.experiments' Figure 1 runs)
+    <results>/ledger/<ablation>/seed<k>/settings.json   settings + provenance (GPU, commit, date)
+                                        metrics.jsonl   one line per epoch
+                                        summary.json    scale, final metrics, wall time, sha256
+                                        views.json      (base only) centre crop vs ten views
+                                        checkpoint.pt   large: never committed
+    <results>/ledger/base/ensemble.json                 the base seeds averaged (CNN ensembles)
+    <results>/figure3/<scale>-paper-s<k>/conv1.pt       the base nets' conv1 kernels (Figure 3)
+    <results>/figure1/<scale>-...                       ReLU vs tanh (Figure 1's runs)
 
 Runs at smoke scale carry ``"scale": "smoke"`` in their ``summary.json`` and go elsewhere
 (``_build/ledger-smoke`` by default): the ledger refuses them, so a smoke number can never be
@@ -38,9 +38,9 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -54,8 +54,20 @@ from .model import get_layer
 from .train import RunSettings, load_checkpoint, model_from_checkpoint, read_metrics, train_run
 
 __all__ = [
-    "Ablation", "ABLATIONS", "FIGURE_JOBS", "Claim", "CLAIMS", "LedgerRow", "LedgerError",
-    "settings_for", "run_ledger", "smoke_root", "read_run", "ledger_rows", "ledger_markdown", "add_arguments",
+    "Ablation",
+    "ABLATIONS",
+    "FIGURE_JOBS",
+    "Claim",
+    "CLAIMS",
+    "LedgerRow",
+    "LedgerError",
+    "settings_for",
+    "run_ledger",
+    "smoke_root",
+    "read_run",
+    "ledger_rows",
+    "ledger_markdown",
+    "add_arguments",
 ]
 
 
@@ -74,14 +86,27 @@ class Ablation:
     what: str
 
 
-ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
-    Ablation("base", {}, "the paper's net and recipe: two towers, LRN, z=3 s=2 pooling, PCA colour, dropout"),
-    Ablation("no-lrn", {"variant": "paper-nolrn"}, "without local response normalisation (section 3.3)"),
-    Ablation("pool2", {"variant": "paper-pool2"}, "non-overlapping pooling z=2, s=2 (section 3.4)"),
-    Ablation("half", {"variant": "half"}, "one tower with half the conv kernels (section 3.2)"),
-    Ablation("no-pca", {"pca_colour": False}, "without PCA colour augmentation (section 4.1)"),
-    Ablation("no-dropout", {"dropout": 0.0}, "without dropout in fc6 and fc7 (section 4.2)"),
-)}
+ABLATIONS: dict[str, Ablation] = {
+    a.name: a
+    for a in (
+        Ablation(
+            "base",
+            {},
+            "the paper's net and recipe: two towers, LRN, z=3 s=2 pooling, PCA colour, dropout",
+        ),
+        Ablation(
+            "no-lrn",
+            {"variant": "paper-nolrn"},
+            "without local response normalisation (section 3.3)",
+        ),
+        Ablation(
+            "pool2", {"variant": "paper-pool2"}, "non-overlapping pooling z=2, s=2 (section 3.4)"
+        ),
+        Ablation("half", {"variant": "half"}, "one tower with half the conv kernels (section 3.2)"),
+        Ablation("no-pca", {"pca_colour": False}, "without PCA colour augmentation (section 4.1)"),
+        Ablation("no-dropout", {"dropout": 0.0}, "without dropout in fc6 and fc7 (section 4.2)"),
+    )
+}
 
 # Jobs run by alexlib.experiments rather than by train_run (claim 1: Figure 1 on CIFAR-10).
 FIGURE_JOBS: tuple[str, ...] = ("figure1",)
@@ -99,10 +124,18 @@ def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:
     """The :class:`RunSettings` of one run: the scale's preset, the ablation's switch, ``seed``, and
     ``kw`` (``data_root``, ``device``, ``compile``, ...)."""
     if ablation not in ABLATIONS:
-        raise LedgerError(f"unknown ablation {ablation!r}; the ablations are: {', '.join(ABLATIONS)}")
+        raise LedgerError(
+            f"unknown ablation {ablation!r}; the ablations are: {', '.join(ABLATIONS)}"
+        )
     p = preset("ledger", scale)
-    base = dict(dataset=p["dataset"], epochs=p["epochs"], batch_size=p["batch_size"],
-                train_per_class=p["train_per_class"], val_per_class=p["val_per_class"], seed=seed)
+    base = dict(
+        dataset=p["dataset"],
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        train_per_class=p["train_per_class"],
+        val_per_class=p["val_per_class"],
+        seed=seed,
+    )
     return RunSettings(**{**base, **ABLATIONS[ablation].overrides, **kw})
 
 
@@ -124,10 +157,12 @@ def _epochs_done(folder: Path) -> int:
     return len(read_metrics(folder))
 
 
-def _train_chunked(settings: RunSettings, folder: Path, data, deadline: float | None, chunk: int,
-                   progress: bool) -> bool:
+def _train_chunked(
+    settings: RunSettings, folder: Path, data, deadline: float | None, chunk: int, progress: bool
+) -> bool:
     """Train ``settings`` in ``folder`` up to its epochs, ``chunk`` epochs per resume step, stopping
-    between steps once ``deadline`` (``time.monotonic()``) has passed. True when the run is complete."""
+    between steps once ``deadline`` (``time.monotonic()``) has passed. True when the run is
+    complete."""
     done = _epochs_done(folder)
     if done == 0 and (folder / "metrics.jsonl").exists():
         # an interrupted first epoch left metrics but no checkpoint: start that run afresh
@@ -138,7 +173,13 @@ def _train_chunked(settings: RunSettings, folder: Path, data, deadline: float | 
         if deadline is not None and time.monotonic() > deadline:
             return False
         target = min(settings.epochs, done + step)
-        train_run(dataclasses.replace(settings, epochs=target), folder, resume=done > 0, progress=progress, data=data)
+        train_run(
+            dataclasses.replace(settings, epochs=target),
+            folder,
+            resume=done > 0,
+            progress=progress,
+            data=data,
+        )
         done = target
     # settings.json must carry the run's real number of epochs, not the last chunk's target
     meta = json.loads((folder / "settings.json").read_text())
@@ -148,11 +189,15 @@ def _train_chunked(settings: RunSettings, folder: Path, data, deadline: float | 
 
 
 def _evaluate_base(folder: Path, model, settings: RunSettings, stats, val, device) -> dict:
-    """Claim 7's measurement on one trained base net: centre crop against ten views on the validation
-    split, plus both sets of probabilities (``val_probs.pt``, small) for the ensembles of claim 8."""
+    """Claim 7's measurement on one trained base net: centre crop against ten views on the
+    validation split, plus both sets of probabilities (``val_probs.pt``, small) for the ensembles of
+    claim 8."""
     model.to(device)
     stats = stats.to(device)
-    probs = {v: predict(model, val.images, stats, views=v, crop=settings.crop, device=device) for v in ("center", "ten")}
+    probs = {
+        v: predict(model, val.images, stats, views=v, crop=settings.crop, device=device)
+        for v in ("center", "ten")
+    }
     torch.save({"labels": val.labels.clone(), **probs}, folder / "val_probs.pt")
     views = {v: topk_errors(p, val.labels) for v, p in probs.items()}
     write_json(folder / "views.json", {**views, "val_images": len(val), "provenance": provenance()})
@@ -171,11 +216,21 @@ def _write_ensemble(root: Path, scale: str) -> dict | None:
         return None
     labels = next(iter(stored.values()))["labels"]
     if any(not torch.equal(s["labels"], labels) for s in stored.values()):
-        raise LedgerError(f"the base seeds in {base} were evaluated on different images; rerun their evaluation")
-    result = {"scale": scale, "seeds": sorted(stored), "val_images": len(labels), "provenance": provenance()}
+        raise LedgerError(
+            f"the base seeds in {base} were evaluated on different images; rerun their evaluation"
+        )
+    result = {
+        "scale": scale,
+        "seeds": sorted(stored),
+        "val_images": len(labels),
+        "provenance": provenance(),
+    }
     for views in ("center", "ten"):
         single = {str(k): topk_errors(s[views], labels) for k, s in stored.items()}
-        result[views] = {"single": single, "ensemble": topk_errors(ensemble([s[views] for s in stored.values()]), labels)}
+        result[views] = {
+            "single": single,
+            "ensemble": topk_errors(ensemble([s[views] for s in stored.values()]), labels),
+        }
     write_json(base / "ensemble.json", result)
     return result
 
@@ -189,17 +244,28 @@ def _save_kernels(root: Path, scale: str, seed: int, folder: Path, model) -> Non
 
 def _run_figure1(root: Path, scale: str, data_root, device, progress: bool) -> str:
     target = root / "figure1"
-    if target.is_dir() and any(p.is_dir() and p.name.startswith(f"{scale}-") for p in target.iterdir()):
+    if target.is_dir() and any(
+        p.is_dir() and p.name.startswith(f"{scale}-") for p in target.iterdir()
+    ):
         return "done before"
     runs = run_figure1(scale, data_root=data_root, device=device, progress=progress)
     save_figure1(runs, base=target, tag=scale)
     return "done"
 
 
-def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[str] | None = None,
-               out: str | os.PathLike | None = None, budget_s: float | None = None, data_root=None,
-               device: str = "auto", compile: bool = False, keep_checkpoints: bool | None = None,
-               progress: bool = True) -> list[dict]:
+def run_ledger(
+    scale: str = "full",
+    *,
+    seeds: int | None = None,
+    only: Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+    budget_s: float | None = None,
+    data_root=None,
+    device: str = "auto",
+    compile: bool = False,
+    keep_checkpoints: bool | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Run the ablations (and the Figure 1 job) at ``scale`` over ``seeds`` seeds (0, 1, ...),
     writing each run under ``<out>/ledger/<ablation>/seed<k>/``.
 
@@ -221,11 +287,15 @@ def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[
     names = list(only) if only else [*ABLATIONS, *FIGURE_JOBS]
     unknown = [n for n in names if n not in ABLATIONS and n not in FIGURE_JOBS]
     if unknown:
-        raise LedgerError(f"unknown ablation(s) {unknown}; choose from: {', '.join([*ABLATIONS, *FIGURE_JOBS])}")
+        raise LedgerError(
+            f"unknown ablation(s) {unknown}; choose from: {', '.join([*ABLATIONS, *FIGURE_JOBS])}"
+        )
     root = Path(out) if out is not None else (results_dir() if scale == "full" else smoke_root())
     if scale != "full" and root.resolve() == results_dir().resolve():
-        raise LedgerError(f"smoke runs never go under {root} (the full-scale results); leave out --out or pick "
-                          "another folder")
+        raise LedgerError(
+            f"smoke runs never go under {root} (the full-scale results); leave out --out or pick "
+            "another folder"
+        )
     keep = (scale == "full") if keep_checkpoints is None else keep_checkpoints
     deadline = None if budget_s is None else time.monotonic() + budget_s
     dev = resolve_device(device)
@@ -233,12 +303,30 @@ def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[
 
     def data_for(settings: RunSettings):
         # one decode per subset: at full scale every run shares the whole dataset
-        key = (settings.train_per_class, settings.val_per_class, settings.seed if settings.train_per_class else None)
+        key = (
+            settings.train_per_class,
+            settings.val_per_class,
+            settings.seed if settings.train_per_class else None,
+        )
         if key not in data_cache:
-            train = load(settings.dataset, "train", root=data_root, size=settings.image_size,
-                         per_class=settings.train_per_class, seed=settings.seed, progress=progress)
-            val = load(settings.dataset, "val", root=data_root, size=settings.image_size,
-                       per_class=settings.val_per_class, seed=settings.seed, progress=progress)
+            train = load(
+                settings.dataset,
+                "train",
+                root=data_root,
+                size=settings.image_size,
+                per_class=settings.train_per_class,
+                seed=settings.seed,
+                progress=progress,
+            )
+            val = load(
+                settings.dataset,
+                "val",
+                root=data_root,
+                size=settings.image_size,
+                per_class=settings.val_per_class,
+                seed=settings.seed,
+                progress=progress,
+            )
             data_cache.clear()
             data_cache[key] = (train, val)
         return data_cache[key]
@@ -250,43 +338,80 @@ def run_ledger(scale: str = "full", *, seeds: int | None = None, only: Sequence[
                 continue
             folder = root / "ledger" / name / f"seed{seed}"
             if (folder / "summary.json").is_file():
-                report.append({"ablation": name, "seed": seed, "status": "done before", "folder": str(folder)})
+                report.append(
+                    {"ablation": name, "seed": seed, "status": "done before", "folder": str(folder)}
+                )
                 continue
-            settings = settings_for(name, scale, seed, data_root=data_root, device=str(dev), compile=compile)
+            settings = settings_for(
+                name, scale, seed, data_root=data_root, device=str(dev), compile=compile
+            )
             data = data_for(settings)
             started = time.perf_counter()
             if not _train_chunked(settings, folder, data, deadline, plan["chunk_epochs"], progress):
-                report.append({"ablation": name, "seed": seed, "status": "paused", "folder": str(folder),
-                               "epochs": _epochs_done(folder)})
+                report.append(
+                    {
+                        "ablation": name,
+                        "seed": seed,
+                        "status": "paused",
+                        "folder": str(folder),
+                        "epochs": _epochs_done(folder),
+                    }
+                )
                 return report
             metrics = read_metrics(folder)
             if name == "base":
-                model, run_settings, stats = model_from_checkpoint(load_checkpoint(folder / "checkpoint.pt"))
+                model, run_settings, stats = model_from_checkpoint(
+                    load_checkpoint(folder / "checkpoint.pt")
+                )
                 _evaluate_base(folder, model, run_settings, stats, data[1], dev)
                 _save_kernels(root, scale, seed, folder, model.cpu())
                 del model
             ckpt = folder / "checkpoint.pt"
-            summary = {"scale": scale, "ablation": name, "seed": seed, "what": ABLATIONS[name].what,
-                       "epochs": len(metrics), "final": metrics[-1], "wall_s": sum(m["seconds"] for m in metrics),
-                       "checkpoint_sha256": _sha256(ckpt), "checkpoint_bytes": ckpt.stat().st_size,
-                       "checkpoint_kept": keep, "provenance": provenance(),
-                       "this_session_s": time.perf_counter() - started}
+            summary = {
+                "scale": scale,
+                "ablation": name,
+                "seed": seed,
+                "what": ABLATIONS[name].what,
+                "epochs": len(metrics),
+                "final": metrics[-1],
+                "wall_s": sum(m["seconds"] for m in metrics),
+                "checkpoint_sha256": _sha256(ckpt),
+                "checkpoint_bytes": ckpt.stat().st_size,
+                "checkpoint_kept": keep,
+                "provenance": provenance(),
+                "this_session_s": time.perf_counter() - started,
+            }
             if not keep:
                 ckpt.unlink()
             write_json(folder / "summary.json", summary)
-            report.append({"ablation": name, "seed": seed, "status": "done", "folder": str(folder), **metrics[-1]})
+            report.append(
+                {
+                    "ablation": name,
+                    "seed": seed,
+                    "status": "done",
+                    "folder": str(folder),
+                    **metrics[-1],
+                }
+            )
             if progress:
-                print(f"[ledger {scale}] {name} seed {seed}: val top-1 {metrics[-1]['val_top1_err']:.2f}%, "
-                      f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs")
+                print(
+                    f"[ledger {scale}] {name} seed {seed}: val top-1 "
+                    f"{metrics[-1]['val_top1_err']:.2f}%, "
+                    f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs"
+                )
         if "base" in names:
             _write_ensemble(root, scale)
     for job in names:
         if job in FIGURE_JOBS:
             if deadline is not None and time.monotonic() > deadline:
-                report.append({"ablation": job, "seed": None, "status": "paused", "folder": str(root / job)})
+                report.append(
+                    {"ablation": job, "seed": None, "status": "paused", "folder": str(root / job)}
+                )
                 return report
             status = _run_figure1(root, scale, data_root, str(dev), progress)
-            report.append({"ablation": job, "seed": None, "status": status, "folder": str(root / job)})
+            report.append(
+                {"ablation": job, "seed": None, "status": status, "folder": str(root / job)}
+            )
     return report
 
 
@@ -304,7 +429,11 @@ def _scale_of(folder: Path, settings: dict) -> str:
     tag = folder.name.split("-")[0]
     if tag in SCALES:
         return tag
-    return "smoke" if settings.get("train_per_class") is not None or settings.get("scale") == "smoke" else "full"
+    return (
+        "smoke"
+        if settings.get("train_per_class") is not None or settings.get("scale") == "smoke"
+        else "full"
+    )
 
 
 def read_run(folder: Path) -> dict:
@@ -318,13 +447,28 @@ def read_run(folder: Path) -> dict:
     settings = meta.get("settings", {})
     scale = _scale_of(folder, settings)
     metrics = read_metrics(folder)
-    run = {"settings": settings, "provenance": meta.get("provenance", {}), "metrics": metrics, "scale": scale,
-           "final": metrics[-1] if metrics else None, "folder": folder, "train_images": meta.get("train_images")}
+    run = {
+        "settings": settings,
+        "provenance": meta.get("provenance", {}),
+        "metrics": metrics,
+        "scale": scale,
+        "final": metrics[-1] if metrics else None,
+        "folder": folder,
+        "train_images": meta.get("train_images"),
+    }
     if scale != "full":
-        return {**run, "ok": False, "reason": f"{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)"}
+        return {
+            **run,
+            "ok": False,
+            "reason": f"{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)",
+        }
     if not (folder / "summary.json").is_file() or len(metrics) < settings.get("epochs", 0):
-        return {**run, "ok": False,
-                "reason": f"{folder.name}: unfinished ({len(metrics)} of {settings.get('epochs', '?')} epochs)"}
+        return {
+            **run,
+            "ok": False,
+            "reason": f"{folder.name}: unfinished ({len(metrics)} of {settings.get('epochs', '?')} "
+            f"epochs)",
+        }
     return {**run, "ok": True, "reason": ""}
 
 
@@ -372,18 +516,28 @@ class Claim:
     paper_values: dict[str, float | None]
     unit: str
     chapter: str
-    measure: Callable[[Path], "Measurement | str"]
+    measure: Callable[[Path], Measurement | str]
     expect: int = 1
     sources: tuple[str, ...] = ()
 
 
-def _missing(root: Path, ablations: Sequence[str], refused: list[str], job: str, where: str | None = None) -> str:
-    """Why a claim is unmeasured: the refused runs (smoke, unfinished) or no run at all, and the command."""
+def _missing(
+    root: Path, ablations: Sequence[str], refused: list[str], job: str, where: str | None = None
+) -> str:
+    """Why a claim is unmeasured: the refused runs (smoke, unfinished) or no run at all, and the
+    command."""
     if refused:
-        shown = "; ".join(refused[:4]) + (f"; and {len(refused) - 4} more" if len(refused) > 4 else "")
-        return f"unmeasured: no finished full-scale run of {', '.join(ablations)} ({shown}). Run on a GPU: {job}"
+        shown = "; ".join(refused[:4]) + (
+            f"; and {len(refused) - 4} more" if len(refused) > 4 else ""
+        )
+        return (
+            f"unmeasured: no finished full-scale run of {', '.join(ablations)} ({shown}). "
+            f"Run on a GPU: {job}"
+        )
     if where is None:
-        where = f"ledger/{{{','.join(ablations)}}}" if len(ablations) > 1 else f"ledger/{ablations[0]}"
+        where = (
+            f"ledger/{{{','.join(ablations)}}}" if len(ablations) > 1 else f"ledger/{ablations[0]}"
+        )
     return f"unmeasured: no GPU run stored yet (nothing under results/{where}). Run on a GPU: {job}"
 
 
@@ -402,15 +556,17 @@ def _with_base(root: Path, ablation: str):
     return base, other, seeds
 
 
-def _error_effect(base: dict, other: dict, metrics: Sequence[str] = ("val_top1_err", "val_top5_err")) -> dict:
+def _error_effect(
+    base: dict, other: dict, metrics: Sequence[str] = ("val_top1_err", "val_top5_err")
+) -> dict:
     # effect = err(without the paper's feature) - err(with it), in percentage points
     return {m: other["final"][m] - base["final"][m] for m in metrics}
 
 
 def _paired(ablation: str, effect: Callable[[dict, dict], dict[str, float]] = _error_effect):
-    """A measure over the seeds run both as ``base`` and as ``ablation``: ``effect(base run, ablation
-    run)`` gives one seed's numbers by metric. The default is the error of ``ablation`` minus the error
-    of ``base`` (positive: the paper's feature lowers the error)."""
+    """A measure over the seeds run both as ``base`` and as ``ablation``: ``effect(base run,
+    ablation run)`` gives one seed's numbers by metric. The default is the error of ``ablation``
+    minus the error of ``base`` (positive: the paper's feature lowers the error)."""
 
     def measure(root: Path):
         paired = _with_base(root, ablation)
@@ -419,19 +575,26 @@ def _paired(ablation: str, effect: Callable[[dict, dict], dict[str, float]] = _e
         base, other, seeds = paired
         per_seed = [effect(base[s], other[s]) for s in seeds]
         values = {m: [e[m] for e in per_seed] for m in per_seed[0]}
-        return Measurement(values, seeds, [base[s] for s in seeds] + [other[s] for s in seeds],
-                           [f"ledger/{ablation}/", "ledger/base/"])
+        return Measurement(
+            values,
+            seeds,
+            [base[s] for s in seeds] + [other[s] for s in seeds],
+            [f"ledger/{ablation}/", "ledger/base/"],
+        )
 
     return measure
 
 
 def _overfit_gap(run: dict) -> float:
-    # gap = val top-1 error - train top-1 error at the last epoch (train: on the augmented batches, dropout on)
+    # gap = val top-1 error - train top-1 error at the last epoch (train: on the augmented batches,
+    # dropout on)
     return run["final"]["val_top1_err"] - run["final"]["train_top1_err"]
 
 
 # Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it.
-_dropout_gap = _paired("no-dropout", lambda base, other: {"gap": _overfit_gap(other) - _overfit_gap(base)})
+_dropout_gap = _paired(
+    "no-dropout", lambda base, other: {"gap": _overfit_gap(other) - _overfit_gap(base)}
+)
 
 
 def converged_epoch(val_errors: Sequence[float], within: float = 1.0) -> int:
@@ -448,8 +611,10 @@ def _epochs_to_converge(run: dict) -> int:
 
 
 # Convergence: epochs to converge with dropout divided by epochs without (paper: about 2).
-_dropout_speed = _paired("no-dropout",
-                         lambda base, other: {"ratio": _epochs_to_converge(base) / _epochs_to_converge(other)})
+_dropout_speed = _paired(
+    "no-dropout",
+    lambda base, other: {"ratio": _epochs_to_converge(base) / _epochs_to_converge(other)},
+)
 
 
 def _ten_views(root: Path):
@@ -459,27 +624,44 @@ def _ten_views(root: Path):
     if not seeds:
         return _missing(root, ["base"], refused, _job("base"))
     views = {s: json.loads((base[s]["folder"] / "views.json").read_text()) for s in seeds}
-    values = {f"top{k}": [views[s]["center"][f"top{k}_err"] - views[s]["ten"][f"top{k}_err"] for s in seeds]
-              for k in (1, 5)}
+    values = {
+        f"top{k}": [
+            views[s]["center"][f"top{k}_err"] - views[s]["ten"][f"top{k}_err"] for s in seeds
+        ]
+        for k in (1, 5)
+    }
     return Measurement(values, seeds, [base[s] for s in seeds], ["ledger/base/seed*/views.json"])
 
 
 def _ensembles(root: Path):
-    """Each base net's centre-crop error minus the error of all base nets averaged (``ensemble.json``)."""
+    """Each base net's centre-crop error minus the error of all base nets averaged
+    (``ensemble.json``)."""
     base, refused = _runs(root, "base")
     path = root / "ledger" / "base" / "ensemble.json"
     if not path.is_file():
         if len(base) < 2:
             return _missing(root, ["base"], refused, _job("base") + " (at least 2 seeds)")
-        return "unmeasured: ensemble.json missing; rerun the runner (it averages the stored base predictions)"
+        return (
+            "unmeasured: ensemble.json missing; rerun the runner (it averages the stored base "
+            "predictions)"
+        )
     ens = json.loads(path.read_text())
     if ens.get("scale") != "full":
-        return "unmeasured: ensemble.json was made at smoke scale; smoke numbers never enter the ledger"
+        return (
+            "unmeasured: ensemble.json was made at smoke scale; smoke numbers never enter the "
+            "ledger"
+        )
     seeds = [int(s) for s in ens["center"]["single"] if int(s) in base]
     if len(seeds) < 2:
         return "unmeasured: fewer than 2 finished full-scale base seeds in ensemble.json"
-    values = {f"top{k}": [ens["center"]["single"][str(s)][f"top{k}_err"] - ens["center"]["ensemble"][f"top{k}_err"]
-                          for s in seeds] for k in (1, 5)}
+    values = {
+        f"top{k}": [
+            ens["center"]["single"][str(s)][f"top{k}_err"]
+            - ens["center"]["ensemble"][f"top{k}_err"]
+            for s in seeds
+        ]
+        for k in (1, 5)
+    }
     return Measurement(values, seeds, [base[s] for s in seeds], ["ledger/base/ensemble.json"])
 
 
@@ -495,39 +677,71 @@ def _stored_experiment_runs(root: Path, kind: str) -> tuple[list[dict], list[str
             continue
         meta = json.loads((folder / "settings.json").read_text())
         scale = _scale_of(folder, meta.get("settings", {}))
-        run = {"name": folder.name, "folder": folder, "settings": meta.get("settings", {}),
-               "provenance": meta.get("provenance", {}), "metrics": read_metrics(folder)}
+        run = {
+            "name": folder.name,
+            "folder": folder,
+            "settings": meta.get("settings", {}),
+            "provenance": meta.get("provenance", {}),
+            "metrics": read_metrics(folder),
+        }
         if scale == "full":
             good.append(run)
         else:
-            refused.append(f"{kind}/{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)")
+            refused.append(
+                f"{kind}/{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)"
+            )
     return good, refused
 
 
 def _relu_tanh(root: Path):
-    """Claim 1 through alexlib.experiments: epochs to 25% training error, tanh over ReLU, per seed."""
+    """Claim 1 through alexlib.experiments: epochs to 25% training error, tanh over ReLU, per
+    seed."""
     stored, refused = _stored_experiment_runs(root, "figure1")
-    job = "python -m alexlib ledger run --scale full --only figure1 (or python -m alexlib.experiments figure1)"
+    job = (
+        "python -m alexlib ledger run --scale full --only figure1 "
+        "(or python -m alexlib.experiments figure1)"
+    )
     if not stored:
         return _missing(root, ["figure1"], refused, job, where="figure1")
-    runs = [{"activation": r["settings"]["activation"], "lr": r["settings"]["lr"], "seed": r["settings"]["seed"],
-             "role": r["settings"]["role"], "history": r["metrics"], "settings": r["settings"]} for r in stored]
+    runs = [
+        {
+            "activation": r["settings"]["activation"],
+            "lr": r["settings"]["lr"],
+            "seed": r["settings"]["seed"],
+            "role": r["settings"]["role"],
+            "history": r["metrics"],
+            "settings": r["settings"],
+        }
+        for r in stored
+    ]
     summary = summarise_figure1(runs, thresholds=(25.0,))
     row = summary["by_threshold"][25.0]
     pairs = [(s, r) for s, r in zip(row["seeds"], row["ratio"]) if r is not None]
     if not pairs:
-        return ("unmeasured: the stored Figure 1 runs never reached 25% training error with both activations "
-                "(see the ReLU chapter's results)")
-    return Measurement({"ratio": [r for _, r in pairs]}, [s for s, _ in pairs], stored, ["figure1/"])
+        return (
+            "unmeasured: the stored Figure 1 runs never reached 25% training error with both "
+            "activations (see the ReLU chapter's results)"
+        )
+    return Measurement(
+        {"ratio": [r for _, r in pairs]}, [s for s, _ in pairs], stored, ["figure1/"]
+    )
 
 
 def _towers(root: Path):
     """Claim 9 through alexlib.experiments: the colour-selectivity split of the two towers' conv1
     kernels (``tower_split``), per stored full-scale ``paper`` run."""
     stored, refused = _stored_experiment_runs(root, "figure3")
-    stored = [r for r in stored if r["settings"].get("variant") == "paper" and (r["folder"] / "conv1.pt").is_file()]
+    stored = [
+        r
+        for r in stored
+        if r["settings"].get("variant") == "paper" and (r["folder"] / "conv1.pt").is_file()
+    ]
     if not stored:
-        job = _job("base") + " (stores each base net's kernels under figure3/), or python -m alexlib.experiments figure3"
+        job = (
+            _job("base")
+            + " (stores each base net's kernels under figure3/), or python -m alexlib.experiments "
+            "figure3"
+        )
         return _missing(root, ["figure3"], refused, job, where="figure3")
     seps, agrees, seeds = [], [], []
     for r in stored:
@@ -540,38 +754,119 @@ def _towers(root: Path):
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("1", "ReLU nets reach 25% training error about six times sooner (in epochs) than tanh nets "
-          "(four-layer net, CIFAR-10)", "3.1", "about 6x", {"ratio": 6.0}, "x (tanh epochs / ReLU epochs)",
-          "10. Figure 1 (and 2. ReLU)", _relu_tanh, sources=("figure1",)),
-    Claim("2", "Local response normalisation lowers top-1 / top-5 error", "3.3", "1.4 / 1.2 points",
-          {"val_top1_err": 1.4, "val_top5_err": 1.2}, "points of error (no LRN - LRN)",
-          "3. Local response normalisation", _paired("no-lrn"), sources=("no-lrn", "base")),
-    Claim("3", "Overlapping pooling (z=3, s=2) lowers error against z=2, s=2", "3.4", "0.4 / 0.3 points",
-          {"val_top1_err": 0.4, "val_top5_err": 0.3}, "points of error (z=2 - z=3)",
-          "4. Overlapping pooling", _paired("pool2"), sources=("pool2", "base")),
-    Claim("4", "The two-tower net beats the one-GPU net with half the kernels", "3.2", "1.7 / 1.2 points",
-          {"val_top1_err": 1.7, "val_top5_err": 1.2}, "points of error (half - two towers)",
-          "5. Architecture", _paired("half"), sources=("half", "base")),
-    Claim("5", "PCA colour augmentation lowers top-1 error by over 1 point", "4.1", "over 1 point top-1",
-          {"val_top1_err": 1.0, "val_top5_err": None}, "points of error (no PCA - PCA)",
-          "7. Data augmentation", _paired("no-pca"), sources=("no-pca", "base")),
-    Claim("6a", "Dropout prevents substantial over-fitting", "4.2", "substantial (no number)", {"gap": None},
-          "points of (val - train) top-1 gap (no dropout - dropout)", "6. Dropout", _dropout_gap,
-          sources=("no-dropout", "base")),
-    Claim("6b", "Dropout roughly doubles the iterations needed to converge", "4.2", "about 2x", {"ratio": 2.0},
-          "x (epochs to converge with / without dropout)", "6. Dropout", _dropout_speed,
-          sources=("no-dropout", "base")),
-    Claim("7", "Ten test views (corners, centre, reflections) beat the centre crop", "4.1",
-          "1.5 / 1.3 points (ILSVRC-2010 test: 39.02/18.30 centre, code's notes; 37.5/17.0 ten views)",
-          {"top1": 1.52, "top5": 1.3}, "points of error (centre - ten views)", "9. Evaluation", _ten_views,
-          sources=("base",)),
-    Claim("8", "Averaging several nets beats one", "6", "2.6 / 1.8 points (ILSVRC-2012 val: 1 CNN 40.7/18.2, 5 CNNs 38.1/16.4)",
-          {"top1": 2.6, "top5": 1.8}, "points of error (one net - average of the seeds)", "9. Evaluation",
-          _ensembles, sources=("base",)),
-    Claim("9", "The two towers' conv1 kernels split into colour-agnostic and colour-specific, in every run",
-          "6.1", "a split in every run", {"separation": None},
-          "separation of the towers' colour scores (0.5: none, 1: complete)", "11. Figure 3",
-          _towers, sources=("figure3", "base")),
+    Claim(
+        "1",
+        "ReLU nets reach 25% training error about six times sooner (in epochs) than tanh nets "
+        "(four-layer net, CIFAR-10)",
+        "3.1",
+        "about 6x",
+        {"ratio": 6.0},
+        "x (tanh epochs / ReLU epochs)",
+        "10. Figure 1 (and 2. ReLU)",
+        _relu_tanh,
+        sources=("figure1",),
+    ),
+    Claim(
+        "2",
+        "Local response normalisation lowers top-1 / top-5 error",
+        "3.3",
+        "1.4 / 1.2 points",
+        {"val_top1_err": 1.4, "val_top5_err": 1.2},
+        "points of error (no LRN - LRN)",
+        "3. Local response normalisation",
+        _paired("no-lrn"),
+        sources=("no-lrn", "base"),
+    ),
+    Claim(
+        "3",
+        "Overlapping pooling (z=3, s=2) lowers error against z=2, s=2",
+        "3.4",
+        "0.4 / 0.3 points",
+        {"val_top1_err": 0.4, "val_top5_err": 0.3},
+        "points of error (z=2 - z=3)",
+        "4. Overlapping pooling",
+        _paired("pool2"),
+        sources=("pool2", "base"),
+    ),
+    Claim(
+        "4",
+        "The two-tower net beats the one-GPU net with half the kernels",
+        "3.2",
+        "1.7 / 1.2 points",
+        {"val_top1_err": 1.7, "val_top5_err": 1.2},
+        "points of error (half - two towers)",
+        "5. Architecture",
+        _paired("half"),
+        sources=("half", "base"),
+    ),
+    Claim(
+        "5",
+        "PCA colour augmentation lowers top-1 error by over 1 point",
+        "4.1",
+        "over 1 point top-1",
+        {"val_top1_err": 1.0, "val_top5_err": None},
+        "points of error (no PCA - PCA)",
+        "7. Data augmentation",
+        _paired("no-pca"),
+        sources=("no-pca", "base"),
+    ),
+    Claim(
+        "6a",
+        "Dropout prevents substantial over-fitting",
+        "4.2",
+        "substantial (no number)",
+        {"gap": None},
+        "points of (val - train) top-1 gap (no dropout - dropout)",
+        "6. Dropout",
+        _dropout_gap,
+        sources=("no-dropout", "base"),
+    ),
+    Claim(
+        "6b",
+        "Dropout roughly doubles the iterations needed to converge",
+        "4.2",
+        "about 2x",
+        {"ratio": 2.0},
+        "x (epochs to converge with / without dropout)",
+        "6. Dropout",
+        _dropout_speed,
+        sources=("no-dropout", "base"),
+    ),
+    Claim(
+        "7",
+        "Ten test views (corners, centre, reflections) beat the centre crop",
+        "4.1",
+        "1.5 / 1.3 points (ILSVRC-2010 test: 39.02/18.30 centre, code's notes; 37.5/17.0 ten "
+        "views)",
+        {"top1": 1.52, "top5": 1.3},
+        "points of error (centre - ten views)",
+        "9. Evaluation",
+        _ten_views,
+        sources=("base",),
+    ),
+    Claim(
+        "8",
+        "Averaging several nets beats one",
+        "6",
+        "2.6 / 1.8 points (ILSVRC-2012 val: 1 CNN 40.7/18.2, 5 CNNs 38.1/16.4)",
+        {"top1": 2.6, "top5": 1.8},
+        "points of error (one net - average of the seeds)",
+        "9. Evaluation",
+        _ensembles,
+        sources=("base",),
+    ),
+    Claim(
+        "9",
+        "The two towers' conv1 kernels split into colour-agnostic and colour-specific, in every "
+        "run",
+        "6.1",
+        "a split in every run",
+        {"separation": None},
+        "separation of the towers' colour scores (0.5: none, 1: complete)",
+        "11. Figure 3",
+        _towers,
+        sources=("figure3", "base"),
+    ),
 )
 
 
@@ -610,21 +905,40 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 # a few words per claim for the chart's panel titles
-CLAIM_NAMES = {"1": "ReLU vs tanh", "2": "LRN", "3": "overlapping pooling", "4": "two towers", "5": "PCA colour",
-          "6a": "dropout: over-fitting", "6b": "dropout: convergence", "7": "ten views", "8": "averaged nets",
-          "9": "tower colour split"}
+CLAIM_NAMES = {
+    "1": "ReLU vs tanh",
+    "2": "LRN",
+    "3": "overlapping pooling",
+    "4": "two towers",
+    "5": "PCA colour",
+    "6a": "dropout: over-fitting",
+    "6b": "dropout: convergence",
+    "7": "ten views",
+    "8": "averaged nets",
+    "9": "tower colour split",
+}
 
-METRIC_LABELS = {"val_top1_err": "top-1", "val_top5_err": "top-5", "top1": "top-1", "top5": "top-5", "gap": "gap",
-           "ratio": "ratio", "separation": "separation"}
+METRIC_LABELS = {
+    "val_top1_err": "top-1",
+    "val_top5_err": "top-5",
+    "top1": "top-1",
+    "top5": "top-5",
+    "gap": "gap",
+    "ratio": "ratio",
+    "separation": "separation",
+}
 
 
 def _describe(m: Measurement) -> str:
     parts = []
     for metric, vals in m.values.items():
         mean, sd = mean_sd(vals)
-        parts.append(f"{METRIC_LABELS.get(metric, metric)} {mean:+.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
-                     if metric not in ("ratio", "separation") else
-                     f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else ""))
+        parts.append(
+            f"{METRIC_LABELS.get(metric, metric)} {mean:+.2f}"
+            + (f" ± {sd:.2f}" if sd is not None else "")
+            if metric not in ("ratio", "separation")
+            else f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+        )
     n = len(m.seeds)
     return " / ".join(parts) + (f" (mean ± sd over {n} seeds)" if n > 1 else " (1 seed: no spread)")
 
@@ -633,7 +947,8 @@ def _direction(claim: Claim, m: Measurement) -> str:
     """Whether our effect points the paper's way, and whether it stands out of the seed spread."""
     if m.agrees_each is not None:
         k = sum(m.agrees_each)
-        return f"{'agrees' if k == len(m.agrees_each) else 'disagrees'} ({k} of {len(m.agrees_each)} runs split)"
+        verdict = "agrees" if k == len(m.agrees_each) else "disagrees"
+        return f"{verdict} ({k} of {len(m.agrees_each)} runs split)"
     verdicts, noisy = [], False
     for metric, vals in m.values.items():
         mean, sd = mean_sd(vals)
@@ -669,16 +984,38 @@ def ledger_rows(results: str | os.PathLike | None = None) -> list[LedgerRow]:
     rows = []
     for claim in CLAIMS:
         got = claim.measure(root)
-        files = ", ".join(f"`results/{f}`" for f in (got.files if isinstance(got, Measurement) else
-                                                    [f"ledger/{s}/" if s in ABLATIONS else f"{s}/" for s in claim.sources]))
-        common = dict(id=claim.id, claim=claim.text, section=claim.section, paper=claim.paper,
-                      paper_values=claim.paper_values, unit=claim.unit, chapter=claim.chapter, files=files)
+        files = ", ".join(
+            f"`results/{f}`"
+            for f in (
+                got.files
+                if isinstance(got, Measurement)
+                else [f"ledger/{s}/" if s in ABLATIONS else f"{s}/" for s in claim.sources]
+            )
+        )
+        common = dict(
+            id=claim.id,
+            claim=claim.text,
+            section=claim.section,
+            paper=claim.paper,
+            paper_values=claim.paper_values,
+            unit=claim.unit,
+            chapter=claim.chapter,
+            files=files,
+        )
         if isinstance(got, str):
             rows.append(LedgerRow(**common, ours="-", measured_on="-", direction="-", status=got))
         else:
-            rows.append(LedgerRow(**common, ours=_describe(got), measured_on=_measured_on(got),
-                                  direction=_direction(claim, got), status="measured", values=got.values,
-                                  seeds=got.seeds))
+            rows.append(
+                LedgerRow(
+                    **common,
+                    ours=_describe(got),
+                    measured_on=_measured_on(got),
+                    direction=_direction(claim, got),
+                    status="measured",
+                    values=got.values,
+                    seeds=got.seeds,
+                )
+            )
     return rows
 
 
@@ -688,12 +1025,31 @@ def _cell(text: str) -> str:
 
 def ledger_markdown(rows: Sequence[LedgerRow]) -> str:
     """The ledger as a Markdown table (MyST): claim, paper's number, ours with its spread, where it
-    was measured, direction, chapter, result files. An unmeasured row says why in the "ours" column."""
-    header = ["#", "claim (paper section)", "paper", "ours", "measured on", "direction", "chapter", "result files"]
+    was measured, direction, chapter, result files. An unmeasured row says why in the "ours"
+    column."""
+    header = [
+        "#",
+        "claim (paper section)",
+        "paper",
+        "ours",
+        "measured on",
+        "direction",
+        "chapter",
+        "result files",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         ours = r.ours if r.measured else r.status
-        cells = [r.id, f"{r.claim} ({r.section})", r.paper, ours, r.measured_on, r.direction, r.chapter, r.files]
+        cells = [
+            r.id,
+            f"{r.claim} ({r.section})",
+            r.paper,
+            ours,
+            r.measured_on,
+            r.direction,
+            r.chapter,
+            r.files,
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -704,15 +1060,29 @@ def ledger_markdown(rows: Sequence[LedgerRow]) -> str:
 
 def add_arguments(subparsers) -> argparse.ArgumentParser:
     """Add the ``ledger`` command (with ``run`` and ``table``) to an argparse ``subparsers``."""
-    p = subparsers.add_parser("ledger", help="the paper-claims ledger: run the ablations, print the table")
+    p = subparsers.add_parser(
+        "ledger", help="the paper-claims ledger: run the ablations, print the table"
+    )
     sub = p.add_subparsers(dest="ledger_command", required=True)
     r = sub.add_parser("run", help="train the ablations (resumable; finished runs are skipped)")
     r.add_argument("--scale", choices=SCALES, default="full")
     r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
-    r.add_argument("--only", nargs="+", metavar="NAME", help=f"some of: {', '.join([*ABLATIONS, *FIGURE_JOBS])}")
-    r.add_argument("--out", help="results folder (default: results/ at full scale, _build/ledger-smoke at smoke)")
-    r.add_argument("--budget-s", type=float, help="stop between resume steps after this many seconds")
-    r.add_argument("--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)")
+    r.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"some of: {', '.join([*ABLATIONS, *FIGURE_JOBS])}",
+    )
+    r.add_argument(
+        "--out",
+        help="results folder (default: results/ at full scale, _build/ledger-smoke at smoke)",
+    )
+    r.add_argument(
+        "--budget-s", type=float, help="stop between resume steps after this many seconds"
+    )
+    r.add_argument(
+        "--root", dest="data_root", help="data root (default: $ALEXLIB_DATA, else the cache folder)"
+    )
     r.add_argument("--device", default="auto")
     r.add_argument("--compile", action="store_true", help="torch.compile each network")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -725,19 +1095,28 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
 
 def _cli_run(args) -> int:
     started = time.perf_counter()
-    report = run_ledger(args.scale, seeds=args.seeds, only=args.only, out=args.out, budget_s=args.budget_s,
-                        data_root=args.data_root, device=args.device, compile=args.compile, progress=not args.quiet)
+    report = run_ledger(
+        args.scale,
+        seeds=args.seeds,
+        only=args.only,
+        out=args.out,
+        budget_s=args.budget_s,
+        data_root=args.data_root,
+        device=args.device,
+        compile=args.compile,
+        progress=not args.quiet,
+    )
     for job in report:
         seed = "" if job["seed"] is None else f" seed {job['seed']}"
         print(f"{job['ablation']}{seed}: {job['status']} ({job['folder']})")
     paused = any(j["status"] == "paused" for j in report)
-    print(f"{'paused by the time budget: run the same command again to go on. ' if paused else ''}"
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"{'paused by the time budget: run the same command again to go on. ' if paused else ''}"
+        f"{time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 
 def _cli_table(args) -> int:
     print(ledger_markdown(ledger_rows(args.results)))
     return 0
-
-

@@ -37,8 +37,8 @@ Variants (``VARIANTS``):
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +72,10 @@ class EdgePad(nn.Module):
     """cuda-convnet's edge rule for a strided convolution: zero-pad on the right and bottom only.
 
     cuda-convnet computes a convolution's output width as ``1 + ceil((2p + N - f) / s)`` and reads
-    pixels past the image edge as zeros. With ``p = 0`` that is PyTorch's ``1 + floor((N' - f) / s)``
-    on an input padded on the right and bottom to ``N' = f + s * ceil((N - f) / s)``. For conv1
-    (``f = 11, s = 4``) a 224 input gets 3 zero columns and rows (-> 227 -> 55); a 227 input gets none.
+    pixels past the image edge as zeros. With ``p = 0`` that is PyTorch's ``1 + floor((N' - f) /
+    s)`` on an input padded on the right and bottom to ``N' = f + s * ceil((N - f) / s)``. For conv1
+    (``f = 11, s = 4``) a 224 input gets 3 zero columns and rows (-> 227 -> 55); a 227 input gets
+    none.
 
     Paper: section 3.5 (224x224 input); PAPER.md "224 vs 227".
 
@@ -87,7 +88,8 @@ class EdgePad(nn.Module):
         self.stride = stride
 
     def pads(self, height: int, width: int) -> tuple[int, int]:
-        """The zero rows (bottom) and columns (right) this layer adds to a ``height x width`` input."""
+        """The zero rows (bottom) and columns (right) this layer adds to a ``height x width``
+        input."""
         f, s = self.kernel_size, self.stride
         if height < f or width < f:
             raise ValueError(
@@ -137,8 +139,8 @@ class AlexNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(
-                f"{self.variant} expects a float batch of shape (B, 3, H, W); got {tuple(x.shape)}. "
-                "Add a batch dimension with x[None] for a single image."
+                f"{self.variant} expects a float batch of shape (B, 3, H, W); got "
+                f"{tuple(x.shape)}. Add a batch dimension with x[None] for a single image."
             )
         if not torch.is_floating_point(x):
             raise TypeError(
@@ -161,13 +163,15 @@ class AlexNet(nn.Module):
 class TowerLRN(nn.LocalResponseNorm):
     """Local response normalisation within each tower: the maps of a two-tower layer are normalised
     per tower, as each of the paper's GPUs normalised its own maps (the 2012 code's ``rnorm`` layers
-    take one GPU's conv output each). A single ``nn.LocalResponseNorm`` over all 96 maps would let maps
-    46-47 of tower 1 and 48-49 of tower 2 normalise each other. ``towers=1`` is PyTorch's LRN.
+    take one GPU's conv output each). A single ``nn.LocalResponseNorm`` over all 96 maps would let
+    maps 46-47 of tower 1 and 48-49 of tower 2 normalise each other. ``towers=1`` is PyTorch's LRN.
 
     (B, C, H, W) -> (B, C, H, W); each block of C / towers maps is normalised on its own.
     """
 
-    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 2):
+    def __init__(
+        self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 2
+    ):
         super().__init__(size, alpha, beta, k)
         self.towers = towers
 
@@ -175,7 +179,9 @@ class TowerLRN(nn.LocalResponseNorm):
         if self.towers == 1:
             return super().forward(x)
         b, c, h, w = x.shape
-        y = super().forward(x.reshape(b * self.towers, c // self.towers, h, w))  # (B*towers, C/towers, H, W)
+        y = super().forward(
+            x.reshape(b * self.towers, c // self.towers, h, w)
+        )  # (B*towers, C/towers, H, W)
         return y.reshape(b, c, h, w)
 
     def extra_repr(self) -> str:
@@ -183,8 +189,9 @@ class TowerLRN(nn.LocalResponseNorm):
 
 
 def _lrn(towers: int = 1) -> nn.LocalResponseNorm:
-    # b = a / (k + (alpha / n) * sum_{n neighbouring maps} a^2)^beta, k=2, n=5, alpha=1e-4, beta=0.75
-    # (the code's alpha/n convention, which is PyTorch's; Paper: section 3.3), within each tower
+    # b = a / (k + (alpha / n) * sum_{n neighbouring maps} a^2)^beta, k=2, n=5, alpha=1e-4,
+    # beta=0.75 (the code's alpha/n convention, which is PyTorch's; Paper: section 3.3), within each
+    # tower
     if towers > 1:
         return TowerLRN(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=towers)
     return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
@@ -203,12 +210,19 @@ def _pooled(n: int, size: int, stride: int) -> int:
 
 def _check_pool(pool) -> tuple[int, int]:
     """``pool`` as ``(z, s)`` ints with ``1 <= s <= z``, or a clear error."""
-    if (not isinstance(pool, (tuple, list)) or len(pool) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pool)):
-        raise ValueError(f"pool must be (size z, stride s), e.g. (3, 2) (the paper) or (2, 2); got {pool!r}")
+    if (
+        not isinstance(pool, (tuple, list))
+        or len(pool) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pool)
+    ):
+        raise ValueError(
+            f"pool must be (size z, stride s), e.g. (3, 2) (the paper) or (2, 2); got {pool!r}"
+        )
     z, s = pool
     if not 1 <= s <= z <= 7:
-        raise ValueError(f"pool (z={z}, s={s}) must have 1 <= s <= z <= 7; the paper compares (3, 2) with (2, 2)")
+        raise ValueError(
+            f"pool (z={z}, s={s}) must have 1 <= s <= z <= 7; the paper compares (3, 2) with (2, 2)"
+        )
     return z, s
 
 
@@ -219,23 +233,27 @@ class PaperDropout(nn.Dropout):
     ``1 / (1 - p)`` while training and does nothing at test time.
 
     Both compute the same function at test time, but not the same training run at the same learning
-    rate: with inverted dropout the layer after it sees inputs twice as large, so its weight gradient is
-    twice as large and each SGD step moves its outputs by about four times as much. With the paper's
-    lr of 0.01, the biases of 1 and 4096 units, that was enough to blow up the logits in the first
-    steps and leave the net stuck at chance; the paper's form trains as the paper did. Same random
-    numbers as ``nn.Dropout`` (it reuses it), so runs stay reproducible.
+    rate: with inverted dropout the layer after it sees inputs twice as large, so its weight
+    gradient is twice as large and each SGD step moves its outputs by about four times as much. With
+    the paper's lr of 0.01, the biases of 1 and 4096 units, that was enough to blow up the logits in
+    the first steps and leave the net stuck at chance; the paper's form trains as the paper did.
+    Same random numbers as ``nn.Dropout`` (it reuses it), so runs stay reproducible.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            # F.dropout keeps a unit with probability 1 - p and scales it by 1 / (1 - p): undo the scale
+            # F.dropout keeps a unit with probability 1 - p and scales it by 1 / (1 - p): undo the
+            # scale
             return F.dropout(x, self.p, True, self.inplace) * (1.0 - self.p)  # = x * mask
         return x * (1.0 - self.p)
 
 
-def _fc_head(in_features: int, hidden: int, num_classes: int, p: float, *, paper_order: bool) -> nn.Sequential:
-    """fc6 -> fc7 -> fc8. ``paper_order``: the paper's dropout (:class:`PaperDropout`) on fc6's and fc7's
-    outputs (section 4.2); else torchvision's order and ``nn.Dropout``, on the inputs of fc6 and fc7."""
+def _fc_head(
+    in_features: int, hidden: int, num_classes: int, p: float, *, paper_order: bool
+) -> nn.Sequential:
+    """fc6 -> fc7 -> fc8. ``paper_order``: the paper's dropout (:class:`PaperDropout`) on fc6's and
+    fc7's outputs (section 4.2); else torchvision's order and ``nn.Dropout``, on the inputs of fc6
+    and fc7."""
     if paper_order:
         return nn.Sequential(
             nn.Linear(in_features, hidden),  # fc6
@@ -258,7 +276,9 @@ def _fc_head(in_features: int, hidden: int, num_classes: int, p: float, *, paper
 
 
 @torch.no_grad()
-def paper_init_(model: nn.Module, *, std: float = 0.01, conv_std: dict[int, float] | None = None) -> nn.Module:
+def paper_init_(
+    model: nn.Module, *, std: float = 0.01, conv_std: dict[int, float] | None = None
+) -> nn.Module:
     """The paper's initialisation, in place: weights ~ N(0, std), biases 1 in conv2, conv4, conv5,
     fc6 and fc7 (so their ReLUs start with positive input), 0 elsewhere.
 
@@ -275,7 +295,9 @@ def paper_init_(model: nn.Module, *, std: float = 0.01, conv_std: dict[int, floa
         s = conv_std.get(number, std) if name.startswith("conv") else std
         nn.init.normal_(module.weight, mean=0.0, std=s)
         if module.bias is not None:
-            nn.init.constant_(module.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0)
+            nn.init.constant_(
+                module.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+            )
     return model
 
 
@@ -317,7 +339,9 @@ def _five_convs(
 
     if edge_pad:
         layers.append(EdgePad(kernel_size=11, stride=4))
-    layers.append(nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=conv1_padding, groups=g1))  # (B, 96, 55, 55)
+    layers.append(
+        nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=conv1_padding, groups=g1)
+    )  # (B, 96, 55, 55)
     if lrn_before_relu1:
         # the code's order: conv1 -> LRN on the raw conv output -> pool1 -> ReLU
         layers += [_lrn(towers), _pool(*pool), nn.ReLU(inplace=True)]
@@ -367,14 +391,23 @@ def _paper(
       ``avgpool`` slot, so fc6 always reads 9216 features.
     """
     z, s = _check_pool(pool)
-    features = _five_convs((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn" if lrn else "none", pool=(z, s))
+    features = _five_convs(
+        (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn" if lrn else "none", pool=(z, s)
+    )
     classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
-    # conv1 gives 55x55 (224 padded to 227); then three pools with the convs in between keeping the size
+    # conv1 gives 55x55 (224 padded to 227); then three pools with the convs in between keeping the
+    # size
     side = _pooled(_pooled(_pooled(55, z, s), z, s), z, s)
     if side < 1:
-        raise ValueError(f"pool (z={z}, s={s}) shrinks conv1's 55x55 maps to nothing; use (3, 2) or (2, 2)")
+        raise ValueError(
+            f"pool (z={z}, s={s}) shrinks conv1's 55x55 maps to nothing; use (3, 2) or (2, 2)"
+        )
     avgpool = None if side == 6 else nn.AdaptiveAvgPool2d((6, 6))
-    name = "paper" + ("" if lrn else "-nolrn") + ("" if (z, s) == (3, 2) else "-pool2" if (z, s) == (2, 2) else f"-pool{z}s{s}")
+    name = (
+        "paper"
+        + ("" if lrn else "-nolrn")
+        + ("" if (z, s) == (3, 2) else "-pool2" if (z, s) == (2, 2) else f"-pool{z}s{s}")
+    )
     model = AlexNet(features, classifier, avgpool=avgpool, variant=name, towers=2)
     return paper_init_(model) if init else model
 
@@ -387,7 +420,8 @@ def _paper_nolrn(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = 
 
 def _paper_pool2(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
     """``paper`` with non-overlapping max pooling z=2, s=2 in place of z=3, s=2: the ablation of
-    Paper section 3.4. Same parameters and the same 55 -> 27 -> 13 -> 6 widths (see :func:`_paper`)."""
+    Paper section 3.4. Same parameters and the same 55 -> 27 -> 13 -> 6 widths (see
+    :func:`_paper`)."""
     return _paper(num_classes, dropout=dropout, init=init, pool=(2, 2))
 
 
@@ -407,7 +441,9 @@ def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = T
       - test-time scaling of dropped units by 0.5: PyTorch's inverted dropout, which scales by 2
         while training instead, gives the same expected activations.
     """
-    features = _five_convs((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn", lrn_before_relu1=True)
+    features = _five_convs(
+        (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn", lrn_before_relu1=True
+    )
     classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
     model = AlexNet(features, classifier, variant="paper-code", towers=2)
     return paper_init_(model, conv_std={3: 0.03, 4: 0.03, 5: 0.03}) if init else model
@@ -452,11 +488,19 @@ def _onegpu2014(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = F
         nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 256, 6, 6)
     )
     classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=False)
-    model = AlexNet(features, classifier, avgpool=nn.AdaptiveAvgPool2d((6, 6)), variant="onegpu2014")
+    model = AlexNet(
+        features, classifier, avgpool=nn.AdaptiveAvgPool2d((6, 6)), variant="onegpu2014"
+    )
     return paper_init_(model) if init else model
 
 
-def _bn(num_classes: int = 1000, *, dropout: float = 0.5, dropout_features: float = 0.25, init: bool = False) -> AlexNet:
+def _bn(
+    num_classes: int = 1000,
+    *,
+    dropout: float = 0.5,
+    dropout_features: float = 0.25,
+    init: bool = False,
+) -> AlexNet:
     """The batch-norm AlexNet of the seed tutorials (a Keras ``AlexNet.build`` that circulates in
     blog posts and courses; not in the paper nor in the 2012 code).
 
@@ -465,7 +509,9 @@ def _bn(num_classes: int = 1000, *, dropout: float = 0.5, dropout_features: floa
     and 0.5 after fc6 and fc7. Unlike the Keras code (``padding="same"``, which gives 57x57 after
     conv1 at 227 input), the geometry is the paper's: 55 -> 27 -> 13 -> 6. PyTorch's default init.
     """
-    features = _five_convs((96, 256, 384, 384, 256), (1, 1, 1, 1, 1), norm="bn", p_features=dropout_features)
+    features = _five_convs(
+        (96, 256, 384, 384, 256), (1, 1, 1, 1, 1), norm="bn", p_features=dropout_features
+    )
     classifier = nn.Sequential(
         nn.Linear(256 * 6 * 6, 4096),  # fc6
         nn.ReLU(inplace=True),
@@ -514,7 +560,9 @@ def _cifar4(
     -> pool2 (B,32,8,8) -> conv3 (B,64,8,8) -> pool3 (B,64,4,4) -> (B,1024) -> (B,num_classes).
     """
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"cifar4: unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
+        raise ValueError(
+            f"cifar4: unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}"
+        )
     act = _ACTIVATIONS[activation]
     features = nn.Sequential(
         nn.Conv2d(3, 32, kernel_size=5, padding=2),  # (B, 32, 32, 32)
@@ -544,10 +592,14 @@ def _flat_width(features: nn.Sequential, size: int) -> int:
         raise SettingsError(f"input_size must be a positive whole number of pixels, got {size!r}")
     shapes = {n: torch.empty_like(p, device="meta") for n, p in features.named_parameters()}
     try:
-        out = torch.func.functional_call(features, shapes, (torch.empty(1, 3, size, size, device="meta"),))
+        out = torch.func.functional_call(
+            features, shapes, (torch.empty(1, 3, size, size, device="meta"),)
+        )
     except (RuntimeError, ValueError) as exc:
-        raise SettingsError(f"a {size}x{size} input shrinks to nothing in these conv layers "
-                            f"({str(exc).splitlines()[0]})") from None
+        raise SettingsError(
+            f"a {size}x{size} input shrinks to nothing in these conv layers "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
     return out[0].numel()
 
 
@@ -599,12 +651,16 @@ def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
     Paper: section 3.
     """
     if variant not in _BUILDERS:
-        raise SettingsError(f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}")
+        raise SettingsError(
+            f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}"
+        )
     builder = _BUILDERS[variant]
     takes = options(variant)
     unknown = sorted(set(kw) - set(takes))
     if unknown:
-        raise UnknownSettingError(f"build({variant!r}) got unknown option(s) {unknown}; {variant} takes: {takes}")
+        raise UnknownSettingError(
+            f"build({variant!r}) got unknown option(s) {unknown}; {variant} takes: {takes}"
+        )
     if num_classes is not None:
         if not isinstance(num_classes, int) or num_classes < 1:
             raise SettingsError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -628,7 +684,9 @@ def expected_inputs(variant: str) -> str:
 def options(variant: str) -> list[str]:
     """The keyword options :func:`build` takes for ``variant`` (besides ``num_classes``)."""
     if variant not in _BUILDERS:
-        raise SettingsError(f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}")
+        raise SettingsError(
+            f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}"
+        )
     return [p for p in inspect.signature(_BUILDERS[variant]).parameters if p != "num_classes"]
 
 
@@ -669,8 +727,10 @@ def check_input_size(variant: str, size: int, **kw) -> None:
         return
     fits = input_sizes(variant, **kw)
     can = f"it takes {_ranges(fits)} pixels" if fits else "it takes no size from 8 to 512 pixels"
-    raise SettingsError(f"the {variant} variant cannot take {size}x{size} inputs: {can} "
-                        "(set --crop, or choose another --variant)")
+    raise SettingsError(
+        f"the {variant} variant cannot take {size}x{size} inputs: {can} "
+        "(set --crop, or choose another --variant)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -699,7 +759,9 @@ def layer_names(model: nn.Module) -> list[tuple[str, nn.Module]]:
     front of fc6 is drop5). ``nn.Identity`` slots are skipped. Names are unique.
     """
     if not isinstance(model, AlexNet):
-        raise TypeError(f"layer_names() needs an alexlib AlexNet (from build()), got {type(model).__name__}")
+        raise TypeError(
+            f"layer_names() needs an alexlib AlexNet (from build()), got {type(model).__name__}"
+        )
     leaves = list(model.features) + [model.avgpool] + list(model.classifier)
     named: list[tuple[str, nn.Module]] = []
     seen: dict[str, int] = {}
@@ -707,7 +769,9 @@ def layer_names(model: nn.Module) -> list[tuple[str, nn.Module]]:
     for module in leaves:
         if isinstance(module, nn.Identity):
             continue
-        prefix = next((p for t, p in _PREFIX if isinstance(module, t)), type(module).__name__.lower())
+        prefix = next(
+            (p for t, p in _PREFIX if isinstance(module, t)), type(module).__name__.lower()
+        )
         if prefix in ("conv", "fc"):
             number += 1
         if prefix in ("pad", "avgpool"):
@@ -729,15 +793,17 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     for n, m in names:
         if n == name:
             return m
-    raise KeyError(f"{model.variant} has no layer {name!r}; its layers are: {', '.join(n for n, _ in names)}")
+    raise KeyError(
+        f"{model.variant} has no layer {name!r}; its layers are: {', '.join(n for n, _ in names)}"
+    )
 
 
 def _need_towers(model: nn.Module) -> None:
     if not isinstance(model, AlexNet) or model.towers < 2:
         variant = getattr(model, "variant", type(model).__name__)
         raise ValueError(
-            f"{variant} has a single tower; only the two-GPU variants ('paper', 'paper-code', 'paper-nolrn', "
-            "'paper-pool2') have two"
+            f"{variant} has a single tower; only the two-GPU variants ('paper', 'paper-code', "
+            "'paper-nolrn', 'paper-pool2') have two"
         )
 
 
@@ -753,7 +819,9 @@ def conv1_towers(model: nn.Module) -> tuple[torch.Tensor, ...]:
 
 
 @torch.no_grad()
-def tower_activations(model: nn.Module, images: torch.Tensor, layer: str = "relu1") -> tuple[torch.Tensor, ...]:
+def tower_activations(
+    model: nn.Module, images: torch.Tensor, layer: str = "relu1"
+) -> tuple[torch.Tensor, ...]:
     """The output of ``layer`` (a name from :func:`layer_names`) for ``images``, split per tower.
 
     For ``paper`` with (B, 3, 224, 224) input and ``layer="relu1"``: two (B, 48, 55, 55) tensors,
@@ -763,7 +831,9 @@ def tower_activations(model: nn.Module, images: torch.Tensor, layer: str = "relu
     _need_towers(model)
     target = get_layer(model, layer)
     if target in list(model.classifier):
-        raise ValueError(f"{layer!r} is a fully-connected layer; the towers only exist in the conv layers")
+        raise ValueError(
+            f"{layer!r} is a fully-connected layer; the towers only exist in the conv layers"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -803,7 +873,9 @@ def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
     """Multiply-accumulates of one image through ``module`` (conv and fc only; other layers 0)."""
     if isinstance(module, nn.Conv2d):
         # each output element: (C_in / groups) * kh * kw multiply-adds
-        per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+        per_output = (
+            (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+        )
         return out[0].numel() * per_output
     if isinstance(module, nn.Linear):
         return module.in_features * module.out_features
@@ -811,7 +883,9 @@ def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def layer_summary(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)) -> list[LayerRow]:
+def layer_summary(
+    model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)
+) -> list[LayerRow]:
     """Push one zero image of ``input_size`` (C, H, W) through ``model`` and tabulate every layer.
 
     Returns one :class:`LayerRow` per layer (names from :func:`layer_names`), in forward order,
@@ -820,10 +894,14 @@ def layer_summary(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 
     model's device. Paper: section 3.5 (Figure 2).
     """
     if len(input_size) != 3 or input_size[0] != 3:
-        raise ValueError(f"input_size is (channels, height, width) with 3 channels, got {tuple(input_size)}")
+        raise ValueError(
+            f"input_size is (channels, height, width) with 3 channels, got {tuple(input_size)}"
+        )
     named = layer_names(model)
     records: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
-    hooks = [m.register_forward_hook(lambda m, i, o: records.__setitem__(m, (i[0], o))) for _, m in named]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: records.__setitem__(m, (i[0], o))) for _, m in named
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -849,7 +927,9 @@ def layer_summary(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 
     return rows
 
 
-def format_summary(model: nn.Module | list[LayerRow], input_size: tuple[int, int, int] = (3, 224, 224)) -> str:
+def format_summary(
+    model: nn.Module | list[LayerRow], input_size: tuple[int, int, int] = (3, 224, 224)
+) -> str:
     """The layer table of :func:`layer_summary` as text, ending with the total parameter count.
 
     ``model`` is a model (summarised at ``input_size``) or rows already computed. The last line
@@ -861,12 +941,15 @@ def format_summary(model: nn.Module | list[LayerRow], input_size: tuple[int, int
     else:
         rows = list(model)
         total = sum(r.params for r in rows)
-    header = f"{'layer':<9} {'type':<18} {'output':>15} {'params':>12} {'MACs':>13} {'activations':>12}"
+    header = (
+        f"{'layer':<9} {'type':<18} {'output':>15} {'params':>12} {'MACs':>13} {'activations':>12}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         shape = "x".join(str(s) for s in r.output_shape)
         lines.append(
-            f"{r.name:<9} {r.kind:<18} {shape:>15} {r.params:>12,} {r.macs:>13,} {_kib(r.activation_bytes):>12}"
+            f"{r.name:<9} {r.kind:<18} {shape:>15} {r.params:>12,} {r.macs:>13,} "
+            f"{_kib(r.activation_bytes):>12}"
         )
     lines.append("-" * len(header))
     macs = sum(r.macs for r in rows)
@@ -877,4 +960,3 @@ def format_summary(model: nn.Module | list[LayerRow], input_size: tuple[int, int
 
 def _kib(n: int) -> str:
     return f"{n / 1024:,.1f} KiB"
-

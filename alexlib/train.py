@@ -27,9 +27,9 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -82,24 +82,40 @@ class History(list):
         keys = list(self[0])
         lines = ["  ".join(f"{k:>14}" for k in keys)]
         for row in self:
-            cells = (f"{row[k]:>14.4g}" if isinstance(row[k], float) else f"{row[k]:>14}" for k in keys)
+            cells = (
+                f"{row[k]:>14.4g}" if isinstance(row[k], float) else f"{row[k]:>14}" for k in keys
+            )
             lines.append("  ".join(cells))
         return "\n".join(lines)
 
 
 def _check_split(data, what: str) -> None:
     if not hasattr(data, "images") or not hasattr(data, "labels"):
-        raise TypeError(f"{what} needs .images and .labels (e.g. alexlib.data.load(...)); "
-                        f"got {type(data).__name__}")
+        raise TypeError(
+            f"{what} needs .images and .labels (e.g. alexlib.data.load(...)); "
+            f"got {type(data).__name__}"
+        )
     images = data.images
-    if (not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4
-            or images.shape[1] != 3):
-        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise TypeError(f"{what}.images must be a uint8 tensor (N, 3, H, W) as alexlib.data.load "
-                        f"returns; got {got}")
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.dtype != torch.uint8
+        or images.dim() != 4
+        or images.shape[1] != 3
+    ):
+        got = (
+            f"{images.dtype} {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise TypeError(
+            f"{what}.images must be a uint8 tensor (N, 3, H, W) as alexlib.data.load "
+            f"returns; got {got}"
+        )
     if data.labels.dtype != torch.int64 or data.labels.shape != (images.shape[0],):
-        raise TypeError(f"{what}.labels must be int64 of shape ({images.shape[0]},); "
-                        f"got {data.labels.dtype} {tuple(data.labels.shape)}")
+        raise TypeError(
+            f"{what}.labels must be int64 of shape ({images.shape[0]},); "
+            f"got {data.labels.dtype} {tuple(data.labels.shape)}"
+        )
     if images.shape[0] == 0:
         raise ValueError(f"{what} is empty")
 
@@ -127,8 +143,9 @@ def fit(
     stats: DatasetStats | None = None,
     eval_train: bool = False,
 ) -> History:
-    """Train ``model`` on ``train`` for ``epochs`` epochs with SGD (:func:`alexlib.engine.sgd_paper`),
-    measuring ``val`` after each epoch, and return the :class:`History`.
+    """Train ``model`` on ``train`` for ``epochs`` epochs with SGD
+    (:func:`alexlib.engine.sgd_paper`), measuring ``val`` after each epoch, and return the
+    :class:`History`.
 
     ``train``/``val``: ``.images`` (N, 3, H, W) uint8 and ``.labels`` (N,) int64 (``val`` may be
     None). The whole image is the input (no crop). ``inputs``: the input convention (default:
@@ -163,12 +180,33 @@ def fit(
     model.input_stats = stats
     optimizer = sgd_paper(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
     torch.manual_seed(seed)  # dropout masks
-    batches = GPULoader(train.images, train.labels, stats, batch_size=batch_size, crop=size, device=device,
-                        seed=seed, drop_last=False, flip=False, alpha_std=0.0, transform=augment)
+    batches = GPULoader(
+        train.images,
+        train.labels,
+        stats,
+        batch_size=batch_size,
+        crop=size,
+        device=device,
+        seed=seed,
+        drop_last=False,
+        flip=False,
+        alpha_std=0.0,
+        transform=augment,
+    )
 
     def score(data) -> dict:
-        return evaluate(model, GPULoader(data.images, data.labels, stats, batch_size=256, crop=size,
-                                         train=False, device=device))
+        return evaluate(
+            model,
+            GPULoader(
+                data.images,
+                data.labels,
+                stats,
+                batch_size=256,
+                crop=size,
+                train=False,
+                device=device,
+            ),
+        )
 
     history = History()
     bar = tqdm(range(1, epochs + 1), desc="epochs", unit="epoch", disable=not progress)
@@ -177,8 +215,10 @@ def fit(
         try:
             trained = train_one_epoch(model, batches, optimizer, ks=(1,), check_every=1)
         except Diverged as exc:
-            raise FloatingPointError(f"the loss became {exc.loss} in epoch {epoch}; lr={lr} is "
-                                     "probably too high for this model") from None
+            raise FloatingPointError(
+                f"the loss became {exc.loss} in epoch {epoch}; lr={lr} is "
+                "probably too high for this model"
+            ) from None
         row = {"epoch": epoch, "train_loss": trained["loss"], "train_err": trained["top1_err"]}
         if eval_train:
             row["train_eval_err"] = score(train)["top1_err"]
@@ -225,22 +265,31 @@ class RunSettings:
     schedule: str = "plateau"  # "plateau" (the paper), "fixed" (the code's drops), or "constant"
     plateau_patience: int = 4  # epochs without a new best validation error before lr /= 10
     max_lr_drops: int = 3  # the paper divided the learning rate three times
-    fixed_drops: tuple[float, ...] = (25 / 90, 51 / 90, 79 / 90)  # the code's epochs 25, 51, 79 of 90
+    fixed_drops: tuple[float, ...] = (
+        25 / 90,
+        51 / 90,
+        79 / 90,
+    )  # the code's epochs 25, 51, 79 of 90
     seed: int = 0
     train_per_class: int | None = None
     val_per_class: int | None = None
-    image_size: int | None = None  # images are rescaled and centre-cropped to this (Paper: section 2)
+    image_size: int | None = (
+        None  # images are rescaled and centre-cropped to this (Paper: section 2)
+    )
     crop: int | None = None  # training patches and test views (Paper: section 4.1)
     flip: bool = True
     pca_colour: bool | None = None
-    inputs: str | None = None  # "mean-image" (the paper's) or "standardise"; see alexlib.augment.INPUTS
+    inputs: str | None = (
+        None  # "mean-image" (the paper's) or "standardise"; see alexlib.augment.INPUTS
+    )
     dropout: float | None = None  # None: the variant's own (0.5 in fc6/fc7 for the ImageNet nets)
     data_root: str | None = None
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True
     compile: bool = False
-    fast: bool = True  # on CUDA, alexlib.fast.speed_up: equal, faster layers (same parameters, same state dict)
+    # on CUDA, alexlib.fast.speed_up: equal, faster layers (same parameters, same state dict)
+    fast: bool = True
     # 0: a checkpoint after every epoch. More: at most one every this many minutes, and always after
     # the last epoch; a crash then loses at most that much work (a fast GPU finishes an Imagenette
     # epoch in well under a second, while the 61M-parameter checkpoint with its momentum is about
@@ -250,9 +299,13 @@ class RunSettings:
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise SettingsError(f"unknown variant {self.variant!r}; the variants are: {', '.join(VARIANTS)}")
+            raise SettingsError(
+                f"unknown variant {self.variant!r}; the variants are: {', '.join(VARIANTS)}"
+            )
         if self.schedule not in _SCHEDULES:
-            raise SettingsError(f"schedule must be one of {', '.join(_SCHEDULES)}; got {self.schedule!r}")
+            raise SettingsError(
+                f"schedule must be one of {', '.join(_SCHEDULES)}; got {self.schedule!r}"
+            )
         defaults = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["*"])
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -266,12 +319,19 @@ class RunSettings:
             if not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name} must be a positive whole number, got {value!r}")
         if self.crop > self.image_size:
-            raise SettingsError(f"crop ({self.crop}) cannot be larger than image_size ({self.image_size})")
+            raise SettingsError(
+                f"crop ({self.crop}) cannot be larger than image_size ({self.image_size})"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise SettingsError(f"lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.checkpoint_minutes, (int, float)) and 0 <= self.checkpoint_minutes < math.inf):
-            raise SettingsError(f"checkpoint_minutes must be a number >= 0 (0: after every epoch), "
-                                f"got {self.checkpoint_minutes!r}")
+        if not (
+            isinstance(self.checkpoint_minutes, (int, float))
+            and 0 <= self.checkpoint_minutes < math.inf
+        ):
+            raise SettingsError(
+                f"checkpoint_minutes must be a number >= 0 (0: after every epoch), "
+                f"got {self.checkpoint_minutes!r}"
+            )
         self.fixed_drops = tuple(self.fixed_drops)
 
     @classmethod
@@ -281,12 +341,17 @@ class RunSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise UnknownSettingError(f"unknown run setting(s) {unknown}; the settings are: {sorted(known)}")
-        return cls(**{**preset("train", scale), **{k: v for k, v in overrides.items() if v is not None}})
+            raise UnknownSettingError(
+                f"unknown run setting(s) {unknown}; the settings are: {sorted(known)}"
+            )
+        return cls(
+            **{**preset("train", scale), **{k: v for k, v in overrides.items() if v is not None}}
+        )
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`train_run` (``weights_only=True``: no code is unpickled)."""
+    """Read a checkpoint written by :func:`train_run` (``weights_only=True``: no code is
+    unpickled)."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"no checkpoint at {path}")
@@ -301,7 +366,9 @@ def model_from_checkpoint(checkpoint: dict):
     ``stats`` is the training set's mean image and colour PCA, and the input convention, that its
     inputs must be prepared with (the model also carries them as ``model.input_stats``)."""
     settings = RunSettings(**checkpoint["settings"])
-    model = build(settings.variant, num_classes=checkpoint["num_classes"], **_model_options(settings))
+    model = build(
+        settings.variant, num_classes=checkpoint["num_classes"], **_model_options(settings)
+    )
     model.load_state_dict(checkpoint["model"])
     stats = DatasetStats.from_state_dict(checkpoint["stats"])
     model.input_stats = stats
@@ -316,7 +383,8 @@ def _model_options(settings: RunSettings) -> dict:
 
 
 class _Schedule:
-    """The learning rate per epoch: the paper's divide-by-10-on-plateau, the code's fixed drops, or constant."""
+    """The learning rate per epoch: the paper's divide-by-10-on-plateau, the code's fixed drops, or
+    constant."""
 
     def __init__(self, settings: RunSettings):
         self.s = settings
@@ -339,14 +407,23 @@ class _Schedule:
                 if self.bad_epochs >= s.plateau_patience and self.drops < s.max_lr_drops:
                     self.drops += 1
                     self.bad_epochs = 0
-        self.lr = s.lr * 0.1 ** self.drops
+        self.lr = s.lr * 0.1**self.drops
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "best": self.best, "bad_epochs": self.bad_epochs, "drops": self.drops}
+        return {
+            "lr": self.lr,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "drops": self.drops,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        self.lr, self.best, self.bad_epochs, self.drops = (state["lr"], state["best"], state["bad_epochs"],
-                                                           state["drops"])
+        self.lr, self.best, self.bad_epochs, self.drops = (
+            state["lr"],
+            state["best"],
+            state["bad_epochs"],
+            state["drops"],
+        )
 
 
 def _rng_state(loader_generator: torch.Generator) -> dict:
@@ -364,30 +441,42 @@ def _set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
 
 
 def _dist() -> tuple[int, int]:
-    """(rank, world size) when launched by torchrun with an initialised process group, else (0, 1)."""
+    """(rank, world size) when launched by torchrun with an initialised process group, else (0,
+    1)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def _oom_message(settings: RunSettings, device: torch.device) -> str:
-    total = torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else 0
+    total = (
+        torch.cuda.get_device_properties(device).total_memory / 2**30
+        if device.type == "cuda"
+        else 0
+    )
     smaller = max(1, settings.batch_size // 2)
-    return (f"out of memory at batch size {settings.batch_size} on {device} ({total:.0f} GiB). Try "
-            f"--batch-size {smaller} (the paper used 128; scale lr with it if you change it), or leave out "
-            "--compile. The last checkpoint is kept; --resume continues from it.")
+    return (
+        f"out of memory at batch size {settings.batch_size} on {device} ({total:.0f} GiB). Try "
+        f"--batch-size {smaller} (the paper used 128; scale lr with it if you change it), or leave "
+        "out --compile. The last checkpoint is kept; --resume continues from it."
+    )
 
 
 _RESUMABLE_CHANGES = {"epochs", "device", "compile", "fast", "checkpoint_minutes", "data_root"}
 
 
 def _check_resume(saved: RunSettings, settings: RunSettings) -> None:
-    changed = {k: (v, getattr(settings, k)) for k, v in dataclasses.asdict(saved).items()
-               if getattr(settings, k) != v}
+    changed = {
+        k: (v, getattr(settings, k))
+        for k, v in dataclasses.asdict(saved).items()
+        if getattr(settings, k) != v
+    }
     # more epochs is the one change that makes sense on resume; anything else is a different run
     if set(changed) - _RESUMABLE_CHANGES:
-        raise TrainingError(f"--resume with different settings {changed} (saved, given); "
-                            "resume with the run's own settings, or start a new --out folder.")
+        raise TrainingError(
+            f"--resume with different settings {changed} (saved, given); "
+            "resume with the run's own settings, or start a new --out folder."
+        )
 
 
 def _shard(batches, rank: int, world: int, channels_last: bool):
@@ -401,8 +490,14 @@ def _shard(batches, rank: int, world: int, channels_last: bool):
         yield x, y
 
 
-def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-              data=None) -> dict:
+def train_run(
+    settings: RunSettings,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    data=None,
+) -> dict:
     """Train with ``settings``, writing into the folder ``out``:
 
     - ``settings.json``: the settings and the run's provenance (machine, versions, commit, date);
@@ -411,7 +506,8 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
       (centre crop), lr, images/s, wall time;
     - ``checkpoint.pt``: model, optimiser, schedule, random-number states, metrics and the input
       statistics after the last finished epoch, written atomically. ``resume=True`` continues from
-      it and ends with the same numbers as a run that was never interrupted (same seed, same device).
+      it and ends with the same numbers as a run that was never interrupted (same seed, same
+      device).
 
     A loss that becomes NaN or infinite stops the run (:class:`TrainingError`) with the last good
     checkpoint kept; a loss that stays at ln(classes) (chance) is reported with what to check.
@@ -424,8 +520,10 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
     ckpt_path = out / "checkpoint.pt"
     metrics_path = out / "metrics.jsonl"
     if ckpt_path.exists() and not resume:
-        raise TrainingError(f"{out} already holds a run (checkpoint.pt). Pass --resume to continue it, "
-                            "or choose another --out folder; nothing was overwritten.")
+        raise TrainingError(
+            f"{out} already holds a run (checkpoint.pt). Pass --resume to continue it, "
+            "or choose another --out folder; nothing was overwritten."
+        )
     if resume and not ckpt_path.exists() and metrics_path.exists():
         raise TrainingError(f"{out} has metrics but no checkpoint.pt to resume from.")
     checkpoint = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
@@ -436,8 +534,12 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
     device = resolve_device(settings.device)
     cuda = device.type == "cuda"
     if data is None:
-        split = dict(root=settings.data_root, size=settings.image_size, seed=settings.seed,
-                     progress=progress and rank == 0)
+        split = dict(
+            root=settings.data_root,
+            size=settings.image_size,
+            seed=settings.seed,
+            progress=progress and rank == 0,
+        )
         train = load(settings.dataset, "train", per_class=settings.train_per_class, **split)
         val = load(settings.dataset, "val", per_class=settings.val_per_class, **split)
     else:
@@ -454,15 +556,29 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
         model.to(memory_format=torch.channels_last)
     if settings.fast and cuda:
         speed_up(model, device=device)  # same parameters and state dict
-    optimizer = sgd_paper(model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    optimizer = sgd_paper(
+        model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
     schedule = _Schedule(settings)
-    loader = GPULoader(train, stats=stats, batch_size=settings.batch_size, crop=settings.crop, train=True,
-                       device=device, seed=settings.seed, flip=settings.flip,
-                       alpha_std=PCA_ALPHA_STD if settings.pca_colour else 0.0)
-    val_loader = GPULoader(val, stats=stats, batch_size=256, crop=settings.crop, train=False, device=device)
+    loader = GPULoader(
+        train,
+        stats=stats,
+        batch_size=settings.batch_size,
+        crop=settings.crop,
+        train=True,
+        device=device,
+        seed=settings.seed,
+        flip=settings.flip,
+        alpha_std=PCA_ALPHA_STD if settings.pca_colour else 0.0,
+    )
+    val_loader = GPULoader(
+        val, stats=stats, batch_size=256, crop=settings.crop, train=False, device=device
+    )
     if len(loader) == 0:
-        raise TrainingError(f"{len(train)} training images make no full batch of {settings.batch_size}: use "
-                            f"--batch-size {max(1, len(train) // 2)} or fewer, or more images per class.")
+        raise TrainingError(
+            f"{len(train)} training images make no full batch of {settings.batch_size}: use "
+            f"--batch-size {max(1, len(train) // 2)} or fewer, or more images per class."
+        )
     history: list[dict] = []
     start_epoch = 1
     if checkpoint is not None:
@@ -474,17 +590,25 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
         start_epoch = checkpoint["epoch"] + 1
     step_model = model
     if world > 1:
-        step_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+        step_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None
+        )
     if settings.compile:
         step_model = torch.compile(step_model)
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"settings": dataclasses.asdict(settings), "provenance": provenance(), "world_size": world,
-                "train_images": len(train), "val_images": len(val), "classes": list(train.classes)}
+        meta = {
+            "settings": dataclasses.asdict(settings),
+            "provenance": provenance(),
+            "world_size": world,
+            "train_images": len(train),
+            "val_images": len(val),
+            "classes": list(train.classes),
+        }
         atomic_write_text(out / "settings.json", json.dumps(meta, indent=1))
-        # metrics.jsonl holds exactly the finished epochs of the checkpoint: drop lines of an epoch a
-        # crash interrupted after its line was written but before its checkpoint was
+        # metrics.jsonl holds exactly the finished epochs of the checkpoint: drop lines of an epoch
+        # a crash interrupted after its line was written but before its checkpoint was
         atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
 
     amp = settings.amp and cuda
@@ -497,59 +621,89 @@ def train_run(settings: RunSettings, out: str | os.PathLike, *, resume: bool = F
         started = time.perf_counter()
         try:
             trained = train_one_epoch(
-                model, _shard(loader, rank, world, channels_last), optimizer, amp=amp, step_model=step_model,
-                progress=progress and rank == 0, desc=f"epoch {epoch}/{settings.epochs}", total=len(loader),
-                world=world)
+                model,
+                _shard(loader, rank, world, channels_last),
+                optimizer,
+                amp=amp,
+                step_model=step_model,
+                progress=progress and rank == 0,
+                desc=f"epoch {epoch}/{settings.epochs}",
+                total=len(loader),
+                world=world,
+            )
         except torch.OutOfMemoryError:
             raise TrainingError(_oom_message(settings, device)) from None
         except Diverged as exc:
             raise TrainingError(
-                f"the training loss became {exc.loss} in epoch {epoch}, by step {exc.step}. The last good "
-                f"checkpoint (epoch {checkpoint_epoch}) is kept in {out}. Try a lower learning rate "
-                f"(--lr {settings.lr / 10:g}), check that inputs are mean-subtracted pixels as the paper's "
-                "init expects, and keep the paper's biases (1 in conv2, conv4, conv5, fc6, fc7)."
+                f"the training loss became {exc.loss} in epoch {epoch}, by step {exc.step}. The "
+                f"last good checkpoint (epoch {checkpoint_epoch}) is kept in {out}. Try a lower "
+                f"learning rate (--lr {settings.lr / 10:g}), check that inputs are mean-subtracted "
+                "pixels as the paper's init expects, and keep the paper's biases (1 in conv2, "
+                "conv4, conv5, fc6, fc7)."
             ) from None
         scored = evaluate(model, val_loader, amp=amp)
         row = {
-            "epoch": epoch, "lr": schedule.lr,
-            "train_loss": trained["loss"], "train_top1_err": trained["top1_err"],
+            "epoch": epoch,
+            "lr": schedule.lr,
+            "train_loss": trained["loss"],
+            "train_top1_err": trained["top1_err"],
             "train_top5_err": trained["top5_err"],
-            "val_loss": scored["loss"], "val_top1_err": scored["top1_err"], "val_top5_err": scored["top5_err"],
-            "images_per_s": trained["images_per_s"], "seconds": time.perf_counter() - started,
+            "val_loss": scored["loss"],
+            "val_top1_err": scored["top1_err"],
+            "val_top5_err": scored["top5_err"],
+            "images_per_s": trained["images_per_s"],
+            "seconds": time.perf_counter() - started,
         }
         history.append(row)
         schedule.step(epoch, row["val_top1_err"])
-        recent = [h["train_loss"] for h in history[-settings.chance_epochs:]]
-        if len(recent) == settings.chance_epochs and all(abs(v - chance) < 0.02 * chance for v in recent):
+        recent = [h["train_loss"] for h in history[-settings.chance_epochs :]]
+        if len(recent) == settings.chance_epochs and all(
+            abs(v - chance) < 0.02 * chance for v in recent
+        ):
             row["warning"] = "stuck at chance"
             if rank == 0:
                 warnings.warn(
-                    f"the training loss has stayed at ln({num_classes}) = {chance:.3f} (chance) for "
-                    f"{settings.chance_epochs} epochs: the net is not learning yet. Check the initialisation "
-                    "against the input scale (the paper's N(0, 0.01) weights expect mean-subtracted pixels in "
-                    "[-128, 128], not [0, 1]), try a smaller lr, and the biases (the paper: 1 in conv2, 4, 5, "
-                    "fc6, fc7; Caffe used 0.1). Deep AlexNets can sit at chance for an epoch or two before "
-                    "they start.",
+                    f"the training loss has stayed at ln({num_classes}) = {chance:.3f} (chance) "
+                    f"for {settings.chance_epochs} epochs: the net is not learning yet. Check the "
+                    "initialisation against the input scale (the paper's N(0, 0.01) weights "
+                    "expect mean-subtracted pixels in [-128, 128], not [0, 1]), try a smaller lr, "
+                    "and the biases (the paper: 1 in conv2, 4, 5, fc6, fc7; Caffe used 0.1). Deep "
+                    "AlexNets can sit at chance for an epoch or two before they start.",
                     stacklevel=2,
                 )
-        due = (settings.checkpoint_minutes == 0 or epoch == settings.epochs
-               or time.monotonic() - last_checkpoint >= 60 * settings.checkpoint_minutes)
+        due = (
+            settings.checkpoint_minutes == 0
+            or epoch == settings.epochs
+            or time.monotonic() - last_checkpoint >= 60 * settings.checkpoint_minutes
+        )
         if rank == 0 and due:
-            atomic_save({
-                "settings": dataclasses.asdict(settings), "epoch": epoch, "num_classes": num_classes,
-                "classes": list(train.classes), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "rng": _rng_state(loader.generator), "history": history,
-                "stats": stats.state_dict(),
-            }, ckpt_path)
+            atomic_save(
+                {
+                    "settings": dataclasses.asdict(settings),
+                    "epoch": epoch,
+                    "num_classes": num_classes,
+                    "classes": list(train.classes),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": _rng_state(loader.generator),
+                    "history": history,
+                    "stats": stats.state_dict(),
+                },
+                ckpt_path,
+            )
             last_checkpoint, checkpoint_epoch = time.monotonic(), epoch
         if rank == 0:
             # a line per epoch; on --resume the file is cut back to the checkpoint's epochs
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             if progress:
-                tqdm.write(f"epoch {epoch:3d}  loss {row['train_loss']:.3f}  train err {row['train_top1_err']:.1f}%  "
-                           f"val err {row['val_top1_err']:.1f}% / {row['val_top5_err']:.1f}%  lr {row['lr']:.0e}  "
-                           f"{row['images_per_s']:.0f} img/s")
+                tqdm.write(
+                    f"epoch {epoch:3d}  loss {row['train_loss']:.3f}  train err "
+                    f"{row['train_top1_err']:.1f}%  val err {row['val_top1_err']:.1f}% / "
+                    f"{row['val_top5_err']:.1f}%  lr {row['lr']:.0e}  {row['images_per_s']:.0f} "
+                    "img/s"
+                )
         last = row
     return {**last, "out": str(out)}
 
@@ -562,15 +716,22 @@ def read_metrics(out: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def paper_sgd_step(w: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, *, lr: float, momentum: float = 0.9,
-                   weight_decay: float = 5e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def paper_sgd_step(
+    w: torch.Tensor,
+    v: torch.Tensor,
+    grad: torch.Tensor,
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of the update rule exactly as the paper prints it (Paper: section 5)::
 
         v <- 0.9 v - 0.0005 lr w - lr grad
         w <- w + v
 
-    Returns the new ``(w, v)``. ``torch.optim.SGD`` with the same momentum and weight decay takes the
-    same steps while lr is constant (its velocity is the paper's divided by -lr); see
+    Returns the new ``(w, v)``. ``torch.optim.SGD`` with the same momentum and weight decay takes
+    the same steps while lr is constant (its velocity is the paper's divided by -lr); see
     :func:`alexlib.engine.sgd_paper`.
     """
     v = momentum * v - weight_decay * lr * w - lr * grad
@@ -590,6 +751,13 @@ def stored_runs(kind: str, prefix: str = "") -> list[dict]:
             continue
         meta = json.loads((folder / "settings.json").read_text())
         metrics = read_metrics(folder)
-        runs.append({"name": folder.name, "settings": meta["settings"], "provenance": meta["provenance"],
-                     "metrics": metrics, "wall_s": sum(m["seconds"] for m in metrics)})
+        runs.append(
+            {
+                "name": folder.name,
+                "settings": meta["settings"],
+                "provenance": meta["provenance"],
+                "metrics": metrics,
+                "wall_s": sum(m["seconds"] for m in metrics),
+            }
+        )
     return runs

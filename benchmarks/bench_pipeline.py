@@ -1,6 +1,7 @@
-"""Images per second of the input pipelines and of a training step, measured side by side in one run.
+"""Images per second of the input pipelines and of a training step, measured side by side in one
+run.
 
-    python benchmarks/bench_pipeline.py                      # the device's defaults (GPU if present)
+    python benchmarks/bench_pipeline.py                      # the device's defaults (a GPU if any)
     python benchmarks/bench_pipeline.py --tiny --device cpu  # CI size: seconds on a laptop CPU
 
 What it measures, on one device, in one process (compare only numbers from the same run):
@@ -12,17 +13,19 @@ What it measures, on one device, in one process (compare only numbers from the s
 * **stream pipeline** (``alexlib.augment.StreamLoader``): Imagenette's JPEG files read by workers,
   decoded in batches on the device (``torchvision.io.decode_jpeg``), rescaled, cropped and augmented
   there (skipped when Imagenette is not under $ALEXLIB_DATA or --data);
-* **training step** of the paper's net (``alexlib.model.build("paper")`` with ``alexlib.fast.speed_up``,
+* **training step** of the paper's net (``alexlib.model.build("paper")`` with
+``alexlib.fast.speed_up``,
   as ``train_run`` trains it): forward, backward and an SGD step on a batch already on the device;
-  bf16 autocast and channels-last on CUDA by default. (``python -m alexlib bench`` compares that step
-  with torchvision's ``alexnet``.)
+  bf16 autocast and channels-last on CUDA by default. (``python -m alexlib bench`` compares that
+  step with torchvision's ``alexnet``.)
 
 The resident pipelines read synthetic uint8 images (their speed does not depend on the pixels); the
 stream pipeline reads real JPEGs (decoding speed does). Each rate is images per second after warm-up
-batches. The goal on an H100 is a GPU pipeline at least 3x faster than the training step, so that the
-input never waits on augmentation.
+batches. The goal on an H100 is a GPU pipeline at least 3x faster than the training step, so that
+the input never waits on augmentation.
 
-Results (one run each; add a block with machine, torch version, date and the table for each GPU run):
+Results (one run each; add a block with machine, torch version, date and the table for each GPU
+run):
 
     2026-11-22, development VM, 2 shared CPU cores, torch 2.14.1, no GPU
     `--device cpu --batch-size 16 --steps 4 --warmup 1 --workers 2 --images 128`
@@ -93,8 +96,15 @@ def _cycle(loader):
 
 
 def bench_gpu_pipeline(images, labels, stats, args, device) -> float:
-    loader = A.GPULoader(images, labels, stats, batch_size=args.batch_size, crop=args.crop, device=device,
-                         dtype=torch.float32)
+    loader = A.GPULoader(
+        images,
+        labels,
+        stats,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        device=device,
+        dtype=torch.float32,
+    )
     return _rate(_cycle(loader), device, args.warmup, args.steps)
 
 
@@ -107,8 +117,9 @@ def _worker_counts(args) -> tuple[int, int]:
 
 
 def bench_cpu_pipeline(images, labels, stats, args, device) -> float:
-    loader = A.cpu_loader(images, labels, stats, batch_size=args.batch_size, crop=args.crop,
-                          num_workers=args.workers)
+    loader = A.cpu_loader(
+        images, labels, stats, batch_size=args.batch_size, crop=args.crop, num_workers=args.workers
+    )
 
     def to_device(x):  # the training step needs the batch where the model is
         x.to(device, non_blocking=True)
@@ -125,21 +136,33 @@ def bench_stream_pipeline(stats, args, device) -> float | None:
     warmup, steps = _worker_counts(args)
     needed = (warmup + steps) * args.batch_size
     if len(split) > needed:  # a random sample of the files, so each class and size is represented
-        split = split.subset(torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:needed])
-    loader = A.StreamLoader(split, stats, batch_size=args.batch_size, crop=args.crop, device=device,
-                            num_workers=args.workers)
+        split = split.subset(
+            torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:needed]
+        )
+    loader = A.StreamLoader(
+        split,
+        stats,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        device=device,
+        num_workers=args.workers,
+    )
     return _rate(_cycle(loader), device, warmup, steps)
 
 
 def bench_train_step(args, device) -> float:
     model = build(args.model).to(device)
     cuda = device.type == "cuda"
-    memory_format = torch.channels_last if cuda and not args.no_channels_last else torch.contiguous_format
+    memory_format = (
+        torch.channels_last if cuda and not args.no_channels_last else torch.contiguous_format
+    )
     model = model.to(memory_format=memory_format)
     speed_up(model, device=device)  # as alexlib.train.train_run trains it (a no-op on the CPU)
     step_model = torch.compile(model) if args.compile else model
     optimiser = sgd_paper(model, lr=0.01)  # fused on CUDA
-    x = torch.randn(args.batch_size, 3, args.crop, args.crop, device=device).to(memory_format=memory_format)
+    x = torch.randn(args.batch_size, 3, args.crop, args.crop, device=device).to(
+        memory_format=memory_format
+    )
     y = torch.randint(0, 1000, (args.batch_size,), device=device)
 
     def step(_):  # the engine's training step, as train_run takes it
@@ -149,27 +172,48 @@ def bench_train_step(args, device) -> float:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="auto", help="auto (cuda, then cpu), cuda or cpu")
-    p.add_argument("--images", type=int, default=None, help="images resident for the GPU/CPU pipelines")
+    p.add_argument(
+        "--images", type=int, default=None, help="images resident for the GPU/CPU pipelines"
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="timed batches per measurement")
     p.add_argument("--warmup", type=int, default=None, help="untimed batches first")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: all cores)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default: all cores)"
+    )
     p.add_argument("--crop", type=int, default=A.PAPER_CROP)
-    p.add_argument("--model", default="paper", help="alexlib.model.build variant for the training step")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model for the training step")
+    p.add_argument(
+        "--model", default="paper", help="alexlib.model.build variant for the training step"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model for the training step"
+    )
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--data", default=None, help="data root with imagenette (default: $ALEXLIB_DATA)")
+    p.add_argument(
+        "--data", default=None, help="data root with imagenette (default: $ALEXLIB_DATA)"
+    )
     p.add_argument("--no-stream", action="store_true", help="skip the JPEG stream measurement")
-    p.add_argument("--tiny", action="store_true", help="CI size: a few small batches, no workers; seconds on a CPU")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="CI size: a few small batches, no workers; seconds on a CPU",
+    )
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     cuda = resolve_device(args.device).type == "cuda"
     # (tiny, cuda, cpu) defaults
-    defaults = {"images": (8, 4096, 256), "batch_size": (2, 256, 32), "steps": (1, 20, 4),
-                "warmup": (1, 3, 1), "workers": (0, os.cpu_count() or 1, os.cpu_count() or 1)}
+    defaults = {
+        "images": (8, 4096, 256),
+        "batch_size": (2, 256, 32),
+        "steps": (1, 20, 4),
+        "warmup": (1, 3, 1),
+        "workers": (0, os.cpu_count() or 1, os.cpu_count() or 1),
+    }
     for name, (tiny, on_cuda, on_cpu) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, tiny if args.tiny else on_cuda if cuda else on_cpu)
@@ -190,31 +234,51 @@ def main(argv=None) -> dict:
     labels = torch.randint(0, 1000, (args.images,))
     stats = A.dataset_stats(images, cache=False)
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"device: {name}; torch {torch.__version__}; batch {args.batch_size}; crop {args.crop}; "
-          f"{args.steps} timed batches after {args.warmup}; {args.workers} DataLoader workers")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({os.cpu_count()} cores)"
+    )
+    print(
+        f"device: {name}; torch {torch.__version__}; batch {args.batch_size}; crop {args.crop}; "
+        f"{args.steps} timed batches after {args.warmup}; {args.workers} DataLoader workers"
+    )
     rates = {
         "gpu_pipeline": bench_gpu_pipeline(images, labels, stats, args, device),
         "cpu_pipeline": bench_cpu_pipeline(images, labels, stats, args, device),
         "stream_pipeline": None if args.no_stream else bench_stream_pipeline(stats, args, device),
         "train_step": bench_train_step(args, device),
     }
-    labels_ = {"gpu_pipeline": f"GPU pipeline (resident uint8 on {device.type}, batch ops)",
-               "cpu_pipeline": "CPU pipeline (DataLoader, per image)",
-               "stream_pipeline": "stream pipeline (JPEG bytes, batch decode)",
-               "train_step": f"training step ({args.model}{', compiled' if args.compile else ''})"}
+    labels_ = {
+        "gpu_pipeline": f"GPU pipeline (resident uint8 on {device.type}, batch ops)",
+        "cpu_pipeline": "CPU pipeline (DataLoader, per image)",
+        "stream_pipeline": "stream pipeline (JPEG bytes, batch decode)",
+        "train_step": f"training step ({args.model}{', compiled' if args.compile else ''})",
+    }
     for key, rate in rates.items():
         print(f"  {labels_[key]:<46} {'skipped' if rate is None else f'{rate:12,.0f} images/s'}")
     train = rates["train_step"]
-    ratios = {f"{k}/train_step": v / train for k, v in rates.items() if v is not None and k != "train_step"}
+    ratios = {
+        f"{k}/train_step": v / train
+        for k, v in rates.items()
+        if v is not None and k != "train_step"
+    }
     ratios["gpu_pipeline/cpu_pipeline"] = rates["gpu_pipeline"] / rates["cpu_pipeline"]
     for key, r in ratios.items():
         print(f"  ratio {key:<40} {r:8.2f}x")
     goal = ratios["gpu_pipeline/train_step"] >= 3
-    print(f"  goal: GPU pipeline >= 3x the training step: {'met' if goal else 'not met'} on this device "
-          f"({'the goal is set for an H100' if device.type != 'cuda' else name})")
-    result = {"device": name, "torch": torch.__version__, "args": vars(args), "images_per_s": rates,
-              "ratios": ratios, "goal_met": goal}
+    print(
+        f"  goal: GPU pipeline >= 3x the training step: {'met' if goal else 'not met'} on this "
+        f"device ({'the goal is set for an H100' if device.type != 'cuda' else name})"
+    )
+    result = {
+        "device": name,
+        "torch": torch.__version__,
+        "args": vars(args),
+        "images_per_s": rates,
+        "ratios": ratios,
+        "goal_met": goal,
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -1,8 +1,9 @@
 """Shared test fixtures.
 
 Real data: tests that need the offline datasets read them from ``$ALEXLIB_DATA`` (CI points it at
-``../shared/data``). Where they are absent these tests are skipped, unless ``ALEXLIB_REQUIRE_DATA=1``
-(set by CI), which turns the skip into a failure so a missing data folder can never pass silently.
+``../shared/data``). Where they are absent these tests are skipped, unless
+``ALEXLIB_REQUIRE_DATA=1`` (set by CI), which turns the skip into a failure so a missing data folder
+can never pass silently.
 """
 
 from __future__ import annotations

@@ -29,15 +29,20 @@ def cache(tmp_path, monkeypatch):
     return tmp_path
 
 
-# ----------------------------------------------------------------------------------- crops, flips, views
+# ----------------------------------------------------------------------------------- crops, flips,
+# views
 
 
 def test_crop_flip_matches_torchvision_per_image():
     images = _images(8)
     params = A.sample_params(8, 256, 224, generator=torch.Generator().manual_seed(1))
-    out = A.crop_flip(images, params.offsets, params.flips, 224, method="gather")  # the GPU's method
+    out = A.crop_flip(
+        images, params.offsets, params.flips, 224, method="gather"
+    )  # the GPU's method
     assert out.shape == (8, 3, 224, 224) and out.dtype == torch.uint8
-    assert_close(A.crop_flip(images, params.offsets, params.flips, 224, method="loop"), out, rtol=0, atol=0)
+    assert_close(
+        A.crop_flip(images, params.offsets, params.flips, 224, method="loop"), out, rtol=0, atol=0
+    )
     for i in range(8):
         top, left = params.offsets[i].tolist()
         ref = TF.crop(images[i], top, left, 224, 224)
@@ -52,7 +57,12 @@ def test_crop_flip_227_and_extreme_offsets():
     offsets = torch.tensor([[0, 0], [29, 29]])  # 256 - 227 = 29: the last valid position
     out = A.crop_flip(images, offsets, torch.tensor([False, True]), 227, method="gather")
     assert out.shape == (2, 3, 227, 227)
-    assert_close(A.crop_flip(images, offsets, torch.tensor([False, True]), 227, method="loop"), out, rtol=0, atol=0)
+    assert_close(
+        A.crop_flip(images, offsets, torch.tensor([False, True]), 227, method="loop"),
+        out,
+        rtol=0,
+        atol=0,
+    )
     assert_close(out[0], images[0, :, :227, :227], rtol=0, atol=0)
     assert_close(out[1], images[1, :, 29:, 29:].flip(-1), rtol=0, atol=0)
 
@@ -79,7 +89,9 @@ def test_ten_crop_views_and_mirrors():
     images = _images(2)
     views = A.ten_crop(images, 224)
     assert views.shape == (2, 10, 3, 224, 224)
-    five = TF.five_crop(images, [224, 224])  # (top-left, top-right, bottom-left, bottom-right, centre)
+    five = TF.five_crop(
+        images, [224, 224]
+    )  # (top-left, top-right, bottom-left, bottom-right, centre)
     for i in range(5):
         assert_close(views[:, i], five[i], rtol=0, atol=0)
         assert_close(views[:, 5 + i], views[:, i].flip(-1), rtol=0, atol=0)
@@ -94,19 +106,26 @@ def test_ten_crop_views_and_mirrors():
 def test_crop_errors_say_what_to_do():
     images = _images(2)
     with pytest.raises(ValueError, match="does not fit"):
-        A.crop_flip(images, torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, dtype=torch.bool), 300)
+        A.crop_flip(
+            images, torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, dtype=torch.bool), 300
+        )
     with pytest.raises(ValueError, match=r"offsets must lie in \[0, 32\]"):
         A.crop_flip(images, torch.tensor([[0, 0], [33, 0]]), torch.zeros(2, dtype=torch.bool), 224)
-    bad = A.AugmentParams(torch.tensor([[0, 0], [0, 40]]), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 3))
+    bad = A.AugmentParams(
+        torch.tensor([[0, 0], [0, 40]]), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 3)
+    )
     with pytest.raises(ValueError, match=r"offsets must lie in \[0, 32\]"):
         A.augment_batch(images, bad, _stats(images), 224)
     with pytest.raises(ValueError, match=r"image\[None\]"):
         A.center_crop(images[0], 224)
     with pytest.raises(ValueError, match=r"offsets must be \(2, 2\)"):
-        A.crop_flip(images, torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, dtype=torch.bool), 224)
+        A.crop_flip(
+            images, torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, dtype=torch.bool), 224
+        )
 
 
-# ----------------------------------------------------------------------------------- random parameters
+# ----------------------------------------------------------------------------------- random
+# parameters
 
 
 def test_sample_params_ranges_and_reproducible():
@@ -114,12 +133,17 @@ def test_sample_params_ranges_and_reproducible():
     q = A.sample_params(20000, 256, 224, generator=torch.Generator().manual_seed(0))
     assert_close(p.offsets, q.offsets)
     assert_close(p.alphas, q.alphas)
-    assert p.offsets.shape == (20000, 2) and p.flips.shape == (20000,) and p.alphas.shape == (20000, 3)
-    # every one of the 33 x 33 positions is possible and nothing outside: (256-224+1)^2 * 2 = 2178 inputs
+    assert (
+        p.offsets.shape == (20000, 2) and p.flips.shape == (20000,) and p.alphas.shape == (20000, 3)
+    )
+    # every one of the 33 x 33 positions is possible and nothing outside: (256-224+1)^2 * 2 = 2178
+    # inputs
     assert p.offsets.min().item() == 0 and p.offsets.max().item() == 32
     assert len(torch.unique(p.offsets[:, 0])) == 33 and len(torch.unique(p.offsets[:, 1])) == 33
     assert abs(p.flips.float().mean().item() - 0.5) < 0.02
-    assert abs(p.alphas.std().item() - A.PCA_ALPHA_STD) < 0.003 and abs(p.alphas.mean().item()) < 0.003
+    assert (
+        abs(p.alphas.std().item() - A.PCA_ALPHA_STD) < 0.003 and abs(p.alphas.mean().item()) < 0.003
+    )
     off = A.sample_params(5, flip=False, alpha_std=0)
     assert not off.flips.any() and (off.alphas == 0).all()
 
@@ -145,16 +169,26 @@ def test_rgb_pca_orthonormal_and_reconstructs_covariance():
     g = torch.Generator().manual_seed(0)
     # correlated colours, so the three eigenvalues differ clearly
     base = torch.rand(8, 1, 24, 24, generator=g) * 180
-    images = (base + torch.rand(8, 3, 24, 24, generator=g) * torch.tensor([20.0, 50.0, 70.0])[:, None, None]).to(torch.uint8)
+    images = (
+        base
+        + torch.rand(8, 3, 24, 24, generator=g) * torch.tensor([20.0, 50.0, 70.0])[:, None, None]
+    ).to(torch.uint8)
     eigvals, eigvecs = A.rgb_pca(images, chunk=3)
     assert eigvals.shape == (3,) and eigvecs.shape == (3, 3)
     assert (eigvals[:-1] >= eigvals[1:]).all() and (eigvals > 0).all()
     assert_close(eigvecs.T @ eigvecs, torch.eye(3), atol=1e-5, rtol=0)
-    pixels = images.permute(1, 0, 2, 3).reshape(3, -1).double() / 255  # (3, N*H*W) on the [0, 1] scale
+    pixels = (
+        images.permute(1, 0, 2, 3).reshape(3, -1).double() / 255
+    )  # (3, N*H*W) on the [0, 1] scale
     ref = torch.cov(pixels).float()
     assert_close(eigvecs @ torch.diag(eigvals) @ eigvecs.T, ref, atol=1e-6, rtol=1e-4)
     # on the [0, 255] scale the eigenvalues are 255^2 larger
-    assert_close(torch.linalg.eigvalsh(torch.cov(pixels * 255)).flip(0).float(), eigvals * 255**2, rtol=1e-4, atol=1e-3)
+    assert_close(
+        torch.linalg.eigvalsh(torch.cov(pixels * 255)).flip(0).float(),
+        eigvals * 255**2,
+        rtol=1e-4,
+        atol=1e-3,
+    )
 
 
 def test_pca_colour_zero_alphas_is_identity_and_matches_formula():
@@ -169,8 +203,10 @@ def test_pca_colour_zero_alphas_is_identity_and_matches_formula():
         shift = sum(eigvecs[:, i] * alphas[n, i] * eigvals[i] for i in range(3)) * 255
         assert_close(out[n], x[n] + shift[:, None, None])
         shift_sqrt = sum(eigvecs[:, i] * alphas[n, i] * eigvals[i].sqrt() for i in range(3)) * 255
-        assert_close(A.pca_colour(x[n:n + 1], eigvecs, eigvals, alphas[n:n + 1], sqrt_eigvals=True)[0],
-                     x[n] + shift_sqrt[:, None, None])
+        assert_close(
+            A.pca_colour(x[n : n + 1], eigvecs, eigvals, alphas[n : n + 1], sqrt_eigvals=True)[0],
+            x[n] + shift_sqrt[:, None, None],
+        )
     with pytest.raises(TypeError, match="float"):
         A.pca_colour(images, eigvecs, eigvals, alphas)
     with pytest.raises(ValueError, match=r"alphas must be \(4, 3\)"):
@@ -185,7 +221,11 @@ def test_dataset_stats_is_cached_by_content(cache, monkeypatch):
     assert len(files) == 1
     assert_close(first.mean, A.mean_image(images))
     with monkeypatch.context() as m:
-        m.setattr(A, "mean_image", lambda *a, **k: pytest.fail("recomputed instead of read from the cache"))
+        m.setattr(
+            A,
+            "mean_image",
+            lambda *a, **k: pytest.fail("recomputed instead of read from the cache"),
+        )
         again = A.dataset_stats(data, size=64)
     assert_close(again.mean, first.mean)
     assert_close(again.eigvecs, first.eigvecs)
@@ -206,8 +246,10 @@ def test_dataset_stats_preprocesses_other_sizes(cache):
 
 def test_preprocess_mixed_sizes_and_greyscale():
     g = torch.Generator().manual_seed(0)
-    photos = [torch.randint(0, 256, s, dtype=torch.uint8, generator=g)
-              for s in [(3, 300, 400), (3, 512, 256), (1, 260, 300), (3, 300, 400)]]
+    photos = [
+        torch.randint(0, 256, s, dtype=torch.uint8, generator=g)
+        for s in [(3, 300, 400), (3, 512, 256), (1, 260, 300), (3, 300, 400)]
+    ]
     out = A.preprocess(photos, 256)
     assert out.shape == (4, 3, 256, 256) and out.dtype == torch.uint8
     for i, p in enumerate(photos):
@@ -217,7 +259,8 @@ def test_preprocess_mixed_sizes_and_greyscale():
         A.to_rgb(torch.zeros(4, 8, 8, dtype=torch.uint8))
 
 
-# ----------------------------------------------------------------------------------- the paths agree
+# ----------------------------------------------------------------------------------- the paths
+# agree
 
 
 def test_gpu_path_and_cpu_path_give_the_same_pixels():
@@ -225,15 +268,19 @@ def test_gpu_path_and_cpu_path_give_the_same_pixels():
     stats = _stats(images)
     params = A.sample_params(8, 256, 224, generator=torch.Generator().manual_seed(5))
     batch = A.augment_batch(images, params, stats, 224)  # the "GPU path", here on the CPU device
-    assert_close(A.augment_batch(images, params, stats, 224, method="gather"), batch)  # CUDA's method
+    assert_close(
+        A.augment_batch(images, params, stats, 224, method="gather"), batch
+    )  # CUDA's method
     assert batch.shape == (8, 3, 224, 224) and batch.dtype == torch.float32
     cpu = A.TrainTransform(stats, 224)
     for i in range(8):
-        assert_close(batch[i], cpu.apply(images[i], params.offsets[i], params.flips[i], params.alphas[i]))
+        assert_close(
+            batch[i], cpu.apply(images[i], params.offsets[i], params.flips[i], params.alphas[i])
+        )
     # and both equal the definition: crop, reflect, subtract the mean image, add the colour shift
     i = int(torch.nonzero(params.flips)[0])
     top, left = params.offsets[i].tolist()
-    crop = (images[i].float() - stats.mean)[:, top:top + 224, left:left + 224].flip(-1)
+    crop = (images[i].float() - stats.mean)[:, top : top + 224, left : left + 224].flip(-1)
     shift = stats.eigvecs @ (params.alphas[i] * stats.eigvals) * 255
     assert_close(batch[i], crop + shift[:, None, None])
 
@@ -263,7 +310,9 @@ def test_cpu_loader_is_seeded(workers):
     stats = _stats(images)
     runs = []
     for seed in (3, 3, 4):
-        loader = A.cpu_loader(images, labels, stats, batch_size=4, crop=56, num_workers=workers, seed=seed)
+        loader = A.cpu_loader(
+            images, labels, stats, batch_size=4, crop=56, num_workers=workers, seed=seed
+        )
         runs.append([(x, y) for x, y in loader])
     assert len(runs[0]) == 2 and runs[0][0][0].shape == (4, 3, 56, 56)
     for (xa, ya), (xb, yb) in zip(runs[0], runs[1]):
@@ -276,7 +325,9 @@ def test_cpu_loader_workers_draw_differently():
     # eight copies of one image, no mean and no colour: each output is just its crop and flip
     image = _images(1, 64).expand(8, -1, -1, -1)
     stats = A.DatasetStats(torch.zeros(3, 64, 64), torch.zeros(3), torch.eye(3), n_images=8)
-    loader = A.cpu_loader(image, torch.arange(8), stats, batch_size=1, crop=56, num_workers=2, seed=0)
+    loader = A.cpu_loader(
+        image, torch.arange(8), stats, batch_size=1, crop=56, num_workers=2, seed=0
+    )
     out = [x[0] for x, _ in loader]  # worker 0 makes items 0, 2, 4, 6; worker 1 makes 1, 3, 5, 7
     # with one generator copied into both workers, every pair would be equal
     assert not all(torch.equal(out[i], out[i + 1]) for i in range(0, 8, 2))
@@ -313,7 +364,10 @@ def test_decode_batch_matches_one_by_one_decoding():
     from torchvision.io import ImageReadMode, decode_jpeg
 
     g = torch.Generator().manual_seed(0)
-    photos = [torch.randint(0, 256, s, dtype=torch.uint8, generator=g) for s in [(3, 240, 320), (1, 300, 260)]]
+    photos = [
+        torch.randint(0, 256, s, dtype=torch.uint8, generator=g)
+        for s in [(3, 240, 320), (1, 300, 260)]
+    ]
     split = _ToySplit(photos)
     files = [A.JpegBytes(split)[i][0] for i in range(2)]
     out = A.decode_batch(files, "cpu", 256)
@@ -332,7 +386,9 @@ def test_decode_batch_turns_cmyk_into_the_same_rgb_as_the_data_layer():
 
     from alexlib.data import decode_image
 
-    rgb = torch.randint(0, 256, (48, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    rgb = torch.randint(
+        0, 256, (48, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     buffer = io.BytesIO()
     Image.fromarray(rgb.numpy()).convert("CMYK").save(buffer, format="JPEG", quality=95)
     data = buffer.getvalue()
@@ -351,7 +407,7 @@ def test_stream_loader_equals_augmenting_the_decoded_batch():
     assert torch.equal(torch.cat(ys), torch.arange(6))
     assert_close(torch.cat(xs), A.eval_batch(decoded, stats, 224))
     train = A.StreamLoader(split, stats, batch_size=3, crop=224, train=True, seed=2)
-    (x, y), = [next(iter(train))]
+    ((x, y),) = [next(iter(train))]
     g = torch.Generator().manual_seed(2)
     params = A.sample_params(3, 256, 224, generator=g)
     assert_close(x, A.augment_batch(decoded[y], params, stats, 224))
@@ -368,7 +424,8 @@ def test_stream_real_imagenette_jpegs(shared_data):
     assert (batch.float() - ref.float()).abs().mean() < 1.0
 
 
-# ----------------------------------------------------------------------------------- chapter 7's figures
+# ----------------------------------------------------------------------------------- chapter 7's
+# figures
 
 
 def test_chapter7_figures_draw_what_they_are_given():
@@ -383,8 +440,15 @@ def test_chapter7_figures_draw_what_they_are_given():
     fig = figures.preprocess_steps(photos, A.preprocess(photos, 64), ["a", "b"])
     assert len(fig.axes) == 4 and fig.axes[0].get_title() == "a: 64x40"
     params = A.sample_params(4, 64, 56, generator=torch.Generator().manual_seed(0))
-    fig = figures.crop_positions(images[0], params.offsets, params.flips, A.crop_flip(images, params.offsets, params.flips, 56))
-    assert len(fig.axes) == 5 and len(fig.axes[0].patches) == 4  # the photo with 4 outlines, then 4 patches
+    fig = figures.crop_positions(
+        images[0],
+        params.offsets,
+        params.flips,
+        A.crop_flip(images, params.offsets, params.flips, 56),
+    )
+    assert (
+        len(fig.axes) == 5 and len(fig.axes[0].patches) == 4
+    )  # the photo with 4 outlines, then 4 patches
     fig = figures.pca_colour_grid(images[0], stats.eigvecs, stats.eigvals, [-1.0, 0.0, 1.0])
     assert len(fig.axes) == 9 and fig.axes[1].get_title().endswith("RGB +0, +0, +0")
     assert len(figures.pca_axes(images, stats.eigvals, stats.eigvecs, n_pixels=100).axes) == 2

@@ -1,4 +1,5 @@
-"""python -m alexlib bench: runs end to end at CI size on the CPU, and its ratios are its rates' ratios.
+"""python -m alexlib bench: runs end to end at CI size on the CPU, and its ratios are its rates'
+ratios.
 
 Not a timing test: CPU rates say nothing about a GPU. It checks that every row trains the real nets,
 that the table's ratios are computed from the measured rates, that the layer-by-layer equality check
@@ -9,8 +10,8 @@ import json
 
 import pytest
 
-from alexlib.tools import bench
 from alexlib.cli import main as cli
+from alexlib.tools import bench
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +33,26 @@ def test_table_ratios_are_the_rates_ratios(tiny):
     table = bench.format_table(tiny)
     base = tiny["rows"][0]["images_per_s"]
     for r in tiny["rows"]:
-        assert f"| {r['name']} | {r['images_per_s']:,.0f} | {r['images_per_s'] / base:.2f}x |" in table
+        assert (
+            f"| {r['name']} | {r['images_per_s']:,.0f} | {r['images_per_s'] / base:.2f}x |" in table
+        )
     lines = bench.summary_lines(tiny)
     assert any(line.startswith("alexlib's paper net / torchvision alexnet") for line in lines)
-    assert not any("goal:" in line for line in lines)  # goals are for a GPU; a CPU run does not claim them
+    assert not any(
+        "goal:" in line for line in lines
+    )  # goals are for a GPU; a CPU run does not claim them
     assert any("not how fast a GPU trains" in line for line in lines)
 
 
 def test_every_fast_form_is_checked_against_the_reference(tiny):
     forms = {(c["layer"], c["impl"]) for c in tiny["checks"]}
-    assert {("conv1", "s2d"), ("lrn1", "shift"), ("lrn2", "banded"), ("conv2", "dense"), ("conv5", "split")} <= forms
+    assert {
+        ("conv1", "s2d"),
+        ("lrn1", "shift"),
+        ("lrn2", "banded"),
+        ("conv2", "dense"),
+        ("conv5", "split"),
+    } <= forms
     assert all(c["equal"] for c in tiny["checks"])
 
 
@@ -55,8 +66,20 @@ def test_sweep_rows_include_the_milestone_yardsticks():
 
 def test_cli_bench_saves_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = cli(["bench", "--tiny", "--device", "cpu", "--only", "torchvision alexnet", "paper, alexlib",
-                "--no-check", "--save", str(out)])
+    code = cli(
+        [
+            "bench",
+            "--tiny",
+            "--device",
+            "cpu",
+            "--only",
+            "torchvision alexnet",
+            "paper, alexlib",
+            "--no-check",
+            "--save",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     saved = json.loads(out.read_text())
@@ -73,11 +96,16 @@ def test_parts_split_the_rows_and_each_keeps_the_yardstick():
     names = [c.name for c in bench.bench_rows(True, triton=False)]
     seen = []
     for i in (1, 2, 3):
-        result = bench.run(device="cpu", tiny=True, sweep=False, part=(i, 3), check=False, progress=lambda *_: None)
+        result = bench.run(
+            device="cpu", tiny=True, sweep=False, part=(i, 3), check=False, progress=lambda *_: None
+        )
         assert result["rows"][0]["name"] == "torchvision alexnet"
         seen += [r["name"] for r in result["rows"][1:]]
         assert result["settings"]["part"] == [i, 3]
-    assert seen == ["paper, reference layers", "paper, alexlib"]  # the third slice holds only the yardstick
+    assert seen == [
+        "paper, reference layers",
+        "paper, alexlib",
+    ]  # the third slice holds only the yardstick
     assert len(names) == len(set(names))
     with pytest.raises(ValueError, match="part must be"):
         bench.run(device="cpu", tiny=True, part=(4, 3), progress=lambda *_: None)
@@ -86,15 +114,26 @@ def test_parts_split_the_rows_and_each_keeps_the_yardstick():
 def test_merged_latest_joins_the_parts_of_the_newest_gpu_run(tiny):
     # stand-in GPU runs made from the CPU run: only the merging is under test, nothing is stored
     def fake(date, commit, names):
-        rows = [dict(r, name=n) for r, n in zip([tiny["rows"][0]] + [tiny["rows"][2]] * (len(names) - 1), names)]
-        return {**tiny, "rows": rows, "versions": {**tiny["versions"], "gpu": "Test GPU"},
-                "provenance": {**tiny["provenance"], "date": date, "commit": commit}}
+        rows = [
+            dict(r, name=n)
+            for r, n in zip([tiny["rows"][0]] + [tiny["rows"][2]] * (len(names) - 1), names)
+        ]
+        return {
+            **tiny,
+            "rows": rows,
+            "versions": {**tiny["versions"], "gpu": "Test GPU"},
+            "provenance": {**tiny["provenance"], "date": date, "commit": commit},
+        }
 
     old = fake("2026-01-01", "aaa", ["torchvision alexnet", "paper, alexlib"])
     part1 = fake("2026-02-01", "bbb", ["torchvision alexnet", "paper, LRN=shift"])
     part2 = fake("2026-02-02", "bbb", ["torchvision alexnet", "paper, towers=dense"])
     merged = bench.merged_latest([tiny, old, part1, part2])
     assert merged["parts"] == 2
-    assert [r["name"] for r in merged["rows"]] == ["torchvision alexnet", "paper, LRN=shift", "paper, towers=dense"]
+    assert [r["name"] for r in merged["rows"]] == [
+        "torchvision alexnet",
+        "paper, LRN=shift",
+        "paper, towers=dense",
+    ]
     assert [r["run"] for r in merged["rows"]] == [0, 0, 1]
     assert bench.merged_latest([tiny]) is None  # a CPU run is never shown as a GPU benchmark

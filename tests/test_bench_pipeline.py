@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from torch.testing import assert_close
 
-
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pipeline.py"
 
 
@@ -26,7 +25,9 @@ def bench():
 
 def test_tiny_run_on_cpu(bench, tmp_path, capsys, shared_data):
     out = tmp_path / "bench.json"
-    result = bench.main(["--tiny", "--device", "cpu", "--json", str(out), "--data", str(shared_data)])
+    result = bench.main(
+        ["--tiny", "--device", "cpu", "--json", str(out), "--data", str(shared_data)]
+    )
     printed = capsys.readouterr().out
     rates = result["images_per_s"]
     assert set(rates) == {"gpu_pipeline", "cpu_pipeline", "stream_pipeline", "train_step"}
@@ -36,10 +37,18 @@ def test_tiny_run_on_cpu(bench, tmp_path, capsys, shared_data):
         top, bottom = key.split("/")
         assert_close(ratio, rates[top] / rates[bottom])
         assert f"ratio {key}" in printed
-    assert set(result["ratios"]) == {"gpu_pipeline/train_step", "cpu_pipeline/train_step",
-                                     "stream_pipeline/train_step", "gpu_pipeline/cpu_pipeline"}
+    assert set(result["ratios"]) == {
+        "gpu_pipeline/train_step",
+        "cpu_pipeline/train_step",
+        "stream_pipeline/train_step",
+        "gpu_pipeline/cpu_pipeline",
+    }
     assert result["goal_met"] == (result["ratios"]["gpu_pipeline/train_step"] >= 3)
-    assert "training step (paper)" in printed and "GPU pipeline" in printed and "CPU pipeline" in printed
+    assert (
+        "training step (paper)" in printed
+        and "GPU pipeline" in printed
+        and "CPU pipeline" in printed
+    )
     assert json.loads(out.read_text())["ratios"] == pytest.approx(result["ratios"])
 
 
@@ -47,7 +56,11 @@ def test_runs_without_the_jpegs(bench, tmp_path, capsys):
     result = bench.main(["--tiny", "--device", "cpu", "--data", str(tmp_path), "--steps", "1"])
     assert result["images_per_s"]["stream_pipeline"] is None
     assert "stream pipeline skipped: dataset 'imagenette' was not found" in capsys.readouterr().err
-    assert set(result["ratios"]) == {"gpu_pipeline/train_step", "cpu_pipeline/train_step", "gpu_pipeline/cpu_pipeline"}
+    assert set(result["ratios"]) == {
+        "gpu_pipeline/train_step",
+        "cpu_pipeline/train_step",
+        "gpu_pipeline/cpu_pipeline",
+    }
 
 
 def test_bad_arguments_are_explained(bench, capsys):

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from alexlib.tools.book import (build_html, chapters, check_html, execute_chapter, is_fresh, repo_root, toc_files,
-                          unlisted_chapters)
+from alexlib.tools.book import (
+    build_html,
+    chapters,
+    check_html,
+    execute_chapter,
+    is_fresh,
+    repo_root,
+    toc_files,
+    unlisted_chapters,
+)
 
 ROOT = repo_root()
 CHAPTERS = chapters(ROOT)
@@ -21,7 +29,9 @@ def test_every_chapter_is_in_the_toc_and_numbered():
     assert not unlisted_chapters(ROOT), f"add these chapters to _toc.yml: {unlisted_chapters(ROOT)}"
     assert CHAPTERS[0].name == "00_how_to_use.ipynb"
     for nb in CHAPTERS:
-        assert nb.stem[:2].isdigit() and nb.stem[2] == "_", f"{nb.name}: chapters are named NN_slug.ipynb"
+        assert nb.stem[:2].isdigit() and nb.stem[2] == "_", (
+            f"{nb.name}: chapters are named NN_slug.ipynb"
+        )
 
 
 def test_chapters_are_stored_without_outputs():
@@ -29,10 +39,16 @@ def test_chapters_are_stored_without_outputs():
 
     for path in CHAPTERS:
         nb = nbformat.read(path, as_version=4)
-        dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+        dirty = [
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and (c.outputs or c.execution_count)
+        ]
         assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
         tags = [c.metadata.get("tags", []) for c in nb.cells]
-        assert sum("parameters" in t for t in tags) == 1, f"{path.name}: needs exactly one 'parameters' cell"
+        assert sum("parameters" in t for t in tags) == 1, (
+            f"{path.name}: needs exactly one 'parameters' cell"
+        )
 
 
 @pytest.mark.chapters

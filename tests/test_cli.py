@@ -11,7 +11,11 @@ from alexlib.cli import main
 def test_data_reports_the_shared_counts(shared_data, capsys):
     assert main(["data", "--root", str(shared_data)]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith("data root")}
+    lines = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line and not line.startswith("data root")
+    }
     assert "50000/10000" in lines["cifar10"] and "train 50000" in lines["cifar10"]
     assert "9469/3925" in lines["imagenette"] and "val 3925" in lines["imagenette"]
     assert "not found" in lines["imagenet"]
@@ -25,8 +29,12 @@ def test_data_on_an_empty_root_lists_where_it_looked(tmp_path, capsys):
 
 
 def test_info_runs_as_a_module(shared_data):
-    result = subprocess.run([sys.executable, "-m", "alexlib", "info", "--root", str(shared_data)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "alexlib", "info", "--root", str(shared_data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "torch" in result.stdout and "device" in result.stdout
     assert f"present: {shared_data / 'imagenette-224'}" in result.stdout
@@ -37,8 +45,12 @@ def test_a_damaged_dataset_is_reported_not_a_traceback(tmp_path):
     folder.mkdir()
     for name in ("train.zip", "val.zip"):
         (folder / name).write_bytes(b"PK\x03\x04 cut short")
-    result = subprocess.run([sys.executable, "-m", "alexlib", "data", "--root", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "alexlib", "data", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr + result.stdout
     assert "problem:" in result.stdout and "truncated or corrupt" in result.stdout
 
@@ -51,7 +63,9 @@ def test_summary_prints_the_layer_table_and_the_parameter_count(capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 61,100,840"
     assert main(["summary", "--variant", "cifar4"]) == 0  # 32x32 and 10 classes by default
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 89,578"
-    assert main(["summary", "--variant", "cifar4", "--image-size", "24"]) == 0  # fc sized to the maps
+    assert (
+        main(["summary", "--variant", "cifar4", "--image-size", "24"]) == 0
+    )  # fc sized to the maps
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 85,098"
     assert main(["summary", "--variant", "paper", "--image-size", "32"]) == 2
     assert "cannot take 32x32 inputs: it takes 224-255 pixels" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""Every subcommand of ``python -m alexlib`` given bad arguments: one line, ``error: ...``, a non-zero
-exit status, never a traceback. Also the first-contact commands a new user types."""
+"""Every subcommand of ``python -m alexlib`` given bad arguments: one line, ``error: ...``, a
+non-zero exit status, never a traceback. Also the first-contact commands a new user types."""
 
 from __future__ import annotations
 
@@ -36,44 +36,128 @@ BAD = {
     "info without a root": (["info", "--root"], "expected one argument"),
     "data with an unknown flag": (["data", "--bogus"], "unrecognized arguments: --bogus"),
     "summary with a word for a size": (["summary", "--image-size", "abc"], "invalid int value"),
-    "summary of an unknown variant": (["summary", "--variant", "alexnet9000"],
-                                      "unknown variant 'alexnet9000'; the variants are: paper,"),
-    "summary of a size the net cannot take": (["summary", "--variant", "paper", "--image-size", "32"],
-                                              "cannot take 32x32 inputs: it takes 224-255 pixels"),
-    "summary with no classes": (["summary", "--num-classes", "0"], "num_classes must be a positive int"),
-    "train without --out": (["train", "--dataset", "cifar10"], "the following arguments are required: --out"),
-    "train an unknown variant": (["train", "--variant", "alexnet9000", "--out", "{tmp}/a"],
-                                 "unknown variant 'alexnet9000'"),
-    "train at an unknown scale": (["train", "--scale", "huge", "--out", "{tmp}/a"], "invalid choice: 'huge'"),
+    "summary of an unknown variant": (
+        ["summary", "--variant", "alexnet9000"],
+        "unknown variant 'alexnet9000'; the variants are: paper,",
+    ),
+    "summary of a size the net cannot take": (
+        ["summary", "--variant", "paper", "--image-size", "32"],
+        "cannot take 32x32 inputs: it takes 224-255 pixels",
+    ),
+    "summary with no classes": (
+        ["summary", "--num-classes", "0"],
+        "num_classes must be a positive int",
+    ),
+    "train without --out": (
+        ["train", "--dataset", "cifar10"],
+        "the following arguments are required: --out",
+    ),
+    "train an unknown variant": (
+        ["train", "--variant", "alexnet9000", "--out", "{tmp}/a"],
+        "unknown variant 'alexnet9000'",
+    ),
+    "train at an unknown scale": (
+        ["train", "--scale", "huge", "--out", "{tmp}/a"],
+        "invalid choice: 'huge'",
+    ),
     "train the paper net on 24-pixel crops": (
-        ["train", "--dataset", "cifar10", "--variant", "paper", "--out", "{tmp}/a", "--root", "{data}"],
-        "the paper variant cannot take 24x24 inputs: it takes 224-255 pixels"),
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--variant",
+            "paper",
+            "--out",
+            "{tmp}/a",
+            "--root",
+            "{data}",
+        ],
+        "the paper variant cannot take 24x24 inputs: it takes 224-255 pixels",
+    ),
     "train with a crop larger than the image": (
-        ["train", "--dataset", "cifar10", "--variant", "cifar4", "--crop", "40", "--out", "{tmp}/a"],
-        "crop (40) cannot be larger than image_size (32)"),
-    "train with a negative lr": (["train", "--lr", "-1", "--out", "{tmp}/a"], "lr must be a positive number"),
-    "train for no epochs": (["train", "--epochs", "0", "--out", "{tmp}/a"], "epochs must be a positive whole"),
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--variant",
+            "cifar4",
+            "--crop",
+            "40",
+            "--out",
+            "{tmp}/a",
+        ],
+        "crop (40) cannot be larger than image_size (32)",
+    ),
+    "train with a negative lr": (
+        ["train", "--lr", "-1", "--out", "{tmp}/a"],
+        "lr must be a positive number",
+    ),
+    "train for no epochs": (
+        ["train", "--epochs", "0", "--out", "{tmp}/a"],
+        "epochs must be a positive whole",
+    ),
     "train on an unknown device": (
-        ["train", "--dataset", "cifar10", "--variant", "cifar4", "--device", "banana", "--out", "{tmp}/a"],
-        "unknown device 'banana'"),
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--variant",
+            "cifar4",
+            "--device",
+            "banana",
+            "--out",
+            "{tmp}/a",
+        ],
+        "unknown device 'banana'",
+    ),
     "train on a dataset that is not there": (
-        ["train", "--dataset", "cifar10", "--variant", "cifar4", "--root", "{tmp}/empty", "--out", "{tmp}/a"],
-        "dataset 'cifar10' was not found"),
-    "train with an unknown input convention": (["train", "--inputs", "raw", "--out", "{tmp}/a"],
-                                               "invalid choice: 'raw'"),
-    "evaluate a missing checkpoint": (["evaluate", "--checkpoint", "{tmp}/none.pt"], "no checkpoint at"),
-    "evaluate a file that is not a checkpoint": (["evaluate", "--checkpoint", "{tmp}/junk.pt"],
-                                                 "is not a readable checkpoint"),
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--variant",
+            "cifar4",
+            "--root",
+            "{tmp}/empty",
+            "--out",
+            "{tmp}/a",
+        ],
+        "dataset 'cifar10' was not found",
+    ),
+    "train with an unknown input convention": (
+        ["train", "--inputs", "raw", "--out", "{tmp}/a"],
+        "invalid choice: 'raw'",
+    ),
+    "evaluate a missing checkpoint": (
+        ["evaluate", "--checkpoint", "{tmp}/none.pt"],
+        "no checkpoint at",
+    ),
+    "evaluate a file that is not a checkpoint": (
+        ["evaluate", "--checkpoint", "{tmp}/junk.pt"],
+        "is not a readable checkpoint",
+    ),
     "book at an unknown scale": (["book", "--scale", "huge"], "invalid choice: 'huge'"),
-    "bench with a malformed part": (["bench", "--device", "cpu", "--tiny", "--part", "x"],
-                                    "--part must look like 1/3"),
-    "bench with an unknown row": (["bench", "--device", "cpu", "--tiny", "--only", "nope"], "unknown row(s)"),
-    "bench with no batch": (["bench", "--device", "cpu", "--batch-size", "0"], "batch_size must be a whole"),
+    "bench with a malformed part": (
+        ["bench", "--device", "cpu", "--tiny", "--part", "x"],
+        "--part must look like 1/3",
+    ),
+    "bench with an unknown row": (
+        ["bench", "--device", "cpu", "--tiny", "--only", "nope"],
+        "unknown row(s)",
+    ),
+    "bench with no batch": (
+        ["bench", "--device", "cpu", "--batch-size", "0"],
+        "batch_size must be a whole",
+    ),
     "ledger without a subcommand": (["ledger"], "required: ledger_command"),
-    "ledger with an unknown ablation": (["ledger", "run", "--scale", "smoke", "--only", "nope", "--out", "{tmp}/l"],
-                                        "unknown ablation(s) ['nope']"),
-    "ledger with no seeds": (["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", "{tmp}/l"],
-                             "seeds must be a positive whole number"),
+    "ledger with an unknown ablation": (
+        ["ledger", "run", "--scale", "smoke", "--only", "nope", "--out", "{tmp}/l"],
+        "unknown ablation(s) ['nope']",
+    ),
+    "ledger with no seeds": (
+        ["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", "{tmp}/l"],
+        "seeds must be a positive whole number",
+    ),
 }
 
 
@@ -97,35 +181,105 @@ def test_every_subcommand_is_covered():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU can train on cuda")
 def test_asking_for_a_gpu_that_is_not_there(tmp_path, capsys):
-    code, _, err = run(["train", "--dataset", "cifar10", "--variant", "cifar4", "--device", "cuda",
-                        "--out", str(tmp_path / "a")], capsys)
+    code, _, err = run(
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--variant",
+            "cifar4",
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+        capsys,
+    )
     assert code == 2 and "torch sees no CUDA GPU" in one_error_line(err)
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path, capsys, shared_data):
-    argv = ["train", "--dataset", "cifar10", "--variant", "cifar4", "--epochs", "1", "--train-per-class", "4",
-            "--val-per-class", "2", "--batch-size", "8", "--root", str(shared_data), "--out", str(tmp_path / "r"),
-            "--quiet"]
+    argv = [
+        "train",
+        "--dataset",
+        "cifar10",
+        "--variant",
+        "cifar4",
+        "--epochs",
+        "1",
+        "--train-per-class",
+        "4",
+        "--val-per-class",
+        "2",
+        "--batch-size",
+        "8",
+        "--root",
+        str(shared_data),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
     assert run(argv, capsys)[0] == 0
     code, _, err = run(argv, capsys)
     assert code == 2 and "already holds a run" in one_error_line(err)
 
 
 def test_cifar10_trains_from_the_command_line(tmp_path, shared_data):
-    """The first command of the engine issue, as a new user types it (smoke: 20 images per class)."""
+    """The first command of the engine issue, as a new user types it (smoke: 20 images per
+    class)."""
     out = tmp_path / "a"
-    result = subprocess.run([sys.executable, "-m", "alexlib", "train", "--dataset", "cifar10", "--variant", "cifar4",
-                             "--scale", "smoke", "--epochs", "2", "--out", str(out), "--root", str(shared_data),
-                             "--quiet"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexlib",
+            "train",
+            "--dataset",
+            "cifar10",
+            "--variant",
+            "cifar4",
+            "--scale",
+            "smoke",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--root",
+            str(shared_data),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
     settings = json.loads((out / "settings.json").read_text())
     s = settings["settings"]
-    assert (s["image_size"], s["crop"], s["inputs"], s["pca_colour"]) == (32, 24, "standardise", False)
+    assert (s["image_size"], s["crop"], s["inputs"], s["pca_colour"]) == (
+        32,
+        24,
+        "standardise",
+        False,
+    )
     assert "commit" in settings["provenance"] and "cpu" in settings["provenance"]
-    evaluated = subprocess.run([sys.executable, "-m", "alexlib", "evaluate", "--checkpoint", str(out / "checkpoint.pt"),
-                                "--ten-crop", "--root", str(shared_data)], capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexlib",
+            "evaluate",
+            "--checkpoint",
+            str(out / "checkpoint.pt"),
+            "--ten-crop",
+            "--root",
+            str(shared_data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     centre = evaluated.stdout.splitlines()[1].split()
     assert float(centre[4].rstrip("%")) == pytest.approx(metrics[-1]["val_top1_err"], abs=1e-6)
@@ -133,7 +287,11 @@ def test_cifar10_trains_from_the_command_line(tmp_path, shared_data):
 
 
 def test_an_unknown_variant_is_one_line_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "alexlib", "summary", "--variant", "alexnet9000"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "alexlib", "summary", "--variant", "alexnet9000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: unknown variant")

@@ -1,4 +1,5 @@
-"""The data layer: root resolution, layouts, conversions, bad input, subsets, the decode cache, downloads.
+"""The data layer: root resolution, layouts, conversions, bad input, subsets, the decode cache,
+downloads.
 
 Synthetic datasets are made by the tests themselves: every image of class k is filled with a colour
 that encodes k, so a test can read each image's true class back from its pixels and prove that no
@@ -32,13 +33,17 @@ def colour_of(k: int) -> tuple[int, int, int]:
 def class_of(image: torch.Tensor) -> int:
     """Read the class back from an image made by ``make_image`` (its mean colour)."""
     mean = image.float().mean(dim=(1, 2))
-    distances = [float(((mean - torch.tensor(colour_of(k), dtype=torch.float)) ** 2).sum()) for k in range(3)]
+    distances = [
+        float(((mean - torch.tensor(colour_of(k), dtype=torch.float)) ** 2).sum()) for k in range(3)
+    ]
     return int(np.argmin(distances))
 
 
 def make_image(k: int, mode: str = "RGB", size=(20, 16), fmt: str = "JPEG") -> bytes:
     im = Image.new("RGB", size, colour_of(k))
-    if mode == "L":  # greyscale: all channels equal, so the class colour is not recoverable; use grey levels
+    if (
+        mode == "L"
+    ):  # greyscale: all channels equal, so the class colour is not recoverable; use grey levels
         im = Image.new("L", size, 60 + 50 * k)
     elif mode != "RGB":
         im = im.convert(mode)
@@ -98,7 +103,8 @@ def test_image_folder_labels_match_pixels(tmp_path):
 
 def test_zip_layouts_split_zips_and_enclosing_folder(tmp_path):
     root = make_folder(tmp_path / "toy")
-    # a dataset whose training split comes in two zips, each holding some classes (like imagenette-224)
+    # a dataset whose training split comes in two zips, each holding some classes (like
+    # imagenette-224)
     ds = tmp_path / "data" / "imagenette-224"
     ds.mkdir(parents=True)
     zip_folder(root, ds / "train-1.zip", only="train/apple")
@@ -130,7 +136,12 @@ def test_val_labels_follow_the_training_classes(tmp_path):
 
 
 def test_greyscale_cmyk_rgba_and_palette_become_rgb(tmp_path):
-    cases = {"grey": ("L", "JPEG"), "cmyk": ("CMYK", "JPEG"), "rgba": ("RGBA", "PNG"), "palette": ("P", "PNG")}
+    cases = {
+        "grey": ("L", "JPEG"),
+        "cmyk": ("CMYK", "JPEG"),
+        "rgba": ("RGBA", "PNG"),
+        "palette": ("P", "PNG"),
+    }
     for name, (mode, fmt) in cases.items():
         folder = tmp_path / "mixed" / name
         folder.mkdir(parents=True)
@@ -139,7 +150,9 @@ def test_greyscale_cmyk_rgba_and_palette_become_rgb(tmp_path):
     assert images.images.shape == (4, 3, 16, 20)
     by_class = dict(zip(images.classes, images.images))
     grey = by_class["grey"].float()
-    assert torch.allclose(grey[0], grey[1]) and torch.allclose(grey[1], grey[2])  # channel replicated
+    assert torch.allclose(grey[0], grey[1]) and torch.allclose(
+        grey[1], grey[2]
+    )  # channel replicated
     assert abs(grey.mean().item() - 110) < 3
     for name in ("cmyk", "rgba", "palette"):
         assert class_of(by_class[name]) == 1, name  # colour preserved through the conversion
@@ -220,11 +233,14 @@ def test_unknown_name_and_missing_path(tmp_path):
         open_split(str(tmp_path / "nothing-here"))
 
 
-# ----------------------------------------------------------------------------------- subsets and cache
+# ----------------------------------------------------------------------------------- subsets and
+# cache
 
 
 def test_balanced_indices_are_balanced_and_seeded():
-    labels = torch.arange(10).repeat_interleave(30)[torch.randperm(300, generator=torch.Generator().manual_seed(1))]
+    labels = torch.arange(10).repeat_interleave(30)[
+        torch.randperm(300, generator=torch.Generator().manual_seed(1))
+    ]
     a = balanced_indices(labels, 7, seed=3)
     assert torch.equal(torch.bincount(labels[a]), torch.full((10,), 7))
     assert torch.equal(a, balanced_indices(labels, 7, seed=3))
@@ -255,7 +271,8 @@ def test_decode_cache_is_used_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypat
     assert torch.equal(first.images, third.images)
 
 
-# ----------------------------------------------------------------------------------- torchvision format and download
+# ----------------------------------------------------------------------------------- torchvision
+# format and download
 
 
 def _fake_cifar_tarball(folder: Path) -> tuple[Path, dict]:
@@ -263,14 +280,32 @@ def _fake_cifar_tarball(folder: Path) -> tuple[Path, dict]:
     rng = np.random.default_rng(0)
     batches = folder.parent / "unpacked" / "cifar-10-batches-py"
     batches.mkdir(parents=True)
-    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
+    names = [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ]
     md5 = {}
     for i, name in enumerate(names):
         labels = [(i + j) % 10 for j in range(4)]
         pixels = np.stack([np.full(3072, 20 * lab, dtype=np.uint8) for lab in labels])
         pixels[:, :5] = rng.integers(0, 255, (4, 5))
         (batches / name).write_bytes(pickle.dumps({"data": pixels, "labels": labels}))
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    classes = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": classes}))
     for name in names + ["batches.meta"]:
         md5[name] = hashlib.md5((batches / name).read_bytes()).hexdigest()
@@ -283,7 +318,8 @@ def _fake_cifar_tarball(folder: Path) -> tuple[Path, dict]:
 
 @pytest.fixture
 def local_server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving ``tmp_path/server`` (stands in for the dataset's host)."""
+    """An HTTP server on 127.0.0.1 serving ``tmp_path/server`` (stands in for the dataset's
+    host)."""
     import functools
     import http.server
     import threading
@@ -295,7 +331,9 @@ def local_server(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
@@ -308,9 +346,15 @@ def test_download_through_torchvision_from_a_local_server(tmp_path, monkeypatch,
     tarball, md5 = _fake_cifar_tarball(folder)
     monkeypatch.setattr(CIFAR10, "url", url + tarball.name)
     monkeypatch.setattr(CIFAR10, "tgz_md5", md5["tarball"])
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+    )
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    monkeypatch.setattr(
+        CIFAR10,
+        "meta",
+        {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]},
+    )
     root = tmp_path / "root"
     with pytest.raises(DataError, match="not found"):
         open_split("cifar10", "train", root=root)
@@ -321,7 +365,10 @@ def test_download_through_torchvision_from_a_local_server(tmp_path, monkeypatch,
     assert torch.equal(train.images[:, 2, 10, 10].long(), 20 * train.labels)
     test = load("cifar10", "val", root=root, progress=False)  # "val" finds CIFAR-10's test split
     assert test.split == "test" and len(test) == 4
-    assert [row for row in data.survey(root) if row["name"] == "cifar10"][0]["splits"] == {"train": 20, "test": 4}
+    assert [row for row in data.survey(root) if row["name"] == "cifar10"][0]["splits"] == {
+        "train": 20,
+        "test": 4,
+    }
 
 
 def test_failed_download_explains_both_fixes(tmp_path, monkeypatch, local_server):
@@ -333,7 +380,8 @@ def test_failed_download_explains_both_fixes(tmp_path, monkeypatch, local_server
     assert "downloading cifar10" in str(err.value) and "ALEXLIB_DATA" in str(err.value)
 
 
-# ----------------------------------------------------------------------------------- the real offline data
+# ----------------------------------------------------------------------------------- the real
+# offline data
 
 
 def test_real_datasets_sizes_and_classes(shared_data):
@@ -369,6 +417,10 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _io.atomic_write(target, crash)
     assert target.read_text() == "first"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary file left
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "result.json"
+    ]  # no temporary file left
     data.atomic_save({"x": torch.arange(3)}, target.with_suffix(".pt"))
-    assert torch.equal(torch.load(target.with_suffix(".pt"), weights_only=True)["x"], torch.arange(3))
+    assert torch.equal(
+        torch.load(target.with_suffix(".pt"), weights_only=True)["x"], torch.arange(3)
+    )

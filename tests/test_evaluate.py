@@ -1,4 +1,5 @@
-"""Evaluation: top-k errors, ten-view averaging, ensembles, per-class errors, confusion, features."""
+"""Evaluation: top-k errors, ten-view averaging, ensembles, per-class errors, confusion,
+features."""
 
 from __future__ import annotations
 
@@ -9,16 +10,25 @@ import torch
 from torch import nn
 
 from alexlib.augment import DatasetStats, ten_crop
-from alexlib.evaluate import confusion_matrix, ensemble, features, per_class_errors, predict, topk_errors
+from alexlib.evaluate import (
+    confusion_matrix,
+    ensemble,
+    features,
+    per_class_errors,
+    predict,
+    topk_errors,
+)
 
 
 def test_topk_errors_on_a_hand_made_example():
-    probs = torch.tensor([
-        [0.1, 0.6, 0.2, 0.05, 0.03, 0.02],  # true 1: top-1 right
-        [0.5, 0.1, 0.2, 0.1, 0.06, 0.04],   # true 2: second best -> top-1 wrong, top-5 right
-        [0.3, 0.25, 0.2, 0.1, 0.1, 0.05],   # true 5: the least likely -> wrong at top-5 too
-        [0.2, 0.2, 0.2, 0.2, 0.15, 0.05],   # true 4: fifth -> top-5 right
-    ])
+    probs = torch.tensor(
+        [
+            [0.1, 0.6, 0.2, 0.05, 0.03, 0.02],  # true 1: top-1 right
+            [0.5, 0.1, 0.2, 0.1, 0.06, 0.04],  # true 2: second best -> top-1 wrong, top-5 right
+            [0.3, 0.25, 0.2, 0.1, 0.1, 0.05],  # true 5: the least likely -> wrong at top-5 too
+            [0.2, 0.2, 0.2, 0.2, 0.15, 0.05],  # true 4: fifth -> top-5 right
+        ]
+    )
     labels = torch.tensor([1, 2, 5, 4])
     errors = topk_errors(probs, labels)
     assert errors["top1_err"] == pytest.approx(75.0)
@@ -50,7 +60,8 @@ def test_confusion_and_per_class_errors_agree():
 
 
 class ViewRecorder(nn.Module):
-    """A 'network' whose class scores are the mean of each input channel: easy to predict by hand."""
+    """A 'network' whose class scores are the mean of each input channel: easy to predict by
+    hand."""
 
     def forward(self, x):
         return x.mean(dim=(2, 3))  # (B, 3) scores for 3 classes
@@ -65,13 +76,17 @@ def test_ten_views_average_the_softmax_of_each_view():
     expected = views.mean(dim=(3, 4)).softmax(dim=2).mean(dim=1)  # softmax per view, then the mean
     torch.testing.assert_close(probs, expected)
     centre = predict(ViewRecorder(), images, stats, views="center", crop=8, device="cpu")
-    torch.testing.assert_close(centre, (images[:, :, 2:10, 2:10].float() - 100).mean(dim=(2, 3)).softmax(1))
+    torch.testing.assert_close(
+        centre, (images[:, :, 2:10, 2:10].float() - 100).mean(dim=(2, 3)).softmax(1)
+    )
     with pytest.raises(ValueError, match="views"):
         predict(ViewRecorder(), images, stats, views="five", crop=8, device="cpu")
 
 
 def test_features_capture_a_hidden_layer_in_eval_mode():
-    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
+    net = nn.Sequential(
+        nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4)
+    )
     images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
     stats = DatasetStats(torch.zeros(3, 8, 8), torch.ones(3), torch.eye(3), 6)
     f = features(net, images, stats, net[2], crop=8, batch_size=4, device="cpu")

@@ -42,7 +42,9 @@ def test_colour_selectivity_of_hand_made_kernels():
     assert (ex.colour_selectivity(mixed) < 0.05).all()
     assert ex.colour_selectivity(torch.zeros(2, 3, 11, 11)).tolist() == [0.0, 0.0]
     noise = ex.colour_selectivity(torch.randn(2000, 3, 11, 11))
-    assert abs(noise.mean().item() - 2 / 3) < 0.01  # random kernels: 2 of 3 RGB directions are colour
+    assert (
+        abs(noise.mean().item() - 2 / 3) < 0.01
+    )  # random kernels: 2 of 3 RGB directions are colour
     with pytest.raises(ValueError, match=r"\(K, 3, h, w\)"):
         ex.colour_selectivity(torch.randn(4, 1, 11, 11))
 
@@ -81,8 +83,10 @@ def test_pretrained_conv1_reads_the_hub_cache_only(tmp_path, monkeypatch):
     assert ex.pretrained_conv1(download=False) is None
     (tmp_path / "checkpoints").mkdir()
     weight = torch.randn(64, 3, 11, 11)
-    torch.save({"features.0.weight": weight, "features.0.bias": torch.zeros(64)},
-               tmp_path / "checkpoints" / ex.TORCHVISION_ALEXNET)
+    torch.save(
+        {"features.0.weight": weight, "features.0.bias": torch.zeros(64)},
+        tmp_path / "checkpoints" / ex.TORCHVISION_ALEXNET,
+    )
     assert_close(ex.pretrained_conv1(), weight)
 
 
@@ -91,20 +95,32 @@ def test_pretrained_conv1_reads_the_hub_cache_only(tmp_path, monkeypatch):
 
 def test_epochs_to_reach_on_made_up_curves():
     assert ex.epochs_to_reach([90, 60, 40, 20], 25.0) == pytest.approx(2.75)
-    assert ex.epochs_to_reach([90, 60, 25, 20], 25.0) == pytest.approx(2.0)  # reached exactly at epoch 2
+    assert ex.epochs_to_reach([90, 60, 25, 20], 25.0) == pytest.approx(
+        2.0
+    )  # reached exactly at epoch 2
     assert ex.epochs_to_reach([90, 80, 70], 25.0) is None  # never reached
     assert ex.epochs_to_reach([20, 10], 25.0) == 0.0
-    assert ex.epochs_to_reach([90, float("nan"), 10], 25.0) is None  # no line can be drawn through a NaN epoch
+    assert (
+        ex.epochs_to_reach([90, float("nan"), 10], 25.0) is None
+    )  # no line can be drawn through a NaN epoch
     assert ex.epochs_to_reach([90, float("nan")], 25.0) is None
     with pytest.raises(ValueError):
         ex.epochs_to_reach([], 25.0)
 
 
 def _run(activation, lr, seed, errors, role="search", diverged=False):
-    history = [{"epoch": e, "train_err": v, "diverged": diverged and e == len(errors) - 1}
-               for e, v in enumerate(errors)]
-    return {"activation": activation, "lr": lr, "seed": seed, "role": role, "history": history,
-            "settings": {"thresholds": (25.0, 50.0)}}
+    history = [
+        {"epoch": e, "train_err": v, "diverged": diverged and e == len(errors) - 1}
+        for e, v in enumerate(errors)
+    ]
+    return {
+        "activation": activation,
+        "lr": lr,
+        "seed": seed,
+        "role": role,
+        "history": history,
+        "settings": {"thresholds": (25.0, 50.0)},
+    }
 
 
 def test_best_lr_and_the_summary_ratio():
@@ -137,12 +153,16 @@ def test_train_resident_learns_and_measures_the_training_error():
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(40) % 10
     colours = torch.randint(0, 256, (10, 3), generator=g).float()
-    images = (colours[labels][:, :, None, None] + 30 * torch.randn(40, 3, 32, 32, generator=g)).clamp(0, 255)
+    images = (
+        colours[labels][:, :, None, None] + 30 * torch.randn(40, 3, 32, 32, generator=g)
+    ).clamp(0, 255)
     images = images.to(torch.uint8)
     torch.manual_seed(0)
     model = build("cifar4", activation="relu")
     untrained = {k: v.clone() for k, v in model.state_dict().items()}
-    history = ex.train_resident(model, images, labels, epochs=8, lr=0.01, batch_size=8, device="cpu")
+    history = ex.train_resident(
+        model, images, labels, epochs=8, lr=0.01, batch_size=8, device="cpu"
+    )
     assert [h["epoch"] for h in history] == list(range(9))
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert history[-1]["train_err"] < history[0]["train_err"]
@@ -152,24 +172,51 @@ def test_train_resident_learns_and_measures_the_training_error():
     std = images.double().std(dim=(0, 2, 3))  # over all pixels of all images, unbiased
     with torch.no_grad():
         out = model(((images.double() - mean[:, None, None]) / std[:, None, None]).float())
-    assert history[0]["train_err"] == pytest.approx(100.0 * (out.argmax(1) != labels).float().mean().item())
+    assert history[0]["train_err"] == pytest.approx(
+        100.0 * (out.argmax(1) != labels).float().mean().item()
+    )
     # a learning rate far too high: the run stops at the epoch the loss stops being finite
     torch.manual_seed(0)
-    blown = ex.train_resident(build("cifar4", activation="relu"), images, labels, epochs=3, lr=1e4,
-                              batch_size=8, device="cpu")
+    blown = ex.train_resident(
+        build("cifar4", activation="relu"),
+        images,
+        labels,
+        epochs=3,
+        lr=1e4,
+        batch_size=8,
+        device="cpu",
+    )
     assert blown[-1]["diverged"] and len(blown) <= 4
     with pytest.raises(TypeError, match="uint8"):
-        ex.train_resident(model, images.float(), labels, epochs=1, lr=0.01, batch_size=8, device="cpu")
+        ex.train_resident(
+            model, images.float(), labels, epochs=1, lr=0.01, batch_size=8, device="cpu"
+        )
 
 
 def test_run_figure1_small_and_stored_round_trip(tmp_path, monkeypatch):
     g = torch.Generator().manual_seed(0)
-    data = _Split(torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g),
-                  torch.arange(40) % 10, [str(c) for c in range(10)])
-    runs = ex.run_figure1("smoke", data=data, device="cpu", progress=False, epochs=2, batch_size=20,
-                          lrs={"relu": (0.01, 0.02), "tanh": (0.01,)}, seeds=(0, 1))
+    data = _Split(
+        torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.arange(40) % 10,
+        [str(c) for c in range(10)],
+    )
+    runs = ex.run_figure1(
+        "smoke",
+        data=data,
+        device="cpu",
+        progress=False,
+        epochs=2,
+        batch_size=20,
+        lrs={"relu": (0.01, 0.02), "tanh": (0.01,)},
+        seeds=(0, 1),
+    )
     assert [(r["activation"], r["role"], r["seed"]) for r in runs] == [
-        ("relu", "search", 0), ("relu", "search", 0), ("tanh", "search", 0), ("relu", "seed", 1), ("tanh", "seed", 1)]
+        ("relu", "search", 0),
+        ("relu", "search", 0),
+        ("tanh", "search", 0),
+        ("relu", "seed", 1),
+        ("tanh", "seed", 1),
+    ]
     assert all(len(r["history"]) == 3 for r in runs)
     with pytest.raises(TypeError, match="unknown setting"):
         ex.run_figure1("smoke", data=data, nonsense=1)
@@ -183,7 +230,9 @@ def test_run_figure1_small_and_stored_round_trip(tmp_path, monkeypatch):
     assert sorted(map(key, stored)) == sorted(map(key, runs))
     for r in runs:
         s = next(x for x in stored if key(x) == key(r))
-        assert [h["train_err"] for h in s["history"]] == pytest.approx([h["train_err"] for h in r["history"]])
+        assert [h["train_err"] for h in s["history"]] == pytest.approx(
+            [h["train_err"] for h in r["history"]]
+        )
     assert ex.summarise_figure1(stored)["lr"] == ex.summarise_figure1(runs)["lr"]
 
 
@@ -194,14 +243,18 @@ def test_nearest_neighbours_match_brute_force():
     g = torch.Generator().manual_seed(0)
     database = torch.randn(300, 40, generator=g)
     queries = torch.randn(17, 40, generator=g)
-    idx, dist = ex.nearest_neighbours(queries, database, k=6, device="cpu", chunk=64)  # several chunks
+    idx, dist = ex.nearest_neighbours(
+        queries, database, k=6, device="cpu", chunk=64
+    )  # several chunks
     ref = torch.cdist(queries.double(), database.double())  # (17, 300)
     ref_d, ref_i = ref.sort(dim=1)
     assert idx.shape == dist.shape == (17, 6)
     assert torch.equal(idx, ref_i[:, :6])
     assert_close(dist, ref_d[:, :6].float(), atol=1e-4, rtol=1e-4)
     # a query that is in the database finds itself at distance 0
-    idx_self, dist_self = ex.nearest_neighbours(database[:5], database, k=1, device="cpu", chunk=100)
+    idx_self, dist_self = ex.nearest_neighbours(
+        database[:5], database, k=1, device="cpu", chunk=100
+    )
     assert idx_self.flatten().tolist() == [0, 1, 2, 3, 4]
     # (the expanded |q|^2 - 2q.d + |d|^2 cancels to ~1e-5 in float32; its square root is ~3e-3)
     assert_close(dist_self.flatten(), torch.zeros(5), atol=1e-2, rtol=0)
@@ -251,7 +304,9 @@ def test_binary_autoencoder_codes_and_training():
     centres = torch.randn(8, 32) * 3
     labels = torch.arange(400) % 8
     feats = (centres[labels] + 0.3 * torch.randn(400, 32)).relu()
-    trained, info = ex.train_autoencoder(feats, bits=16, epochs=40, hidden=64, lr=3e-3, device="cpu")
+    trained, info = ex.train_autoencoder(
+        feats, bits=16, epochs=40, hidden=64, lr=3e-3, device="cpu"
+    )
     codes = ex.binary_codes(trained, info, feats)
     assert codes.shape == (400, 16) and info["mean"].shape == (32,)
     assert set(codes.unique().tolist()) <= {False, True}
@@ -269,7 +324,11 @@ def test_figure_functions_draw_the_figures():
     kernels = torch.randn(96, 3, 11, 11)
     fig = figures.conv1_kernels(kernels, towers=2)
     assert len(fig.axes) == 2 and [a.get_title(loc="left") for a in fig.axes] == ["GPU 1", "GPU 2"]
-    assert fig.axes[0].images[0].get_array().shape == (3 * 12 - 1, 16 * 12 - 1, 3)  # 3 rows of 16 per tower
+    assert fig.axes[0].images[0].get_array().shape == (
+        3 * 12 - 1,
+        16 * 12 - 1,
+        3,
+    )  # 3 rows of 16 per tower
     assert len(figures.conv1_kernels(kernels[:64]).axes) == 1
     with pytest.raises(ValueError, match="RGB kernels"):
         figures.conv1_kernels(torch.randn(8, 1, 5, 5))
@@ -278,11 +337,17 @@ def test_figure_functions_draw_the_figures():
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     classes = [f"class {i}" for i in range(10)]
     top = torch.arange(5).repeat(8, 1)
-    fig = figures.top5_bars(images, top, torch.full((8, 5), 0.2), torch.zeros(8, dtype=torch.long), classes)
+    fig = figures.top5_bars(
+        images, top, torch.full((8, 5), 0.2), torch.zeros(8, dtype=torch.long), classes
+    )
     bars = [p for a in fig.axes for p in a.patches]
-    assert len(bars) == 40 and sum(p.get_facecolor()[0] > 0.7 for p in bars) == 8  # the true class is red
-    fig = figures.neighbour_rows(images[:2], {"fc7": images[:6].view(2, 3, 3, 16, 16),
-                                              "pixels": images[2:8].view(2, 3, 3, 16, 16)})
+    assert (
+        len(bars) == 40 and sum(p.get_facecolor()[0] > 0.7 for p in bars) == 8
+    )  # the true class is red
+    fig = figures.neighbour_rows(
+        images[:2],
+        {"fc7": images[:6].view(2, 3, 3, 16, 16), "pixels": images[2:8].view(2, 3, 3, 16, 16)},
+    )
     assert sum(bool(a.images) for a in fig.axes) == 2 * (1 + 3 + 3)
     fig = figures.colour_scores({"a": torch.rand(48), "b": torch.rand(48)})
     assert len(fig.axes[0].collections) == 2
@@ -296,19 +361,32 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
     assert ex.stored_figure3("full") == [] and ex.stored_figure4("full") == []
     run = tmp_path / "run"
     run.mkdir()
-    (run / "settings.json").write_text(json.dumps({"settings": {"variant": "paper", "seed": 3}, "provenance": {"date": "d"}}))
+    (run / "settings.json").write_text(
+        json.dumps({"settings": {"variant": "paper", "seed": 3}, "provenance": {"date": "d"}})
+    )
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "seconds": 2.0}) + "\n")
     kernels = torch.randn(96, 3, 11, 11)
     ex.save_figure3("paper", 3, {"out": str(run), "conv1": kernels}, tag="full")
     (stored,) = ex.stored_figure3("full")
     assert stored["variant"] == "paper" and stored["seed"] == 3 and stored["wall_s"] == 2.0
     assert torch.equal(stored["conv1"], kernels)
-    result = {"top5": {"images": [1, 2]}, "neighbours": {"queries": [0]}, "retrieval": {"fc7": {"precision": 0.5}},
-              "k": 6, "classes": ["a"], "metrics": [{"epoch": 1, "seconds": 1.5}], "settings": {"seed": 0},
-              "val": object(), "train": object()}
+    result = {
+        "top5": {"images": [1, 2]},
+        "neighbours": {"queries": [0]},
+        "retrieval": {"fc7": {"precision": 0.5}},
+        "k": 6,
+        "classes": ["a"],
+        "metrics": [{"epoch": 1, "seconds": 1.5}],
+        "settings": {"seed": 0},
+        "val": object(),
+        "train": object(),
+    }
     ex.save_figure4(result, tag="full")
     (stored4,) = ex.stored_figure4("full")
-    assert stored4["figure4"]["retrieval"] == {"fc7": {"precision": 0.5}} and "val" not in stored4["figure4"]
+    assert (
+        stored4["figure4"]["retrieval"] == {"fc7": {"precision": 0.5}}
+        and "val" not in stored4["figure4"]
+    )
     assert "torch" in stored4["provenance"] and stored4["metrics"] == [{"epoch": 1, "seconds": 1.5}]
 
 

@@ -21,10 +21,14 @@ from alexlib.model import TowerLRN, build, layer_names
 
 def reference_lrn(x, size, alpha, beta, k, towers):
     """Per-tower LRN written independently: each tower through PyTorch's own LRN."""
-    return torch.cat([F.local_response_norm(part, size, alpha, beta, k) for part in x.chunk(towers, dim=1)], dim=1)
+    return torch.cat(
+        [F.local_response_norm(part, size, alpha, beta, k) for part in x.chunk(towers, dim=1)],
+        dim=1,
+    )
 
 
-# a large alpha so the normalisation actually changes the maps (the paper's 1e-4 barely does at unit scale)
+# a large alpha so the normalisation actually changes the maps (the paper's 1e-4 barely does at unit
+# scale)
 HYPER = dict(alpha=0.5, beta=0.75, k=2.0)
 
 
@@ -43,7 +47,9 @@ def test_pytorch_lrn_forms_match_reference_in_float64(impl, towers, size):
     y = fast.lrn(x, size, towers=towers, impl=impl, **HYPER)
     want = reference_lrn(x, size, HYPER["alpha"], HYPER["beta"], HYPER["k"], towers)
     assert_close(y, want, rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda t: fast.lrn(t, size, towers=towers, impl=impl, **HYPER), (x,))
+    assert torch.autograd.gradcheck(
+        lambda t: fast.lrn(t, size, towers=towers, impl=impl, **HYPER), (x,)
+    )
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
@@ -64,12 +70,15 @@ def test_triton_lrn_matches_reference(interpret, memory_format, towers, size):
 
 
 def test_triton_lrn_gradient_of_a_non_contiguous_gradient(interpret):
-    # autograd may hand the backward a gradient in another layout than x; the kernel takes its strides
+    # autograd may hand the backward a gradient in another layout than x; the kernel takes its
+    # strides
     x = torch.randn(1, 8, 4, 4, requires_grad=True)
     g = torch.randn(1, 4, 4, 8).permute(0, 3, 1, 2)  # channels-last strides, x is contiguous
     (dx,) = torch.autograd.grad(fast.lrn_triton(x, 5, towers=2, **HYPER), x, g)
     x2 = x.detach().requires_grad_(True)
-    (want,) = torch.autograd.grad(reference_lrn(x2, 5, HYPER["alpha"], HYPER["beta"], HYPER["k"], 2), x2, g)
+    (want,) = torch.autograd.grad(
+        reference_lrn(x2, 5, HYPER["alpha"], HYPER["beta"], HYPER["k"], 2), x2, g
+    )
     assert_close(dx, want, rtol=1e-5, atol=1e-6)
 
 
@@ -104,7 +113,9 @@ def test_fast_lrn_module_is_a_tower_lrn_and_auto_uses_reference_on_cpu():
     layer = fast.FastLRN(5, 1e-4, 0.75, 2.0, towers=2)
     assert isinstance(layer, TowerLRN) and isinstance(layer, nn.LocalResponseNorm)
     x = torch.randn(2, 96, 5, 5) * 30
-    assert torch.equal(layer(x), TowerLRN(5, 1e-4, 0.75, 2.0, towers=2)(x))  # the very same computation
+    assert torch.equal(
+        layer(x), TowerLRN(5, 1e-4, 0.75, 2.0, towers=2)(x)
+    )  # the very same computation
 
 
 @pytest.mark.parametrize("impl", ["dense", "split"])
@@ -117,7 +128,9 @@ def test_tower_convs_match_grouped_conv(impl, groups):
     assert_close(conv(x), ref(x), rtol=1e-12, atol=1e-12)
     g = torch.randn(2, 12, 6, 6, dtype=torch.float64)
     got = torch.autograd.grad(conv(x), [x, conv.weight, conv.bias], g)
-    want = torch.autograd.grad(F.conv2d(x, ref.weight, ref.bias, padding=1, groups=groups), [x, ref.weight, ref.bias], g)
+    want = torch.autograd.grad(
+        F.conv2d(x, ref.weight, ref.bias, padding=1, groups=groups), [x, ref.weight, ref.bias], g
+    )
     for a, b in zip(got, want):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -145,7 +158,9 @@ def test_space_to_depth_gradients():
     torch.manual_seed(5)
     conv = nn.Conv2d(3, 4, 5, stride=2).double()
     x = torch.randn(1, 3, 13, 11, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t, w, b: fast.space_to_depth_conv(t, w, b, 2), (x, conv.weight, conv.bias))
+    assert torch.autograd.gradcheck(
+        lambda t, w, b: fast.space_to_depth_conv(t, w, b, 2), (x, conv.weight, conv.bias)
+    )
 
 
 def test_s2d_refuses_convs_it_cannot_rewrite():
@@ -165,10 +180,18 @@ def test_speed_up_keeps_parameters_and_state_dict():
     assert [id(p) for p in net.parameters()] == params
     assert net.state_dict().keys() == before.keys()
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
-    assert fast.describe(net) == {"features.1": "s2d", "features.3": "shift", "features.5": "dense",
-                                  "features.7": "shift", "features.9": "native", "features.11": "dense",
-                                  "features.13": "dense"}
-    assert [n for n, _ in layer_names(net)] == [n for n, _ in layer_names(build("paper", num_classes=10))]
+    assert fast.describe(net) == {
+        "features.1": "s2d",
+        "features.3": "shift",
+        "features.5": "dense",
+        "features.7": "shift",
+        "features.9": "native",
+        "features.11": "dense",
+        "features.13": "dense",
+    }
+    assert [n for n, _ in layer_names(net)] == [
+        n for n, _ in layer_names(build("paper", num_classes=10))
+    ]
     net(torch.randn(2, 3, 224, 224)).sum().backward()
     optimizer.step()  # the optimizer still holds the net's parameters
     assert not torch.equal(net.features[1].weight, before["features.1.weight"])
@@ -186,8 +209,14 @@ def test_speed_up_auto_is_reference_on_cpu():
     assert torch.equal(net(x), ref(x))
 
 
-@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split"),
-                                   dict(lrn="shift", conv="separate", conv1="s2d")])
+@pytest.mark.parametrize(
+    "forms",
+    [
+        dict(lrn="shift", conv="dense", conv1="s2d"),
+        dict(lrn="banded", conv="split"),
+        dict(lrn="shift", conv="separate", conv1="s2d"),
+    ],
+)
 def test_whole_paper_net_is_the_same_function_in_float64(forms):
     torch.manual_seed(7)
     ref = build("paper", num_classes=10).double().eval()
@@ -204,10 +233,12 @@ def test_whole_paper_net_is_the_same_function_in_float64(forms):
         assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-12, msg=name)
 
 
-@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="separate")])
+@pytest.mark.parametrize(
+    "forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="separate")]
+)
 def test_channels_last_net_as_trained_on_a_gpu(forms):
-    # on CUDA the net and its input are channels-last (parameters included); the rewrites must not assume
-    # contiguous tensors
+    # on CUDA the net and its input are channels-last (parameters included); the rewrites must not
+    # assume contiguous tensors
     torch.manual_seed(12)
     ref = build("paper", num_classes=10).double().eval()
     net = fast.speed_up(copy.deepcopy(ref), **forms).to(memory_format=torch.channels_last).eval()
@@ -223,7 +254,9 @@ def test_channels_last_net_as_trained_on_a_gpu(forms):
 
 
 @pytest.mark.parametrize("conv", ["dense", "separate"])
-@pytest.mark.parametrize("variant", ["paper-code", "paper-nolrn", "paper-pool2", "half", "onegpu2014", "bn", "cifar4"])
+@pytest.mark.parametrize(
+    "variant", ["paper-code", "paper-nolrn", "paper-pool2", "half", "onegpu2014", "bn", "cifar4"]
+)
 def test_speed_up_works_on_every_variant(variant, conv):
     torch.manual_seed(8)
     ref = build(variant, num_classes=10).double().eval()
@@ -235,13 +268,22 @@ def test_speed_up_works_on_every_variant(variant, conv):
 
 def test_separate_towers_join_only_where_the_towers_talk():
     net = fast.speed_up(build("paper", num_classes=10), conv="separate")
-    assert isinstance(net.features, fast.TowerFeatures) and fast.describe(net)["features"] == "separate"
+    assert (
+        isinstance(net.features, fast.TowerFeatures)
+        and fast.describe(net)["features"] == "separate"
+    )
     joined = [n for n, _ in layer_names(net)]
-    assert joined == [n for n, _ in layer_names(build("paper", num_classes=10))]  # same layers, same names
+    assert joined == [
+        n for n, _ in layer_names(build("paper", num_classes=10))
+    ]  # same layers, same names
     cats = []
     real_cat = torch.cat
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch, "cat", lambda ts, dim=0: (cats.append([tuple(t.shape) for t in ts]), real_cat(ts, dim))[1])
+        mp.setattr(
+            torch,
+            "cat",
+            lambda ts, dim=0: (cats.append([tuple(t.shape) for t in ts]), real_cat(ts, dim))[1],
+        )
         net(torch.randn(1, 3, 224, 224))
     # two joins: before conv3 (two towers of 128 maps, 13x13) and after pool5 (two of 128, 6x6)
     assert cats == [[(1, 128, 13, 13)] * 2, [(1, 128, 6, 6)] * 2]
@@ -259,8 +301,15 @@ def test_check_equal_passes_equal_forms_and_catches_a_wrong_one():
     x = torch.randn(1, 3, 224, 224)
     good = fast.speed_up(copy.deepcopy(ref), lrn="shift", conv="dense", conv1="s2d")
     rows = fast.check_equal(ref, good, x)
-    assert set(rows) == {"features.1", "features.3", "features.5", "features.7", "features.9", "features.11",
-                         "features.13"}
+    assert set(rows) == {
+        "features.1",
+        "features.3",
+        "features.5",
+        "features.7",
+        "features.9",
+        "features.11",
+        "features.13",
+    }
     assert all(r["equal"] for r in rows.values())
     bad = copy.deepcopy(good)
     bad.features[3].k = 1.0  # LRN1 with the wrong k: a different function
@@ -279,8 +328,14 @@ def test_triton_lrn_in_the_whole_net(interpret):
     assert all(r["equal"] for r in rows.values()), rows
 
 
-@pytest.mark.parametrize("forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split"),
-                                   dict(lrn="shift", conv="separate", conv1="s2d")])
+@pytest.mark.parametrize(
+    "forms",
+    [
+        dict(lrn="shift", conv="dense", conv1="s2d"),
+        dict(lrn="banded", conv="split"),
+        dict(lrn="shift", conv="separate", conv1="s2d"),
+    ],
+)
 def test_fast_forms_compile_to_one_graph(forms):
     # fullgraph=True fails on any graph break; aot_eager runs the traced forward and backward graphs
     torch.manual_seed(11)
@@ -298,18 +353,22 @@ def test_fast_forms_compile_to_one_graph(forms):
 
 
 def test_triton_lrn_traces_as_one_op():
-    # without a GPU the kernel cannot run compiled, but tracing with fake tensors must see one opaque op.
-    # A fresh process: once the interpreter tests have defined the kernels interpreted, they stay so.
+    # without a GPU the kernel cannot run compiled, but tracing with fake tensors must see one
+    # opaque op. A fresh process: once the interpreter tests have defined the kernels interpreted,
+    # they stay so.
     pytest.importorskip("triton")
     code = """
 import torch
 from torch import nn
 from alexlib import fast
-net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), fast.FastLRN(5, 0.5, 0.75, 2.0, towers=2, impl="triton"))
+lrn = fast.FastLRN(5, 0.5, 0.75, 2.0, towers=2, impl="triton")
+net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), lrn)
 graph = torch.export.export(net, (torch.randn(2, 3, 9, 9),)).graph
 print([str(n.target) for n in graph.nodes if n.op == "call_function"])
 """
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "alexlib.lrn_forward.default" in done.stdout

@@ -27,7 +27,9 @@ def test_conv_output_size_alexnet_arithmetic():
     # conv1: 227 (Caffe) and 224 + cuda-convnet's ceil both give 55; torchvision pads 2.
     assert layers.conv_output_size(227, 11, 4) == 55
     assert layers.conv_output_size(224, 11, 4, rounding="ceil") == 55
-    assert layers.conv_output_size(224, 11, 4, 2, rounding="floor") == 55  # torchvision: 55.25 -> 55
+    assert (
+        layers.conv_output_size(224, 11, 4, 2, rounding="floor") == 55
+    )  # torchvision: 55.25 -> 55
     assert layers.conv_output_size(224, 11, 4, rounding="floor") == 54
     # the pools: 55 -> 27 -> 13 -> 6 with z=3, s=2; conv2 keeps 27 with pad 2
     assert [layers.conv_output_size(n, 3, 2) for n in (55, 27, 13)] == [27, 13, 6]
@@ -60,7 +62,9 @@ def test_conv2d_matches_torch_forward_and_backward(b, cin, h, w, cout, k, s, p, 
     x = torch.randn(b, cin, h, w, generator=gen, dtype=dtype)
     weight = torch.randn(cout, cin // g, kh, kw, generator=gen, dtype=dtype)
     bias = torch.randn(cout, generator=gen, dtype=dtype)
-    ours, our_grads = _grads(lambda *t: layers.conv2d(*t, stride=s, padding=p, groups=g), x, weight, bias)
+    ours, our_grads = _grads(
+        lambda *t: layers.conv2d(*t, stride=s, padding=p, groups=g), x, weight, bias
+    )
     ref, ref_grads = _grads(lambda *t: F.conv2d(*t, stride=s, padding=p, groups=g), x, weight, bias)
     assert ours.shape == ref.shape
     # float32: hundreds of products summed in a different order differ by ~1e-5 of the output
@@ -159,8 +163,12 @@ def test_lrn_code_convention_equals_torch(size, shape):
     gen = torch.Generator().manual_seed(size)
     # large activations, so the normalisation actually bites (not ~ x / k^beta)
     x = 30 * torch.randn(shape, generator=gen, dtype=torch.float64)
-    ours, (g_ours,) = _grads(lambda t: layers.local_response_norm(t, size, 1e-4, 0.75, 2.0, "code"), x)
-    ref, (g_ref,) = _grads(lambda t: F.local_response_norm(t, size, alpha=1e-4, beta=0.75, k=2.0), x)
+    ours, (g_ours,) = _grads(
+        lambda t: layers.local_response_norm(t, size, 1e-4, 0.75, 2.0, "code"), x
+    )
+    ref, (g_ref,) = _grads(
+        lambda t: F.local_response_norm(t, size, alpha=1e-4, beta=0.75, k=2.0), x
+    )
     assert_close(ours, ref)
     assert_close(g_ours, g_ref)
 
@@ -265,7 +273,9 @@ def test_dropout_train_statistics(mode, p):
     assert_close(out[~dropped], x[~dropped] * scale)
     # the mean over units matches the test-time output's mean within 6 standard errors
     test_out = layers.dropout(x, p, training=False, mode=mode)
-    stderr = (x * scale).std().item() / math.sqrt(N_UNITS) + x.mean().item() * scale * math.sqrt(p * (1 - p) / N_UNITS)
+    stderr = (x * scale).std().item() / math.sqrt(N_UNITS) + x.mean().item() * scale * math.sqrt(
+        p * (1 - p) / N_UNITS
+    )
     assert abs(out.mean().item() - test_out.mean().item()) < 6 * stderr
 
 
@@ -305,7 +315,9 @@ def test_dropout_module_modes_edge_cases_and_errors():
     assert_close(layers.dropout(x, 0.0, True, "inverted"), x)
     assert_close(layers.dropout(x, 1.0, True, "inverted"), torch.zeros(1000))
     gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert_close(layers.dropout(x, 0.5, True, generator=gen_a), layers.dropout(x, 0.5, True, generator=gen_b))
+    assert_close(
+        layers.dropout(x, 0.5, True, generator=gen_a), layers.dropout(x, 0.5, True, generator=gen_b)
+    )
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         layers.dropout(x, 1.5)
     with pytest.raises(ValueError, match="inverted"):
@@ -329,7 +341,9 @@ def test_oriented_kernels_shape_norm_and_rotation():
     for i in range(4):
         theta = math.pi * i / 4
         grating = torch.cos(2 * math.pi * (x * math.cos(theta) + y * math.sin(theta)) / 6.0)
-        response = layers.conv2d(grating.expand(1, 3, 31, 31).contiguous(), kernels).abs().amax(dim=(2, 3))
+        response = (
+            layers.conv2d(grating.expand(1, 3, 31, 31).contiguous(), kernels).abs().amax(dim=(2, 3))
+        )
         assert int(response.argmax()) == i
     with pytest.raises(ValueError, match="odd"):
         layers.oriented_kernels(4, 10)

@@ -1,6 +1,7 @@
-"""alexlib.ledger: the table generated from result folders (spread over seeds, direction, refusals of
-smoke and unfinished runs, unmeasured rows with reasons), claims 1 and 9 through alexlib.experiments,
-the bar chart, the command line, and a CPU smoke run of the runner on real images."""
+"""alexlib.ledger: the table generated from result folders (spread over seeds, direction, refusals
+of smoke and unfinished runs, unmeasured rows with reasons), claims 1 and 9 through
+alexlib.experiments, the bar chart, the command line, and a CPU smoke run of the runner on real
+images."""
 
 from __future__ import annotations
 
@@ -26,24 +27,61 @@ from alexlib.ledger import (
     settings_for,
 )
 
-PROVENANCE = {"date": "2026-11-22T10:00:00Z", "device": "NVIDIA H100 80GB HBM3", "commit": "abc1234567def", "torch": "2.x"}
+PROVENANCE = {
+    "date": "2026-11-22T10:00:00Z",
+    "device": "NVIDIA H100 80GB HBM3",
+    "commit": "abc1234567def",
+    "torch": "2.x",
+}
 
 
-def fake_run(root: Path, ablation: str, seed: int, val: list[tuple[float, float]], *, scale: str = "full",
-             train_top1: float = 10.0, epochs: int | None = None, summary: bool = True) -> Path:
-    """A run folder as the runner writes it, with one metrics line per (val top-1, val top-5) pair."""
+def fake_run(
+    root: Path,
+    ablation: str,
+    seed: int,
+    val: list[tuple[float, float]],
+    *,
+    scale: str = "full",
+    train_top1: float = 10.0,
+    epochs: int | None = None,
+    summary: bool = True,
+) -> Path:
+    """A run folder as the runner writes it, with one metrics line per (val top-1, val top-5)
+    pair."""
     folder = root / "ledger" / ablation / f"seed{seed}"
     folder.mkdir(parents=True)
     settings = {**settings_for(ablation, "full", seed).__dict__, "epochs": epochs or len(val)}
     settings["fixed_drops"] = list(settings["fixed_drops"])
-    (folder / "settings.json").write_text(json.dumps({"settings": settings, "provenance": PROVENANCE,
-                                                      "train_images": 9469, "val_images": 3925}))
-    rows = [{"epoch": e + 1, "train_loss": 1.0, "train_top1_err": train_top1, "train_top5_err": 1.0, "val_loss": 1.0,
-             "val_top1_err": t1, "val_top5_err": t5, "lr": 0.01, "images_per_s": 1000.0, "seconds": 2.0}
-            for e, (t1, t5) in enumerate(val)]
+    (folder / "settings.json").write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "provenance": PROVENANCE,
+                "train_images": 9469,
+                "val_images": 3925,
+            }
+        )
+    )
+    rows = [
+        {
+            "epoch": e + 1,
+            "train_loss": 1.0,
+            "train_top1_err": train_top1,
+            "train_top5_err": 1.0,
+            "val_loss": 1.0,
+            "val_top1_err": t1,
+            "val_top5_err": t5,
+            "lr": 0.01,
+            "images_per_s": 1000.0,
+            "seconds": 2.0,
+        }
+        for e, (t1, t5) in enumerate(val)
+    ]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if summary:
-        (folder / "summary.json").write_text(json.dumps({"scale": scale, "final": rows[-1], "epochs": len(rows)}))
+        (folder / "summary.json").write_text(
+            json.dumps({"scale": scale, "final": rows[-1], "epochs": len(rows)})
+        )
     return folder
 
 
@@ -57,10 +95,20 @@ def row(rows, claim_id):
 
 def test_ablations_switch_one_thing_each():
     base = settings_for("base", "full", 0).__dict__
-    assert (base["variant"], base["dataset"], base["epochs"], base["batch_size"]) == ("paper", "imagenette", 90, 128)
+    assert (base["variant"], base["dataset"], base["epochs"], base["batch_size"]) == (
+        "paper",
+        "imagenette",
+        90,
+        128,
+    )
     assert base["train_per_class"] is None and base["pca_colour"] and base["dropout"] is None
-    expected = {"no-lrn": {"variant": "paper-nolrn"}, "pool2": {"variant": "paper-pool2"}, "half": {"variant": "half"},
-                "no-pca": {"pca_colour": False}, "no-dropout": {"dropout": 0.0}}
+    expected = {
+        "no-lrn": {"variant": "paper-nolrn"},
+        "pool2": {"variant": "paper-pool2"},
+        "half": {"variant": "half"},
+        "no-pca": {"pca_colour": False},
+        "no-dropout": {"dropout": 0.0},
+    }
     for name, switch in expected.items():
         s = settings_for(name, "full", 2).__dict__
         assert {k: v for k, v in s.items() if base[k] != v and k != "seed"} == switch
@@ -71,7 +119,12 @@ def test_ablations_switch_one_thing_each():
 
 def test_every_claim_of_the_issue_has_a_row():
     assert [c.id for c in CLAIMS] == ["1", "2", "3", "4", "5", "6a", "6b", "7", "8", "9"]
-    assert {c.paper_values.get("val_top1_err") for c in CLAIMS if c.id in "2345"} == {1.4, 0.4, 1.7, 1.0}
+    assert {c.paper_values.get("val_top1_err") for c in CLAIMS if c.id in "2345"} == {
+        1.4,
+        0.4,
+        1.7,
+        1.0,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +151,9 @@ def test_paired_effect_spread_and_direction(tmp_path):
         fake_run(tmp_path, "no-lrn", seed, [(61.0, 31.0), (n1, n5)])
     # pool2 better than base in every seed: the paper's direction is not reproduced
     for seed in range(3):
-        fake_run(tmp_path, "pool2", seed, [(60.0, 30.0), (base[seed][0] - 1.0, base[seed][1] - 0.5)])
+        fake_run(
+            tmp_path, "pool2", seed, [(60.0, 30.0), (base[seed][0] - 1.0, base[seed][1] - 0.5)]
+        )
     rows = ledger_rows(tmp_path)
     lrn = row(rows, "2")
     assert lrn.measured and lrn.seeds == [0, 1, 2]
@@ -138,7 +193,9 @@ def test_one_seed_has_no_spread(tmp_path):
 def test_smoke_and_unfinished_runs_are_refused(tmp_path):
     fake_run(tmp_path, "base", 0, [(40.0, 18.0)], scale="smoke")
     fake_run(tmp_path, "no-lrn", 0, [(42.0, 19.0)], scale="smoke")
-    fake_run(tmp_path, "base", 1, [(40.0, 18.0)] * 3, epochs=90, summary=False)  # stopped after 3 of 90 epochs
+    fake_run(
+        tmp_path, "base", 1, [(40.0, 18.0)] * 3, epochs=90, summary=False
+    )  # stopped after 3 of 90 epochs
     fake_run(tmp_path, "no-lrn", 1, [(42.0, 19.0)])
     rows = ledger_rows(tmp_path)
     r = row(rows, "2")
@@ -151,17 +208,32 @@ def test_smoke_and_unfinished_runs_are_refused(tmp_path):
 
 
 def test_ten_views_and_ensembles_from_eval_files(tmp_path):
-    for seed, (c, t) in enumerate([((40.0, 18.0), (38.0, 17.0)), ((41.0, 19.0), (39.5, 17.5)), ((40.5, 18.4), (39.0, 17.0))]):
+    for seed, (c, t) in enumerate(
+        [((40.0, 18.0), (38.0, 17.0)), ((41.0, 19.0), (39.5, 17.5)), ((40.5, 18.4), (39.0, 17.0))]
+    ):
         folder = fake_run(tmp_path, "base", seed, [c])
-        (folder / "views.json").write_text(json.dumps({"center": {"top1_err": c[0], "top5_err": c[1]},
-                                                       "ten": {"top1_err": t[0], "top5_err": t[1]}}))
+        (folder / "views.json").write_text(
+            json.dumps(
+                {
+                    "center": {"top1_err": c[0], "top5_err": c[1]},
+                    "ten": {"top1_err": t[0], "top5_err": t[1]},
+                }
+            )
+        )
     rows = ledger_rows(tmp_path)
     assert row(rows, "7").values["top1"] == pytest.approx([2.0, 1.5, 1.5])
     assert row(rows, "7").values["top5"] == pytest.approx([1.0, 1.5, 1.4])
     assert row(rows, "8").status.startswith("unmeasured: ensemble.json missing")
-    single = {"0": {"top1_err": 40.0, "top5_err": 18.0}, "1": {"top1_err": 41.0, "top5_err": 19.0},
-              "2": {"top1_err": 40.5, "top5_err": 18.4}}
-    ens = {"scale": "full", "seeds": [0, 1, 2], "center": {"single": single, "ensemble": {"top1_err": 38.0, "top5_err": 17.0}}}
+    single = {
+        "0": {"top1_err": 40.0, "top5_err": 18.0},
+        "1": {"top1_err": 41.0, "top5_err": 19.0},
+        "2": {"top1_err": 40.5, "top5_err": 18.4},
+    }
+    ens = {
+        "scale": "full",
+        "seeds": [0, 1, 2],
+        "center": {"single": single, "ensemble": {"top1_err": 38.0, "top5_err": 17.0}},
+    }
     path = tmp_path / "ledger" / "base" / "ensemble.json"
     path.write_text(json.dumps({**ens, "scale": "smoke"}))
     assert "smoke scale" in row(ledger_rows(tmp_path), "8").status
@@ -177,7 +249,10 @@ def test_dropout_rows(tmp_path):
     for seed in range(2):
         fake_run(tmp_path, "base", seed, with_dropout, train_top1=30.0)
         fake_run(tmp_path, "no-dropout", seed, without, train_top1=5.0)
-    assert converged_epoch([v for v, _ in with_dropout]) == 4 and converged_epoch([v for v, _ in without]) == 2
+    assert (
+        converged_epoch([v for v, _ in with_dropout]) == 4
+        and converged_epoch([v for v, _ in without]) == 2
+    )
     rows = ledger_rows(tmp_path)
     # gap = (val - train): without 45 - 5 = 40, with 40 - 30 = 10
     assert row(rows, "6a").values["gap"] == pytest.approx([30.0, 30.0])
@@ -192,10 +267,30 @@ def test_dropout_rows(tmp_path):
 
 
 def _fig1_run(activation, lr, seed, role, errors, scale="full"):
-    history = [{"epoch": e, "train_err": v, "batch_err": v, "train_loss": 1.0, "seconds": 1.0, "diverged": False}
-               for e, v in enumerate(errors)]
-    return {"activation": activation, "lr": lr, "seed": seed, "role": role, "history": history,
-            "settings": {"scale": scale, "thresholds": (25.0,), "images": 50000, "epochs": len(errors) - 1}}
+    history = [
+        {
+            "epoch": e,
+            "train_err": v,
+            "batch_err": v,
+            "train_loss": 1.0,
+            "seconds": 1.0,
+            "diverged": False,
+        }
+        for e, v in enumerate(errors)
+    ]
+    return {
+        "activation": activation,
+        "lr": lr,
+        "seed": seed,
+        "role": role,
+        "history": history,
+        "settings": {
+            "scale": scale,
+            "thresholds": (25.0,),
+            "images": 50000,
+            "epochs": len(errors) - 1,
+        },
+    }
 
 
 def test_claim1_reads_figure1_runs(tmp_path):
@@ -203,8 +298,12 @@ def test_claim1_reads_figure1_runs(tmp_path):
 
     relu = [[90, 50, 20], [90, 40, 10]]
     tanh = [[90, 80, 70, 60, 50, 40, 30, 20], [90, 85, 70, 60, 50, 40, 35, 30, 20]]
-    runs = [_fig1_run("relu", 0.01, 0, "search", relu[0]), _fig1_run("tanh", 0.01, 0, "search", tanh[0]),
-            _fig1_run("relu", 0.01, 1, "seed", relu[1]), _fig1_run("tanh", 0.01, 1, "seed", tanh[1])]
+    runs = [
+        _fig1_run("relu", 0.01, 0, "search", relu[0]),
+        _fig1_run("tanh", 0.01, 0, "search", tanh[0]),
+        _fig1_run("relu", 0.01, 1, "seed", relu[1]),
+        _fig1_run("tanh", 0.01, 1, "seed", tanh[1]),
+    ]
     save_figure1(runs, base=tmp_path / "figure1", tag="smoke")
     assert "smoke-scale run" in row(ledger_rows(tmp_path), "1").status
     save_figure1(runs, base=tmp_path / "figure1", tag="full")
@@ -220,11 +319,18 @@ def test_claim9_reads_figure3_kernels(tmp_path):
     gen = torch.Generator().manual_seed(0)
     for seed in range(2):
         run = fake_run(tmp_path / "runs", "base", seed, [(40.0, 18.0)])
-        grey = torch.randn(48, 1, 11, 11, generator=gen).expand(48, 3, 11, 11)  # R = G = B: colour-agnostic
+        grey = torch.randn(48, 1, 11, 11, generator=gen).expand(
+            48, 3, 11, 11
+        )  # R = G = B: colour-agnostic
         colour = torch.randn(48, 3, 11, 11, generator=gen)
         colour = colour - colour.mean(dim=1, keepdim=True)  # no grey component: colour-specific
-        save_figure3("paper", seed, {"out": str(run), "conv1": torch.cat([grey, colour])}, base=tmp_path / "figure3",
-                     tag="full")
+        save_figure3(
+            "paper",
+            seed,
+            {"out": str(run), "conv1": torch.cat([grey, colour])},
+            base=tmp_path / "figure3",
+            tag="full",
+        )
     r = row(ledger_rows(tmp_path), "9")
     assert r.measured and r.values["separation"] == pytest.approx([1.0, 1.0])
     assert r.direction == "agrees (2 of 2 runs split)"
@@ -258,12 +364,17 @@ def test_command_line_table_and_errors(tmp_path, capsys):
     assert cli_main(["ledger", "table", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| # | claim") and "top-1 +1.00" in out
-    assert cli_main(["ledger", "run", "--scale", "smoke", "--only", "no-relu", "--out", str(tmp_path)]) == 2
+    assert (
+        cli_main(["ledger", "run", "--scale", "smoke", "--only", "no-relu", "--out", str(tmp_path)])
+        == 2
+    )
     assert "unknown ablation(s) ['no-relu']" in capsys.readouterr().err
     # the same commands again, with other arguments
     assert cli_main(["ledger", "table", "--results", str(tmp_path)]) == 0
     assert "top-1 +1.00" in capsys.readouterr().out
-    assert cli_main(["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert (
+        cli_main(["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    )
     assert "seeds must be a positive whole number" in capsys.readouterr().err
 
 
@@ -280,24 +391,40 @@ def test_smoke_runs_never_go_under_results(monkeypatch, tmp_path):
 
 def test_smoke_runner_writes_resumes_and_is_refused(shared_data, tmp_path, monkeypatch):
     # the smoke preset with fewer images (the chapter runs the preset itself)
-    monkeypatch.setitem(PRESETS["ledger"], "smoke", dict(PRESETS["ledger"]["smoke"], train_per_class=2, val_per_class=1,
-                                                      batch_size=10))
+    monkeypatch.setitem(
+        PRESETS["ledger"],
+        "smoke",
+        dict(PRESETS["ledger"]["smoke"], train_per_class=2, val_per_class=1, batch_size=10),
+    )
     out = tmp_path / "smoke"
-    kw = dict(out=out, only=["no-lrn", "base"], data_root=str(shared_data), device="cpu", progress=False)
+    kw = dict(
+        out=out, only=["no-lrn", "base"], data_root=str(shared_data), device="cpu", progress=False
+    )
     paused = run_ledger("smoke", budget_s=0, **kw)
-    assert [j["status"] for j in paused] == ["paused"] and not (out / "ledger" / "no-lrn" / "seed0" / "summary.json").exists()
+    assert [j["status"] for j in paused] == ["paused"] and not (
+        out / "ledger" / "no-lrn" / "seed0" / "summary.json"
+    ).exists()
     report = run_ledger("smoke", **kw)
     assert [(j["ablation"], j["status"]) for j in report] == [("no-lrn", "done"), ("base", "done")]
     base = out / "ledger" / "base" / "seed0"
     summary = json.loads((base / "summary.json").read_text())
-    assert summary["scale"] == "smoke" and summary["epochs"] == 1 and len(summary["checkpoint_sha256"]) == 64
+    assert (
+        summary["scale"] == "smoke"
+        and summary["epochs"] == 1
+        and len(summary["checkpoint_sha256"]) == 64
+    )
     assert not (base / "checkpoint.pt").exists()  # smoke checkpoints are not kept; the hash is
     settings = json.loads((base / "settings.json").read_text())
     assert settings["settings"]["train_per_class"] == 2 and "device" in settings["provenance"]
     views = json.loads((base / "views.json").read_text())
     assert set(views["center"]) == {"top1_err", "top5_err"} and views["val_images"] == 10
     assert (out / "figure3" / "smoke-paper-s0" / "conv1.pt").is_file()
-    assert torch.load(out / "figure3" / "smoke-paper-s0" / "conv1.pt", weights_only=True).shape == (96, 3, 11, 11)
+    assert torch.load(out / "figure3" / "smoke-paper-s0" / "conv1.pt", weights_only=True).shape == (
+        96,
+        3,
+        11,
+        11,
+    )
     again = run_ledger("smoke", **kw)
     assert {j["status"] for j in again} == {"done before"}
     rows = ledger_rows(out)
@@ -308,16 +435,34 @@ def test_smoke_runner_writes_resumes_and_is_refused(shared_data, tmp_path, monke
 
 def test_chunked_training_equals_one_go(shared_data, tmp_path, monkeypatch):
     # a run trained one epoch per resume step ends with the numbers of a run trained in one go
-    tiny = dict(PRESETS["ledger"]["smoke"], epochs=2, batch_size=10, train_per_class=2, val_per_class=1)
+    tiny = dict(
+        PRESETS["ledger"]["smoke"], epochs=2, batch_size=10, train_per_class=2, val_per_class=1
+    )
     results = {}
     for chunk in (1, 2):
         monkeypatch.setitem(PRESETS["ledger"], "smoke", dict(tiny, chunk_epochs=chunk))
         out = tmp_path / f"chunk{chunk}"
-        run_ledger("smoke", out=out, only=["half"], data_root=str(shared_data), device="cpu", progress=False)
+        run_ledger(
+            "smoke",
+            out=out,
+            only=["half"],
+            data_root=str(shared_data),
+            device="cpu",
+            progress=False,
+        )
         results[chunk] = ledger.read_metrics(out / "ledger" / "half" / "seed0")
-        settings = json.loads((out / "ledger" / "half" / "seed0" / "settings.json").read_text())["settings"]
+        settings = json.loads((out / "ledger" / "half" / "seed0" / "settings.json").read_text())[
+            "settings"
+        ]
         assert settings["epochs"] == 2
     assert len(results[1]) == len(results[2]) == 2
     for a, b in zip(results[1], results[2]):
-        for key in ("train_loss", "train_top1_err", "val_loss", "val_top1_err", "val_top5_err", "lr"):
+        for key in (
+            "train_loss",
+            "train_top1_err",
+            "val_loss",
+            "val_top1_err",
+            "val_top5_err",
+            "lr",
+        ):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key

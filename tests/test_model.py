@@ -1,4 +1,5 @@
-"""alexlib.model: parameter counts, shapes through every stage, init, torchvision round trip, towers."""
+"""alexlib.model: parameter counts, shapes through every stage, init, torchvision round trip,
+towers."""
 
 import pytest
 import torch
@@ -47,15 +48,15 @@ def test_onegpu2014_matches_torchvision_count():
         ("paper-code", 60_965_224),
         # conv1 48*3*121+48 = 17,472; conv2 128*48*25+128 = 153,728; conv3 192*128*9+192 = 221,376;
         # conv4 192*192*9+192 = 331,968; conv5 256*192*9+256 = 442,624;
-        # fc6 9216*4096+4096 = 37,752,832; fc7 4096*4096+4096 = 16,781,312; fc8 4096*1000+1000 = 4,097,000
-        # total 59,798,312
+        # fc6 9216*4096+4096 = 37,752,832; fc7 4096*4096+4096 = 16,781,312; fc8 4096*1000+1000 =
+        # 4,097,000 total 59,798,312
         ("half", 59_798_312),
-        # one tower 96-256-384-384-256: convs 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992 = 3,747,200;
-        # BatchNorm2d 2*(96+256+384+384+256) = 2,752; fc 58,631,144; BatchNorm1d 2*(4096+4096) = 16,384
-        # total 62,397,480
+        # one tower 96-256-384-384-256: convs 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992 =
+        # 3,747,200; BatchNorm2d 2*(96+256+384+384+256) = 2,752; fc 58,631,144; BatchNorm1d
+        # 2*(4096+4096) = 16,384 total 62,397,480
         ("bn", 62_397_480),
-        # conv 3*32*25+32 = 2,432; 32*32*25+32 = 25,632; 32*64*25+64 = 51,264; fc 1024*10+10 = 10,250
-        # total 89,578
+        # conv 3*32*25+32 = 2,432; 32*32*25+32 = 25,632; 32*64*25+64 = 51,264; fc 1024*10+10 =
+        # 10,250 total 89,578
         ("cifar4", 89_578),
     ],
 )
@@ -74,7 +75,22 @@ def test_fewer_classes_shrink_only_fc8():
 
 def _stage_shapes(model, size):
     rows = {r.name: r.output_shape for r in layer_summary(model, (3, size, size))}
-    return [rows[n] for n in ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")]
+    return [
+        rows[n]
+        for n in (
+            "conv1",
+            "pool1",
+            "conv2",
+            "pool2",
+            "conv3",
+            "conv4",
+            "conv5",
+            "pool5",
+            "fc6",
+            "fc7",
+            "fc8",
+        )
+    ]
 
 
 @pytest.mark.parametrize("size", [224, 227])
@@ -147,7 +163,11 @@ def test_summary_last_line_and_macs(paper):
 def test_layer_names_are_the_papers(paper):
     names = [n for n, _ in layer_names(paper)]
     assert names[:5] == ["pad", "conv1", "relu1", "lrn1", "pool1"]
-    assert [n for n in names if n[:2] in ("co", "fc")] == [f"conv{i}" for i in range(1, 6)] + ["fc6", "fc7", "fc8"]
+    assert [n for n in names if n[:2] in ("co", "fc")] == [f"conv{i}" for i in range(1, 6)] + [
+        "fc6",
+        "fc7",
+        "fc8",
+    ]
     assert len(set(names)) == len(names)
 
 
@@ -188,7 +208,14 @@ def test_paper_init_statistics(paper):
 def test_paper_code_init_uses_std_003_in_conv3_to_5():
     torch.manual_seed(1)
     model = build("paper-code")
-    for name, std in [("conv1", 0.01), ("conv2", 0.01), ("conv3", 0.03), ("conv4", 0.03), ("conv5", 0.03), ("fc6", 0.01)]:
+    for name, std in [
+        ("conv1", 0.01),
+        ("conv2", 0.01),
+        ("conv3", 0.03),
+        ("conv4", 0.03),
+        ("conv5", 0.03),
+        ("fc6", 0.01),
+    ]:
         assert get_layer(model, name).weight.std().item() == pytest.approx(std, rel=0.05)
 
 
@@ -229,8 +256,14 @@ def test_tower_activations_shapes(paper):
     a2, b2 = tower_activations(paper, x, "conv2")
     assert a2.shape == b2.shape == (2, 128, 27, 27)
     # tower 1's relu1 maps are the ReLU of tower 1's kernels applied to the (padded) image
-    ref = torch.relu(nn.functional.conv2d(nn.functional.pad(x, (0, 3, 0, 3)), conv1_towers(paper)[0],
-                                          get_layer(paper, "conv1").bias[:48], stride=4))
+    ref = torch.relu(
+        nn.functional.conv2d(
+            nn.functional.pad(x, (0, 3, 0, 3)),
+            conv1_towers(paper)[0],
+            get_layer(paper, "conv1").bias[:48],
+            stride=4,
+        )
+    )
     torch.testing.assert_close(a, ref)
 
 
@@ -242,7 +275,9 @@ def test_towers_are_independent_in_conv2_and_cross_in_conv3(paper):
     conv2 = get_layer(paper, "conv2")
     with torch.no_grad():
         y, y_perturbed = conv2(x), conv2(x_perturbed)
-    torch.testing.assert_close(y_perturbed[:, 128:], y[:, 128:], rtol=0, atol=0)  # tower 2 untouched
+    torch.testing.assert_close(
+        y_perturbed[:, 128:], y[:, 128:], rtol=0, atol=0
+    )  # tower 2 untouched
     assert not torch.allclose(y_perturbed[:, :128], y[:, :128])
     conv3 = get_layer(paper, "conv3")
     z = torch.randn(1, 256, 13, 13)
@@ -268,7 +303,11 @@ def test_cifar4_activations(activation, kind):
     acts = [m for _, m in layer_names(model) if isinstance(m, (nn.ReLU, nn.Tanh))]
     assert len(acts) == 3 and all(isinstance(m, kind) for m in acts)
     rows = layer_summary(model, (3, 32, 32))
-    assert [r.output_shape for r in rows if r.kind.endswith("Pool2d")] == [(32, 16, 16), (32, 8, 8), (64, 4, 4)]
+    assert [r.output_shape for r in rows if r.kind.endswith("Pool2d")] == [
+        (32, 16, 16),
+        (32, 8, 8),
+        (64, 4, 4),
+    ]
     out = model(torch.randn(4, 3, 32, 32))
     assert out.shape == (4, 10)
     if activation == "tanh":
@@ -281,13 +320,28 @@ def test_cifar4_hidden_head_with_dropout():
     model = build("cifar4", hidden=(64, 64), dropout=0.5)
     names = [n for n, _ in layer_names(model)]
     assert names[-7:] == ["fc4", "relu4", "drop4", "fc5", "relu5", "drop5", "fc6"]
-    assert count_parameters(model) == 89_578 - 10_250 + (1024 * 64 + 64) + (64 * 64 + 64) + (64 * 10 + 10)
+    assert count_parameters(model) == 89_578 - 10_250 + (1024 * 64 + 64) + (64 * 64 + 64) + (
+        64 * 10 + 10
+    )
 
 
 def test_unknown_variant_lists_known_ones():
-    with pytest.raises(ValueError, match="known variants are: paper, paper-code, half, onegpu2014, bn, cifar4, paper-nolrn, paper-pool2"):
+    with pytest.raises(
+        ValueError,
+        match="known variants are: paper, paper-code, half, onegpu2014, bn, cifar4, paper-nolrn, "
+        "paper-pool2",
+    ):
         build("resnet")
-    assert VARIANTS == ("paper", "paper-code", "half", "onegpu2014", "bn", "cifar4", "paper-nolrn", "paper-pool2")
+    assert VARIANTS == (
+        "paper",
+        "paper-code",
+        "half",
+        "onegpu2014",
+        "bn",
+        "cifar4",
+        "paper-nolrn",
+        "paper-pool2",
+    )
 
 
 def test_bad_options_and_inputs_are_explained(paper):
@@ -307,7 +361,15 @@ def test_paper_head_alone():
     model = paper_head((3, 32, 32), num_classes=10, hidden=1024, dropout=0.5)
     # 3072*1024+1024 + 1024*1024+1024 + 1024*10+10 = 3,146,752 + 1,049,600 + 10,250
     assert count_parameters(model) == 4_206_602
-    assert [n for n, _ in layer_names(model)] == ["fc1", "relu1", "drop1", "fc2", "relu2", "drop2", "fc3"]
+    assert [n for n, _ in layer_names(model)] == [
+        "fc1",
+        "relu1",
+        "drop1",
+        "fc2",
+        "relu2",
+        "drop2",
+        "fc3",
+    ]
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
@@ -320,17 +382,27 @@ def test_layer_cost_figure_draws_the_summary(paper):
     heights = [bar.get_height() for bar in params_panel.patches]
     expected = [r.params / 1e6 for r in rows if r.kind in ("Conv2d", "Linear")]
     assert heights == pytest.approx(expected)
-    assert [t.get_text() for t in params_panel.get_xticklabels()] == [f"conv{i}" for i in range(1, 6)] + ["fc6", "fc7", "fc8"]
+    assert [t.get_text() for t in params_panel.get_xticklabels()] == [
+        f"conv{i}" for i in range(1, 6)
+    ] + ["fc6", "fc7", "fc8"]
     # two towers: 2 x 7 per-GPU boxes (conv1-fc7) + the input and fc8 boxes
     assert len(two_towers().axes[0].patches) == 16
 
 
 # ---------------------------------------------------------------------------------------------
-# the ablation switches of the paper-claims ledger: no LRN (section 3.3), z=2, s=2 pooling (section 3.4)
+# the ablation switches of the paper-claims ledger: no LRN (section 3.3), z=2, s=2 pooling (section
+# 3.4)
 
 
-@pytest.mark.parametrize("variant, options", [("paper-nolrn", {}), ("paper-pool2", {}),
-                                              ("paper", {"lrn": False}), ("paper", {"pool": (2, 2)})])
+@pytest.mark.parametrize(
+    "variant, options",
+    [
+        ("paper-nolrn", {}),
+        ("paper-pool2", {}),
+        ("paper", {"lrn": False}),
+        ("paper", {"pool": (2, 2)}),
+    ],
+)
 def test_ablation_switches_keep_the_parameter_count(variant, options):
     model = build(variant, **options)
     # LRN and max pooling have no parameters: the ablations compare nets of the same size
@@ -351,24 +423,34 @@ def test_pool2_keeps_the_widths_55_27_13_6():
     assert [(p.kernel_size, p.stride) for p in pools] == [(2, 2)] * 3
     rows = layer_summary(model)
     # floor((55 - 2) / 2) + 1 = 27, floor((27 - 2) / 2) + 1 = 13, floor((13 - 2) / 2) + 1 = 6
-    assert [r.output_shape for r in rows if r.kind == "MaxPool2d"] == [(96, 27, 27), (256, 13, 13), (256, 6, 6)]
-    assert isinstance(model.avgpool, nn.Identity)  # no adaptive pool needed: fc6 reads 9216 features
+    assert [r.output_shape for r in rows if r.kind == "MaxPool2d"] == [
+        (96, 27, 27),
+        (256, 13, 13),
+        (256, 6, 6),
+    ]
+    assert isinstance(
+        model.avgpool, nn.Identity
+    )  # no adaptive pool needed: fc6 reads 9216 features
     assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 1000)
     assert build("paper", pool=(2, 2)).variant == "paper-pool2"
 
 
 def test_ablation_variants_share_the_paper_weights_layout(paper):
-    # the same learned tensors in the same order (without LRN the module indices shift, the shapes do not)
+    # the same learned tensors in the same order (without LRN the module indices shift, the shapes
+    # do not)
     shapes = [tuple(v.shape) for v in paper.state_dict().values()]
     for variant in ("paper-nolrn", "paper-pool2"):
         assert [tuple(v.shape) for v in build(variant).state_dict().values()] == shapes
 
 
 def test_pool2_on_a_max_pool_reference():
-    # z=2, s=2 on a 55x55 map equals torch's max pool over the first 54 rows and columns in 2x2 blocks
+    # z=2, s=2 on a 55x55 map equals torch's max pool over the first 54 rows and columns in 2x2
+    # blocks
     x = torch.randn(1, 96, 55, 55)
     pool = [m for _, m in layer_names(build("paper-pool2")) if isinstance(m, nn.MaxPool2d)][0]
-    expected = x[..., :54, :54].unfold(2, 2, 2).unfold(3, 2, 2).amax(dim=(-1, -2))  # (1, 96, 27, 27)
+    expected = (
+        x[..., :54, :54].unfold(2, 2, 2).unfold(3, 2, 2).amax(dim=(-1, -2))
+    )  # (1, 96, 27, 27)
     torch.testing.assert_close(pool(x), expected)
 
 
@@ -397,13 +479,18 @@ def test_paper_dropout_drops_without_rescaling_and_halves_at_test_time():
     assert torch.equal(nn.Dropout(0.5)(x) != 0, kept)  # the same random numbers as nn.Dropout
     drop.eval()
     torch.testing.assert_close(drop(x), 0.5 * x)
-    assert all(type(m) is PaperDropout for m in build("paper").classifier if isinstance(m, nn.Dropout))
-    assert all(type(m) is nn.Dropout for m in build("onegpu2014").classifier if isinstance(m, nn.Dropout))
+    assert all(
+        type(m) is PaperDropout for m in build("paper").classifier if isinstance(m, nn.Dropout)
+    )
+    assert all(
+        type(m) is nn.Dropout for m in build("onegpu2014").classifier if isinstance(m, nn.Dropout)
+    )
 
 
 def test_inverted_dropout_quadruples_the_next_layers_step_at_the_same_lr():
     """Why the paper variants use the paper's dropout: one SGD step on the layer after dropout moves
-    its outputs four times as far with inverted dropout (inputs 2x, so gradient 2x and effect 2x)."""
+    its outputs four times as far with inverted dropout (inputs 2x, so gradient 2x and effect
+    2x)."""
     torch.manual_seed(0)
     h = torch.rand(1, 256) + 0.5
     mask = (torch.rand(1, 256) < 0.5).float()

@@ -1,6 +1,6 @@
-"""The paper's two-GPU split (both "devices" the CPU here): the tower model computes the grouped net's
-outputs and gradients, every parameter sits on its tower's device, the cross-device traffic matches
-a hand count, the data- vs model-parallel table adds up; launching runs from Python.
+"""The paper's two-GPU split (both "devices" the CPU here): the tower model computes the grouped
+net's outputs and gradients, every parameter sits on its tower's device, the cross-device traffic
+matches a hand count, the data- vs model-parallel table adds up; launching runs from Python.
 
 DDP itself (two gloo processes equal one) is tested in ``test_train_run.py``.
 """
@@ -69,7 +69,9 @@ def test_tower_gradients_equal_grouped_net():
     assert grads.keys() == reference.keys()
     for name, p in reference.items():
         assert grads[name].shape == p.shape, name
-        torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}"
+        )
 
 
 def test_grouped_state_dict_round_trips():
@@ -97,10 +99,17 @@ def test_each_parameter_lives_on_its_towers_device():
         assert params and all(p.device.type == device for p in params)
     # nothing is lost or duplicated in the split: fc8's bias lives on tower 1 (index 0) only
     assert count_parameters(towers) == count_parameters(model) == 60_965_224
-    conv1 = [m for m in (towers.towers[0][i] for i in range(len(towers.kinds))) if isinstance(m, nn.Conv2d)][0]
+    conv1 = [
+        m
+        for m in (towers.towers[0][i] for i in range(len(towers.kinds)))
+        if isinstance(m, nn.Conv2d)
+    ][0]
     assert conv1.weight.shape == (48, 3, 11, 11)
-    shapes = {n: (towers.towers[0][i].weight.shape, towers.towers[1][i].weight.shape)
-              for i, n in enumerate(towers.source_names) if hasattr(towers.towers[0][i], "weight")}
+    shapes = {
+        n: (towers.towers[0][i].weight.shape, towers.towers[1][i].weight.shape)
+        for i, n in enumerate(towers.source_names)
+        if hasattr(towers.towers[0][i], "weight")
+    }
     assert shapes["conv2"] == ((128, 48, 5, 5),) * 2  # within its tower
     assert shapes["conv3"] == ((192, 256, 3, 3),) * 2  # reads both towers
     assert shapes["fc6"] == ((2048, 9216),) * 2  # half the outputs from the full input
@@ -124,9 +133,13 @@ def test_per_tower_lrn_is_the_codes_normalisation():
     lrns = [m for m in build("paper").features if isinstance(m, nn.LocalResponseNorm)]
     assert len(lrns) == 2 and all(isinstance(m, TowerLRN) and m.towers == 2 for m in lrns)
     x = torch.randn(3, 96, 9, 9)
-    reference = torch.cat([nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(h) for h in x.chunk(2, dim=1)], dim=1)
+    reference = torch.cat(
+        [nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(h) for h in x.chunk(2, dim=1)], dim=1
+    )
     torch.testing.assert_close(lrns[0](x), reference)
-    assert not torch.allclose(nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(x)[:, 46:50], reference[:, 46:50])
+    assert not torch.allclose(
+        nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(x)[:, 46:50], reference[:, 46:50]
+    )
 
     torch.manual_seed(2)
     model = build("paper", num_classes=10).eval()
@@ -169,7 +182,9 @@ def test_cross_device_traffic_matches_a_hand_count():
     assert paper == {k: v for k, v in expected.items() if not k.startswith("lrn")}
     assert sum(paper.values()) == 230_304
     # counted at the model's own float size
-    doubled = cross_device_traffic(split_towers(build("paper", num_classes=10).double(), ("cpu", "cpu")))
+    doubled = cross_device_traffic(
+        split_towers(build("paper", num_classes=10).double(), ("cpu", "cpu"))
+    )
     assert {r.layer: r.bytes for r in doubled}["conv3"] == 2 * expected["conv3"]
 
 
@@ -177,10 +192,20 @@ def test_memory_estimate_matches_a_hand_count():
     model = build("paper", init=False)
     one = memory_estimate(model, batch_size=128)
     assert one.weights == one.gradients == one.momentum == 60_965_224 * 4
-    # every layer's output per image, in-place ReLUs excluded: padded image, conv1, lrn1, pool1, conv2,
-    # lrn2, pool2, conv3, conv4, conv5, pool5, fc6, drop6, fc7, drop7, fc8
-    per_image = (3 * 227 * 227 + 2 * 96 * 55 * 55 + 96 * 27 * 27 + 2 * 256 * 27 * 27 + 256 * 13 * 13
-                 + 2 * 384 * 13 * 13 + 256 * 13 * 13 + 256 * 6 * 6 + 4 * 4096 + 1000)
+    # every layer's output per image, in-place ReLUs excluded: padded image, conv1, lrn1, pool1,
+    # conv2, lrn2, pool2, conv3, conv4, conv5, pool5, fc6, drop6, fc7, drop7, fc8
+    per_image = (
+        3 * 227 * 227
+        + 2 * 96 * 55 * 55
+        + 96 * 27 * 27
+        + 2 * 256 * 27 * 27
+        + 256 * 13 * 13
+        + 2 * 384 * 13 * 13
+        + 256 * 13 * 13
+        + 256 * 6 * 6
+        + 4 * 4096
+        + 1000
+    )
     assert one.activations == one.activation_gradients == 128 * 4 * per_image
     assert one.total == 3 * 60_965_224 * 4 + 2 * 128 * 4 * per_image
     two = memory_estimate(model, batch_size=128, towers=2)
@@ -202,7 +227,16 @@ def test_ring_allreduce_bytes():
 def test_communication_table_adds_up_and_shows_one_weird_trick():
     model = build("paper", init=False)
     rows = communication_per_step(model, batch_size=128, workers=2)
-    assert [r.name for r in rows] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert [r.name for r in rows] == [
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "fc6",
+        "fc7",
+        "fc8",
+    ]
     # data parallel: every gradient, once per step, whatever the batch
     assert sum(r.data_parallel_bytes for r in rows) == 60_965_224 * 4
     # model parallel: the activations forward and their gradients backward, for 128 images
@@ -239,7 +273,10 @@ def test_train_command_lines():
     assert two[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     assert two[6:9] == ["-m", "alexlib", "train"]
     demo = train_command("runs/d", nproc=2, **ddp_demo_settings("smoke"))
-    assert demo[demo.index("--variant") + 1] == "cifar4" and demo[demo.index("--device") + 1] in ("cpu", "cuda")
+    assert demo[demo.index("--variant") + 1] == "cifar4" and demo[demo.index("--device") + 1] in (
+        "cpu",
+        "cuda",
+    )
     with pytest.raises(TypeError, match="unknown training option"):
         train_command("runs/c", epoch=2)
     with pytest.raises(ValueError, match="nproc"):
@@ -247,8 +284,16 @@ def test_train_command_lines():
 
 
 def test_run_training_is_deterministic_and_failures_are_messages(shared_data, tmp_path):
-    opts = dict(image_size=32, crop=32, epochs=1, batch_size=8, train_per_class=4, val_per_class=2,
-                device="cpu", data_root=str(shared_data))
+    opts = dict(
+        image_size=32,
+        crop=32,
+        epochs=1,
+        batch_size=8,
+        train_per_class=4,
+        val_per_class=2,
+        device="cpu",
+        data_root=str(shared_data),
+    )
     a = run_training(tmp_path / "a", **opts)
     b = run_training(tmp_path / "b", **opts)
     assert len(read_metrics(a)) == 1

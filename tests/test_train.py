@@ -21,7 +21,9 @@ def _images(n=32, size=32, classes=4, seed=0):
     the model and the optimiser alone."""
     g = torch.Generator().manual_seed(seed)
     blocks = torch.randint(0, 256, (n, 3, 4, 4), dtype=torch.uint8, generator=g)
-    images = blocks.repeat_interleave(size // 4, -1).repeat_interleave(size // 4, -2)  # (n, 3, size, size)
+    images = blocks.repeat_interleave(size // 4, -1).repeat_interleave(
+        size // 4, -2
+    )  # (n, 3, size, size)
     labels = torch.arange(n) % classes
     return SimpleNamespace(images=images, labels=labels)
 
@@ -31,12 +33,30 @@ def test_accuracy_hand_made():
         [
             [0.1, 0.9, 0.0, 0.0, 0.0, 0.0],  # ranking 1, 0, ...            target 1: top-1 hit
             [0.5, 0.1, 0.4, 0.0, 0.0, 0.0],  # ranking 0, 2, 1, ...         target 2: top-2 hit only
-            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],  # ranking 5, 4, 3, 2, 1, 0     target 0: last, a miss for k <= 5
-            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],  #                              target 1: 5th, a top-5 hit
+            [
+                0.0,
+                0.1,
+                0.2,
+                0.3,
+                0.4,
+                0.5,
+            ],  # ranking 5, 4, 3, 2, 1, 0     target 0: last, a miss for k <= 5
+            [
+                0.0,
+                0.1,
+                0.2,
+                0.3,
+                0.4,
+                0.5,
+            ],  #                              target 1: 5th, a top-5 hit
         ]
     )
     target = torch.tensor([1, 2, 0, 1])
-    assert topk_errors(output, target, ks=(1, 2, 5)) == {"top1_err": 75.0, "top2_err": 50.0, "top5_err": 25.0}
+    assert topk_errors(output, target, ks=(1, 2, 5)) == {
+        "top1_err": 75.0,
+        "top2_err": 50.0,
+        "top5_err": 25.0,
+    }
     assert topk_errors(output, target, ks=(6,)) == {"top6_err": 0.0}
 
 
@@ -44,13 +64,16 @@ def test_accuracy_matches_a_direct_count():
     torch.manual_seed(0)
     output, target = torch.randn(100, 10), torch.randint(0, 10, (100,))
     errors = topk_errors(output, target)
-    assert 100 - errors["top1_err"] == pytest.approx((output.argmax(1) == target).float().mean().item() * 100)
+    assert 100 - errors["top1_err"] == pytest.approx(
+        (output.argmax(1) == target).float().mean().item() * 100
+    )
     rank = (output > output.gather(1, target[:, None])).sum(1)  # how many classes score higher
     assert 100 - errors["top5_err"] == pytest.approx((rank < 5).float().mean().item() * 100)
 
 
 def test_accuracy_explains_bad_input():
-    # top-k with k above the number of classes counts every row as a hit (all classes are in the top k)
+    # top-k with k above the number of classes counts every row as a hit (all classes are in the top
+    # k)
     assert topk_errors(torch.randn(2, 3), torch.tensor([0, 1]), ks=(1, 5))["top5_err"] == 0.0
     with pytest.raises(ValueError, match=r"scores \(N, C\) and labels \(N,\)"):
         topk_errors(torch.randn(2, 3), torch.tensor([0, 1, 2]))
@@ -86,20 +109,47 @@ def test_loss_falls_when_overfitting_32_images():
     data = _images(32)
     torch.manual_seed(0)
     model = build("cifar4", num_classes=4)
-    history = fit(model, data, data, epochs=25, lr=0.01, batch_size=8, device="cpu", seed=0, progress=False,
-                  weight_decay=0.0)
+    history = fit(
+        model,
+        data,
+        data,
+        epochs=25,
+        lr=0.01,
+        batch_size=8,
+        device="cpu",
+        seed=0,
+        progress=False,
+        weight_decay=0.0,
+    )
     losses = history.column("train_loss")
     assert losses[0] > 1.3  # about ln 4 = 1.386: chance
     assert losses[-1] < 0.1 * losses[0]
     assert history[-1]["val_err"] == 0.0  # every one of the 32 images memorised (eval mode)
-    assert set(history[0]) == {"epoch", "train_loss", "train_err", "val_err", "val_top5_err", "seconds"}
+    assert set(history[0]) == {
+        "epoch",
+        "train_loss",
+        "train_err",
+        "val_err",
+        "val_top5_err",
+        "seconds",
+    }
 
 
 def _run(seed_init, seed_fit, data):
     torch.manual_seed(seed_init)
     model = paper_head((3, 16, 16), num_classes=4, hidden=64, dropout=0.5)
-    history = fit(model, data, None, epochs=2, lr=0.01, batch_size=8, device="cpu", seed=seed_fit, progress=False,
-                  eval_train=True)
+    history = fit(
+        model,
+        data,
+        None,
+        epochs=2,
+        lr=0.01,
+        batch_size=8,
+        device="cpu",
+        seed=seed_fit,
+        progress=False,
+        eval_train=True,
+    )
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history], model.state_dict()
 
 
@@ -119,7 +169,9 @@ def test_evaluate_agrees_with_topk_errors():
     torch.manual_seed(0)
     model = paper_head((3, 16, 16), num_classes=4, hidden=32).eval()
     stats = dataset_stats(data.images, size=16, inputs="standardise", cache=False)
-    rates = evaluate(model, GPULoader(data.images, data.labels, stats, batch_size=7, crop=16, train=False))
+    rates = evaluate(
+        model, GPULoader(data.images, data.labels, stats, batch_size=7, crop=16, train=False)
+    )
     x = (data.images.float() - stats.mean) / stats.std[:, None, None]
     with torch.no_grad():
         errors = topk_errors(model(x), data.labels, (1, 4))
@@ -135,7 +187,9 @@ def test_standardise_inputs_are_channel_statistics():
     images[0, 2] = 255  # channel 2: half 0, half 255
     stats = dataset_stats(images, size=2, inputs="standardise", cache=False)
     torch.testing.assert_close(stats.mean[:, 0, 0], torch.tensor([0.0, 255.0, 127.5]))
-    assert stats.std[2].item() == pytest.approx(255 * torch.tensor([1.0] * 4 + [0.0] * 4).std().item(), rel=1e-5)
+    assert stats.std[2].item() == pytest.approx(
+        255 * torch.tensor([1.0] * 4 + [0.0] * 4).std().item(), rel=1e-5
+    )
     assert stats.inputs == "standardise"
     paper = dataset_stats(images, size=2, cache=False)
     assert paper.inputs == "mean-image" and torch.equal(paper.std, torch.ones(3))
@@ -166,8 +220,18 @@ def test_augment_hook_is_applied():
         return batch.flip(-1)
 
     torch.manual_seed(0)
-    fit(paper_head((3, 16, 16), 4, hidden=16), data, None, epochs=1, lr=0.01, batch_size=8, device="cpu", seed=0,
-        augment=flip, progress=False)
+    fit(
+        paper_head((3, 16, 16), 4, hidden=16),
+        data,
+        None,
+        epochs=1,
+        lr=0.01,
+        batch_size=8,
+        device="cpu",
+        seed=0,
+        augment=flip,
+        progress=False,
+    )
     assert seen == [(8, 3, 16, 16), (8, 3, 16, 16)]
 
 
@@ -178,8 +242,15 @@ def test_fit_explains_bad_input():
     with pytest.raises(TypeError, match="uint8"):
         fit(model, bad, None, epochs=1, lr=0.01, batch_size=4, device="cpu")
     with pytest.raises(ValueError, match="num_classes=10"):
-        fit(build("cifar4", num_classes=4), SimpleNamespace(images=data.images, labels=data.labels * 3), None,
-            epochs=1, lr=0.01, batch_size=4, device="cpu")
+        fit(
+            build("cifar4", num_classes=4),
+            SimpleNamespace(images=data.images, labels=data.labels * 3),
+            None,
+            epochs=1,
+            lr=0.01,
+            batch_size=4,
+            device="cpu",
+        )
     with pytest.raises(ValueError, match="lr must be"):
         fit(model, data, None, epochs=1, lr=-1.0, batch_size=4, device="cpu")
     with pytest.raises(TypeError, match=r"\.images and \.labels"):

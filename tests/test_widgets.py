@@ -26,11 +26,17 @@ def test_lrn_explorer_starts_at_paper_constants_and_follows_sliders(maps):
     controls["k"].value = 1.0
     controls["n (maps)"].value = 3
     controls["convention"].value = "paper"
-    expected = layers.local_response_norm(maps.double().unsqueeze(0), 3, 1e-4, 0.75, 1.0, "paper")[0]
-    assert widget.result["setting"] == dict(size=3, alpha=1e-4, beta=0.75, k=1.0, convention="paper")
+    expected = layers.local_response_norm(maps.double().unsqueeze(0), 3, 1e-4, 0.75, 1.0, "paper")[
+        0
+    ]
+    assert widget.result["setting"] == dict(
+        size=3, alpha=1e-4, beta=0.75, k=1.0, convention="paper"
+    )
     assert_close(widget.result["output"], expected)
     positive = maps > 0
-    assert_close(widget.result["mean_ratio"], float((expected[positive] / maps.double()[positive]).mean()))
+    assert_close(
+        widget.result["mean_ratio"], float((expected[positive] / maps.double()[positive]).mean())
+    )
 
     controls["beta"].value = 0.0  # beta = 0: the divisor is 1, LRN is the identity
     assert_close(widget.result["output"], maps.double())
@@ -48,7 +54,9 @@ def test_lrn_settings_figure_draws_the_normalised_map(maps):
     assert len(fig.axes) == 2 * (len(settings) + 1)
     top_row = fig.axes[: len(settings) + 1]  # axes are laid out row by row
     drawn = torch.as_tensor(top_row[2].images[0].get_array())
-    expected = layers.local_response_norm(maps.double().unsqueeze(0), convention="paper", k=1.0)[0, 2]
+    expected = layers.local_response_norm(maps.double().unsqueeze(0), convention="paper", k=1.0)[
+        0, 2
+    ]
     assert_close(drawn, expected)
 
 

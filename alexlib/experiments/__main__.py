@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
-
 
 from ..config import preset
 from ..train import read_metrics
-
 from .figure1 import run_figure1, save_figure1, summarise_figure1
 from .figure3 import save_figure3, tower_split, train_for_kernels
 from .figure4 import run_figure4, save_figure4
@@ -28,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scale", default="full", choices=["smoke", "full"])
     parser.add_argument("--tag", default=None, help="results folder prefix (default: the scale)")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--runs", default=None, help="folder for the training runs' checkpoints (default: runs/)")
+    parser.add_argument(
+        "--runs", default=None, help="folder for the training runs' checkpoints (default: runs/)"
+    )
     args = parser.parse_args(argv)
     tag = args.tag or args.scale
     started = time.perf_counter()
@@ -39,21 +39,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("stored in", save_figure1(runs, tag=tag))
     elif args.figure == "figure3":
         s = preset("figure3", args.scale)
-        jobs = [("paper", seed) for seed in s["seeds"]] + [(v, s["seeds"][0]) for v in s["variants"]]
+        jobs = [("paper", seed) for seed in s["seeds"]] + [
+            (v, s["seeds"][0]) for v in s["variants"]
+        ]
         for variant, seed in jobs:
-            trained = train_for_kernels(variant, args.scale, seed, out=runs_dir / f"figure3-{tag}-{variant}-s{seed}",
-                                        data_root=args.data_root, progress=True)
+            trained = train_for_kernels(
+                variant,
+                args.scale,
+                seed,
+                out=runs_dir / f"figure3-{tag}-{variant}-s{seed}",
+                data_root=args.data_root,
+                progress=True,
+            )
             if variant == "paper":
                 split = tower_split(*trained["conv1"].chunk(2, dim=0))
-                print(f"paper seed {seed}: tower means {split['mean']}, separation {split['separation']:.3f}")
+                print(
+                    f"paper seed {seed}: tower means {split['mean']}, separation "
+                    f"{split['separation']:.3f}"
+                )
             print("stored in", save_figure3(variant, seed, trained, tag=tag))
     else:
         seed = preset("figure3", args.scale)["seeds"][0]
-        folder = runs_dir / f"figure3-{tag}-paper-s{seed}"  # reuse figure 3's first paper net when it is there
+        folder = (
+            runs_dir / f"figure3-{tag}-paper-s{seed}"
+        )  # reuse figure 3's first paper net when it is there
         trained = None
         if (folder / "checkpoint.pt").is_file():
             trained = {"out": str(folder), "metrics": read_metrics(folder)}
-        result = run_figure4(args.scale, seed, trained=trained, data_root=args.data_root, progress=True)
+        result = run_figure4(
+            args.scale, seed, trained=trained, data_root=args.data_root, progress=True
+        )
         print(json.dumps(result["retrieval"], indent=1))
         print("stored in", save_figure4(result, tag=tag))
     print(f"{args.figure} at {args.scale} scale: {time.perf_counter() - started:.0f} s")
@@ -61,4 +76,3 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

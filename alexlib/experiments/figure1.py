@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -19,13 +19,22 @@ from ..engine import Diverged, evaluate, train_one_epoch
 from ..model import build
 from ..train import stored_runs
 
-
 # The settings per scale are the registry's "figure1" presets (alexlib.config.PRESETS).
 
 
-def train_resident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, lr: float,
-                   batch_size: int, momentum: float = 0.9, seed: int = 0, device="auto",
-                   inputs: str = "standardise") -> list[dict]:
+def train_resident(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    momentum: float = 0.9,
+    seed: int = 0,
+    device="auto",
+    inputs: str = "standardise",
+) -> list[dict]:
     """Train ``model`` with plain SGD + momentum (no weight decay, no dropout, no augmentation: the
     paper's "no regularisation" for Figure 1) on ``images`` (N, 3, H, W) uint8 and ``labels`` (N,),
     both kept on ``device`` for the whole run (:class:`alexlib.augment.GPULoader`, whole images),
@@ -44,7 +53,9 @@ def train_resident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     Paper: section 3.1, Figure 1.
     """
     if images.dtype != torch.uint8 or images.dim() != 4:
-        raise TypeError(f"images must be uint8 (N, 3, H, W); got {images.dtype} {tuple(images.shape)}")
+        raise TypeError(
+            f"images must be uint8 (N, 3, H, W); got {images.dtype} {tuple(images.shape)}"
+        )
     if labels.shape != (len(images),):
         raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
     if not (lr > 0 and math.isfinite(lr)):
@@ -55,16 +66,37 @@ def train_resident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     model.to(device).train()
     model.input_stats = stats
     # fused: one kernel for the whole update on CUDA (same arithmetic)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=0.0,
-                                fused=True if device.type == "cuda" else None)
-    batches = GPULoader(images, labels, stats, batch_size=batch_size, crop=size, device=device, seed=seed,
-                        drop_last=False, flip=False, alpha_std=0.0)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=lr,
+        momentum=momentum,
+        weight_decay=0.0,
+        fused=True if device.type == "cuda" else None,
+    )
+    batches = GPULoader(
+        images,
+        labels,
+        stats,
+        batch_size=batch_size,
+        crop=size,
+        device=device,
+        seed=seed,
+        drop_last=False,
+        flip=False,
+        alpha_std=0.0,
+    )
     whole = GPULoader(images, labels, stats, batch_size=1024, crop=size, train=False, device=device)
 
     def row(epoch: int, batch_err: float, seconds: float) -> dict:
         scored = evaluate(model, whole, ks=(1,))
-        return {"epoch": epoch, "train_err": scored["top1_err"], "batch_err": batch_err,
-                "train_loss": scored["loss"], "seconds": seconds, "diverged": not math.isfinite(scored["loss"])}
+        return {
+            "epoch": epoch,
+            "train_err": scored["top1_err"],
+            "batch_err": batch_err,
+            "train_loss": scored["loss"],
+            "seconds": seconds,
+            "diverged": not math.isfinite(scored["loss"]),
+        }
 
     history = [row(0, float("nan"), 0.0)]
     for epoch in range(1, epochs + 1):
@@ -83,9 +115,10 @@ def train_resident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def epochs_to_reach(errors: Sequence[float], threshold: float) -> float | None:
     """The (fractional) number of epochs after which a training-error curve first reaches
-    ``threshold`` (%): ``errors[e]`` is the error after epoch ``e`` (``errors[0]``: before training).
-    Between the last epoch above and the first at or below the threshold the curve is interpolated
-    linearly. ``None`` if the curve never gets there. Paper: Figure 1 ("epochs to 25% error").
+    ``threshold`` (%): ``errors[e]`` is the error after epoch ``e`` (``errors[0]``: before
+    training). Between the last epoch above and the first at or below the threshold the curve is
+    interpolated linearly. ``None`` if the curve never gets there. Paper: Figure 1 ("epochs to 25%
+    error").
 
     >>> epochs_to_reach([90, 60, 40, 20], 25.0)   # 40 -> 20 crosses 25 three quarters of the way
     2.75
@@ -108,10 +141,18 @@ def best_lr(runs: list[dict], activation: str, threshold: float) -> float:
     """The learning rate whose search run (``role == "search"``) with ``activation`` reached
     ``threshold`` in the fewest epochs; if none reached it, the one with the lowest final training
     error. Diverged runs are never chosen."""
-    candidates = [r for r in runs if r["role"] == "search" and r["activation"] == activation
-                  and not r["history"][-1]["diverged"]]
+    candidates = [
+        r
+        for r in runs
+        if r["role"] == "search"
+        and r["activation"] == activation
+        and not r["history"][-1]["diverged"]
+    ]
     if not candidates:
-        raise ValueError(f"no search run of {activation!r} finished without diverging; try smaller learning rates")
+        raise ValueError(
+            f"no search run of {activation!r} finished without diverging; try smaller learning "
+            f"rates"
+        )
 
     def key(run):
         reached = epochs_to_reach([h["train_err"] for h in run["history"]], threshold)
@@ -120,30 +161,58 @@ def best_lr(runs: list[dict], activation: str, threshold: float) -> float:
     return min(candidates, key=key)["lr"]
 
 
-def run_figure1(scale: str = "smoke", *, data=None, data_root=None, download: bool = False, device="auto",
-                progress: bool = True, **overrides) -> list[dict]:
+def run_figure1(
+    scale: str = "smoke",
+    *,
+    data=None,
+    data_root=None,
+    download: bool = False,
+    device="auto",
+    progress: bool = True,
+    **overrides,
+) -> list[dict]:
     """Figure 1's experiment: for each activation, one run per learning rate in ``lrs`` at the first
-    seed (the search), then the chosen rate at every further seed. Each run trains a fresh ``cifar4``
-    net with :func:`train_resident`. ``data``: CIFAR-10 training ``ImageTensors`` to use instead of
-    loading ``train_per_class`` images per class. Returns a list of runs: dicts with ``activation``,
+    seed (the search), then the chosen rate at every further seed. Each run trains a fresh
+    ``cifar4`` net with :func:`train_resident`. ``data``: CIFAR-10 training ``ImageTensors`` to use
+    instead of loading ``train_per_class`` images per class. Returns a list of runs: dicts with
+    ``activation``,
     ``lr``, ``seed``, ``role`` ("search" or "seed") and ``history``. Paper: section 3.1.
     """
     s = preset("figure1", scale, **overrides)
     if data is None:
-        data = load("cifar10", "train", root=data_root, per_class=s["train_per_class"], seed=s["seeds"][0],
-                    download=download, progress=progress)
+        data = load(
+            "cifar10",
+            "train",
+            root=data_root,
+            per_class=s["train_per_class"],
+            seed=s["seeds"][0],
+            download=download,
+            progress=progress,
+        )
     runs: list[dict] = []
 
     def one(activation: str, lr: float, seed: int, role: str) -> dict:
         torch.manual_seed(seed)
         model = build("cifar4", num_classes=len(data.classes), activation=activation)
-        history = train_resident(model, data.images, data.labels, epochs=s["epochs"], lr=lr,
-                                 batch_size=s["batch_size"], momentum=s["momentum"], seed=seed, device=device)
+        history = train_resident(
+            model,
+            data.images,
+            data.labels,
+            epochs=s["epochs"],
+            lr=lr,
+            batch_size=s["batch_size"],
+            momentum=s["momentum"],
+            seed=seed,
+            device=device,
+        )
         run = {"activation": activation, "lr": lr, "seed": seed, "role": role, "history": history}
         if progress:
             last = history[-1]
-            print(f"{activation:4s} lr {lr:<6g} seed {seed}: training error {last['train_err']:5.1f}% after "
-                  f"{last['epoch']} epochs{' (diverged)' if last['diverged'] else ''}")
+            print(
+                f"{activation:4s} lr {lr:<6g} seed {seed}: training error "
+                f"{last['train_err']:5.1f}% after {last['epoch']} "
+                f"epochs{' (diverged)' if last['diverged'] else ''}"
+            )
         return run
 
     for activation, lrs in s["lrs"].items():
@@ -154,7 +223,11 @@ def run_figure1(scale: str = "smoke", *, data=None, data_root=None, download: bo
         for seed in s["seeds"][1:]:
             runs.append(one(activation, lr, seed, "seed"))
     for run in runs:
-        run["settings"] = {**{k: v for k, v in s.items() if k != "lrs"}, "scale": scale, "images": len(data)}
+        run["settings"] = {
+            **{k: v for k, v in s.items() if k != "lrs"},
+            "scale": scale,
+            "images": len(data),
+        }
     return runs
 
 
@@ -180,7 +253,9 @@ def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = Non
             row["relu"].append(e["relu"])
             row["tanh"].append(e["tanh"])
             # ratio = epochs(tanh) / epochs(ReLU): how many times faster ReLU gets there
-            row["ratio"].append(e["tanh"] / e["relu"] if e["relu"] and e["tanh"] is not None else None)
+            row["ratio"].append(
+                e["tanh"] / e["relu"] if e["relu"] and e["tanh"] is not None else None
+            )
         by_threshold[t] = row
     return {"lr": chosen, "curves": curves, "by_threshold": by_threshold}
 
@@ -188,15 +263,24 @@ def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = Non
 def save_figure1(runs: list[dict], base: Path | None = None, tag: str = "full") -> Path:
     """Store each run as ``<base>/<tag>-<activation>-lr<lr>-s<seed>/`` with ``settings.json``
     (settings and provenance) and ``metrics.jsonl`` (one line per epoch), the layout
-    ``alexlib.train.stored_runs("figure1", tag)`` reads. ``base`` defaults to ``results/figure1``."""
+    ``alexlib.train.stored_runs("figure1", tag)`` reads. ``base`` defaults to
+    ``results/figure1``."""
     base = Path(base) if base is not None else results_dir() / "figure1"
     where = provenance()
     for r in runs:
         folder = base / f"{tag}-{r['activation']}-lr{r['lr']:g}-s{r['seed']}"
         folder.mkdir(parents=True, exist_ok=True)
-        settings = {**r["settings"], "activation": r["activation"], "lr": r["lr"], "seed": r["seed"], "role": r["role"]}
+        settings = {
+            **r["settings"],
+            "activation": r["activation"],
+            "lr": r["lr"],
+            "seed": r["seed"],
+            "role": r["role"],
+        }
         write_json(folder / "settings.json", {"settings": settings, "provenance": where})
-        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in r["history"]))
+        atomic_write_text(
+            folder / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in r["history"])
+        )
     return base
 
 
@@ -204,28 +288,42 @@ def stored_figure1(tag: str = "full") -> tuple[list[dict], dict | None]:
     """The runs stored by :func:`save_figure1` under ``results/figure1`` (``[]`` if none) and the
     provenance of the first (``None`` if none), in :func:`run_figure1`'s format."""
     stored = stored_runs("figure1", f"{tag}-")
-    runs = [{"activation": s["settings"]["activation"], "lr": s["settings"]["lr"], "seed": s["settings"]["seed"],
-             "role": s["settings"]["role"], "history": s["metrics"], "settings": s["settings"]} for s in stored]
+    runs = [
+        {
+            "activation": s["settings"]["activation"],
+            "lr": s["settings"]["lr"],
+            "seed": s["settings"]["seed"],
+            "role": s["settings"]["role"],
+            "history": s["metrics"],
+            "settings": s["settings"],
+        }
+        for s in stored
+    ]
     return runs, (stored[0]["provenance"] if stored else None)
 
 
 def format_figure1(summary: dict) -> str:
     """:func:`summarise_figure1` as a text table: per threshold and seed, the epochs each net needed
-    and the ratio tanh / ReLU, then the ratio's mean and range over the seeds where both got there."""
-    lines = ["learning rates chosen: " + ", ".join(f"{a} {lr:g}" for a, lr in summary["lr"].items())]
+    and the ratio tanh / ReLU, then the ratio's mean and range over the seeds where both got
+    there."""
+    lines = [
+        "learning rates chosen: " + ", ".join(f"{a} {lr:g}" for a, lr in summary["lr"].items())
+    ]
     fmt = lambda v: "not reached" if v is None else f"{v:.2f}"
     for t, row in summary["by_threshold"].items():
         lines.append(f"\nepochs to {t:g}% training error")
         lines.append(f"{'seed':>6} {'ReLU':>12} {'tanh':>12} {'tanh / ReLU':>12}")
         for seed, r, h, q in zip(row["seeds"], row["relu"], row["tanh"], row["ratio"]):
-            lines.append(f"{seed:>6} {fmt(r):>12} {fmt(h):>12} {'-' if q is None else f'{q:.2f}':>12}")
+            lines.append(
+                f"{seed:>6} {fmt(r):>12} {fmt(h):>12} {'-' if q is None else f'{q:.2f}':>12}"
+            )
         ratios = [q for q in row["ratio"] if q is not None]
         if ratios:
             mean = sum(ratios) / len(ratios)
-            lines.append(f"ratio over {len(ratios)} of {len(row['seeds'])} seeds: mean {mean:.2f}, "
-                         f"range {min(ratios):.2f} to {max(ratios):.2f}")
+            lines.append(
+                f"ratio over {len(ratios)} of {len(row['seeds'])} seeds: mean {mean:.2f}, "
+                f"range {min(ratios):.2f} to {max(ratios):.2f}"
+            )
         else:
             lines.append("no seed where both nets reached this level: no ratio")
     return "\n".join(lines)
-
-

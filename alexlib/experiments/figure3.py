@@ -8,14 +8,19 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from torchvision.models import AlexNet_Weights
 
 from .._io import results_dir
 from ..config import preset
 from ..model import get_layer
-from ..train import RunSettings, load_checkpoint, model_from_checkpoint, read_metrics, stored_runs, train_run
-
+from ..train import (
+    RunSettings,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_metrics,
+    stored_runs,
+    train_run,
+)
 
 # ==============================================================================================
 # Figure 3: the learned conv1 kernels and their colour (Paper: section 6.1)
@@ -23,7 +28,8 @@ from ..train import RunSettings, load_checkpoint, model_from_checkpoint, read_me
 # The settings per scale are the registry's "figure3" presets (alexlib.config.PRESETS).
 
 # A kernel's two towers are said to split as the paper reports when nearly every kernel of one tower
-# is more colour-selective than nearly every kernel of the other: separation (below) of at least 0.9.
+# is more colour-selective than nearly every kernel of the other: separation (below) of at least
+# 0.9.
 SPLIT_SEPARATION = 0.9
 
 
@@ -37,7 +43,9 @@ def colour_selectivity(kernels: torch.Tensor) -> torch.Tensor:
     kernel drawn at random, or one living in a single channel, 2/3. Paper: section 6.1, Figure 3.
     """
     if kernels.dim() != 4 or kernels.shape[1] != 3:
-        raise ValueError(f"colour_selectivity() wants RGB kernels (K, 3, h, w); got {tuple(kernels.shape)}")
+        raise ValueError(
+            f"colour_selectivity() wants RGB kernels (K, 3, h, w); got {tuple(kernels.shape)}"
+        )
     w = kernels.detach().double()
     # grey component g = mean over R, G, B at each position: the projection on (1, 1, 1)/sqrt(3)
     grey = w.mean(dim=1, keepdim=True).expand_as(w)  # (K, 3, h, w)
@@ -59,9 +67,9 @@ def bimodality_coefficient(values: torch.Tensor) -> float:
     m2, m3, m4 = d.pow(2).mean(), d.pow(3).mean(), d.pow(4).mean()
     if m2 == 0:
         return float("nan")
-    g = (m3 / m2 ** 1.5) * math.sqrt(n * (n - 1)) / (n - 2)  # skewness G1
-    k = ((n + 1) * (m4 / m2 ** 2 - 3) + 6) * (n - 1) / ((n - 2) * (n - 3))  # excess kurtosis G2
-    return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+    g = (m3 / m2**1.5) * math.sqrt(n * (n - 1)) / (n - 2)  # skewness G1
+    k = ((n + 1) * (m4 / m2**2 - 3) + 6) * (n - 1) / ((n - 2) * (n - 3))  # excess kurtosis G2
+    return float((g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
 
 
 def tower_split(tower1: torch.Tensor, tower2: torch.Tensor) -> dict:
@@ -79,47 +87,84 @@ def tower_split(tower1: torch.Tensor, tower2: torch.Tensor) -> dict:
     diff = b[None, :] - a[:, None]  # (Ka, Kb)
     auc = ((diff > 0).double().mean() + 0.5 * (diff == 0).double().mean()).item()
     separation = max(auc, 1 - auc)
-    return {"scores": (a, b), "mean": (a.mean().item(), b.mean().item()), "auc": auc, "separation": separation,
-            "colourful_tower": 2 if auc >= 0.5 else 1,
-            "bimodality": (bimodality_coefficient(a), bimodality_coefficient(b), bimodality_coefficient(torch.cat([a, b]))),
-            "agrees": separation >= SPLIT_SEPARATION}
+    return {
+        "scores": (a, b),
+        "mean": (a.mean().item(), b.mean().item()),
+        "auc": auc,
+        "separation": separation,
+        "colourful_tower": 2 if auc >= 0.5 else 1,
+        "bimodality": (
+            bimodality_coefficient(a),
+            bimodality_coefficient(b),
+            bimodality_coefficient(torch.cat([a, b])),
+        ),
+        "agrees": separation >= SPLIT_SEPARATION,
+    }
 
 
 def format_tower_splits(splits: dict[str, dict]) -> str:
     """A text table of :func:`tower_split` results, one row per run (label -> split), and how many
     runs show the paper's split (separation >= ``SPLIT_SEPARATION``)."""
-    lines = [f"{'run':>12} {'mean GPU 1':>11} {'mean GPU 2':>11} {'AUC':>6} {'separation':>11} "
-             f"{'BC GPU 1':>9} {'BC GPU 2':>9} {'BC all':>7}  split as in the paper?"]
+    lines = [
+        f"{'run':>12} {'mean GPU 1':>11} {'mean GPU 2':>11} {'AUC':>6} {'separation':>11} "
+        f"{'BC GPU 1':>9} {'BC GPU 2':>9} {'BC all':>7}  split as in the paper?"
+    ]
     for label, sp in splits.items():
         b1, b2, ball = sp["bimodality"]
-        lines.append(f"{label:>12} {sp['mean'][0]:>11.3f} {sp['mean'][1]:>11.3f} {sp['auc']:>6.3f} "
-                     f"{sp['separation']:>11.3f} {b1:>9.3f} {b2:>9.3f} {ball:>7.3f}  "
-                     f"{'yes' if sp['agrees'] else 'no'}")
+        lines.append(
+            f"{label:>12} {sp['mean'][0]:>11.3f} {sp['mean'][1]:>11.3f} {sp['auc']:>6.3f} "
+            f"{sp['separation']:>11.3f} {b1:>9.3f} {b2:>9.3f} {ball:>7.3f}  "
+            f"{'yes' if sp['agrees'] else 'no'}"
+        )
     agree = sum(sp["agrees"] for sp in splits.values())
-    lines.append(f"{agree} of {len(splits)} runs split into a colour-agnostic and a colour-specific tower "
-                 f"(separation >= {SPLIT_SEPARATION})")
+    lines.append(
+        f"{agree} of {len(splits)} runs split into a colour-agnostic and a colour-specific tower "
+        f"(separation >= {SPLIT_SEPARATION})"
+    )
     return "\n".join(lines)
 
 
-def train_for_kernels(variant: str, scale: str = "smoke", seed: int = 0, *, out: str | Path | None = None,
-                      data=None, data_root=None, device="auto", progress: bool = False, **overrides) -> dict:
+def train_for_kernels(
+    variant: str,
+    scale: str = "smoke",
+    seed: int = 0,
+    *,
+    out: str | Path | None = None,
+    data=None,
+    data_root=None,
+    device="auto",
+    progress: bool = False,
+    **overrides,
+) -> dict:
     """Train ``variant`` on Imagenette with the paper's recipe (:func:`alexlib.train.train_run`)
-    at ``scale`` (the ``figure3`` preset) and return ``{"conv1": (K, 3, 11, 11) kernels, "metrics": per-epoch
-    metrics, "settings": RunSettings, "model": the trained net (CPU, eval mode), "stats": its input
-    statistics, "out": run folder or None}``. ``out``: the run folder, kept (checkpoint, settings,
-    metrics); by default a temporary folder that is deleted afterwards (a paper checkpoint is about
-    0.5 GB). ``data``: optional ``(train, val)`` already decoded at 256. Paper: section 6.1.
+    at ``scale`` (the ``figure3`` preset) and return ``{"conv1": (K, 3, 11, 11) kernels, "metrics":
+    per-epoch metrics, "settings": RunSettings, "model": the trained net (CPU, eval mode), "stats":
+    its input statistics, "out": run folder or None}``. ``out``: the run folder, kept (checkpoint,
+    settings, metrics); by default a temporary folder that is deleted afterwards (a paper checkpoint
+    is about 0.5 GB). ``data``: optional ``(train, val)`` already decoded at 256. Paper: section
+    6.1.
     """
     known = preset("figure3", scale)
     s = preset("figure3", scale, **{k: v for k, v in overrides.items() if k in known})
     extra = {k: v for k, v in overrides.items() if k not in known}
-    settings = RunSettings(dataset=s["dataset"], variant=variant, epochs=s["epochs"], batch_size=s["batch_size"],
-                           train_per_class=s["train_per_class"], val_per_class=s["val_per_class"], seed=seed,
-                           data_root=data_root, device=device, **extra)
+    settings = RunSettings(
+        dataset=s["dataset"],
+        variant=variant,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        train_per_class=s["train_per_class"],
+        val_per_class=s["val_per_class"],
+        seed=seed,
+        data_root=data_root,
+        device=device,
+        **extra,
+    )
     keep = out is not None
     out = Path(out) if keep else Path(tempfile.mkdtemp(prefix=f"alexlib-{variant}-s{seed}-"))
     try:
-        if (out / "checkpoint.pt").exists():  # a finished run in that folder is reused, an unfinished one resumed
+        if (
+            out / "checkpoint.pt"
+        ).exists():  # a finished run in that folder is reused, an unfinished one resumed
             train_run(settings, out, resume=True, progress=progress, data=data)
         else:
             train_run(settings, out, progress=progress, data=data)
@@ -128,11 +173,19 @@ def train_for_kernels(variant: str, scale: str = "smoke", seed: int = 0, *, out:
     finally:
         if not keep:
             shutil.rmtree(out, ignore_errors=True)
-    return {"conv1": get_layer(model, "conv1").weight.detach().clone(), "metrics": metrics, "settings": settings,
-            "model": model, "stats": stats, "out": str(out) if keep else None}
+    return {
+        "conv1": get_layer(model, "conv1").weight.detach().clone(),
+        "metrics": metrics,
+        "settings": settings,
+        "model": model,
+        "stats": stats,
+        "out": str(out) if keep else None,
+    }
 
 
-TORCHVISION_ALEXNET = "alexnet-owt-7be5be79.pth"  # the file torchvision's IMAGENET1K_V1 weights are saved as
+TORCHVISION_ALEXNET = (
+    "alexnet-owt-7be5be79.pth"  # the file torchvision's IMAGENET1K_V1 weights are saved as
+)
 
 
 def pretrained_conv1(download: bool = False) -> torch.Tensor | None:
@@ -148,13 +201,18 @@ def pretrained_conv1(download: bool = False) -> torch.Tensor | None:
     return state["features.0.weight"].clone()
 
 
-def save_figure3(variant: str, seed: int, trained: dict, base: Path | None = None, tag: str = "full") -> Path:
+def save_figure3(
+    variant: str, seed: int, trained: dict, base: Path | None = None, tag: str = "full"
+) -> Path:
     """Store one run's conv1 kernels (``conv1.pt``, small) with its ``settings.json`` (settings and
     provenance) and ``metrics.jsonl`` under ``<base>/<tag>-<variant>-s<seed>/`` (``base``:
     ``results/figure3``). ``trained`` must come from a kept run folder (``out=`` given); its large
     checkpoint stays there, not in ``results/``."""
     if not trained.get("out"):
-        raise ValueError("save_figure3() needs a run trained with out=<folder> (its settings.json and metrics.jsonl)")
+        raise ValueError(
+            "save_figure3() needs a run trained with out=<folder> (its settings.json and "
+            "metrics.jsonl)"
+        )
     base = Path(base) if base is not None else results_dir() / "figure3"
     folder = base / f"{tag}-{variant}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,8 +229,12 @@ def stored_figure3(tag: str = "full") -> list[dict]:
     for run in stored_runs("figure3", f"{tag}-"):
         path = results_dir() / "figure3" / run["name"] / "conv1.pt"
         if path.is_file():
-            runs.append({**run, "conv1": torch.load(path, weights_only=True), "variant": run["settings"]["variant"],
-                         "seed": run["settings"]["seed"]})
+            runs.append(
+                {
+                    **run,
+                    "conv1": torch.load(path, weights_only=True),
+                    "variant": run["settings"]["variant"],
+                    "seed": run["settings"]["seed"],
+                }
+            )
     return runs
-
-

@@ -1,4 +1,5 @@
-"""Figure 4: what the network learned: top-5 predictions and nearest neighbours in fc7 (Paper: section 6.1)."""
+"""Figure 4: what the network learned: top-5 predictions and nearest neighbours in fc7 (Paper:
+section 6.1)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from ..model import get_layer
 from ..train import load_checkpoint, model_from_checkpoint, stored_runs
 from .figure3 import train_for_kernels
 
-
 # ==============================================================================================
 # Figure 4: what the network learned: top-5 and nearest neighbours in fc7 (Paper: section 6.1)
 
@@ -27,17 +27,21 @@ from .figure3 import train_for_kernels
 
 
 def _check_search(queries: torch.Tensor, database: torch.Tensor, k: int, width: str) -> None:
-    """Queries (Q, width) and database (N, width) of one width, and 1 <= k <= N, or a clear error."""
+    """Queries (Q, width) and database (N, width) of one width, and 1 <= k <= N, or a clear
+    error."""
     if queries.dim() != 2 or database.dim() != 2 or queries.shape[1] != database.shape[1]:
-        raise ValueError(f"want queries (Q, {width}) and database (N, {width}) with the same {width}; got "
-                         f"{tuple(queries.shape)} and {tuple(database.shape)}")
+        raise ValueError(
+            f"want queries (Q, {width}) and database (N, {width}) with the same {width}; got "
+            f"{tuple(queries.shape)} and {tuple(database.shape)}"
+        )
     if not 1 <= k <= len(database):
         raise ValueError(f"k must be between 1 and the database size {len(database)}, got {k}")
 
 
 @torch.no_grad()
-def nearest_neighbours(queries: torch.Tensor, database: torch.Tensor, k: int, *, device="auto",
-                       chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(
+    queries: torch.Tensor, database: torch.Tensor, k: int, *, device="auto", chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` rows of ``database`` (N, D) nearest to each row of ``queries`` (Q, D) in Euclidean
     distance, computed on ``device`` as batched matrix products, ``chunk`` database rows at a time
     (each chunk is converted to float32 there, so a uint8 pixel database stays small in memory).
@@ -51,7 +55,7 @@ def nearest_neighbours(queries: torch.Tensor, database: torch.Tensor, k: int, *,
     best_d = torch.full((len(q), 0), float("inf"), device=device)
     best_i = torch.zeros((len(q), 0), dtype=torch.long, device=device)
     for start in range(0, len(database), chunk):
-        d = database[start:start + chunk].to(device).float()  # (C, D)
+        d = database[start : start + chunk].to(device).float()  # (C, D)
         # |q - d|^2 = |q|^2 - 2 q.d + |d|^2, for every (query, row) pair at once
         dist = (q_sq - 2 * q @ d.T + d.pow(2).sum(dim=1)[None, :]).clamp_min_(0)  # (Q, C)
         idx = torch.arange(start, start + len(d), device=device).expand(len(q), -1)  # (Q, C)
@@ -87,8 +91,17 @@ class BinaryAutoencoder(nn.Module):
         return self.decoder(code)  # (N, D)
 
 
-def train_autoencoder(feats: torch.Tensor, bits: int, *, epochs: int = 60, lr: float = 1e-3, batch_size: int = 256,
-                      hidden: int = 1024, seed: int = 0, device="auto") -> tuple[BinaryAutoencoder, dict]:
+def train_autoencoder(
+    feats: torch.Tensor,
+    bits: int,
+    *,
+    epochs: int = 60,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    hidden: int = 1024,
+    seed: int = 0,
+    device="auto",
+) -> tuple[BinaryAutoencoder, dict]:
     """Fit a :class:`BinaryAutoencoder` to ``feats`` (N, D) (e.g. fc7 vectors) with Adam, minimising
     the mean squared reconstruction error of the features centred on their mean and scaled to unit
     mean norm (so the code spends its bits on what tells images apart, not on what they share).
@@ -108,7 +121,7 @@ def train_autoencoder(feats: torch.Tensor, bits: int, *, epochs: int = 60, lr: f
     def batches():  # (x, target) pairs: the auto-encoder's target is its input
         order = torch.randperm(len(x_all), generator=generator).to(device)
         for start in range(0, len(x_all), batch_size):
-            x = x_all[order[start:start + batch_size]]  # (B, D)
+            x = x_all[order[start : start + batch_size]]  # (B, D)
             yield x, x
 
     loss = float("nan")
@@ -119,14 +132,15 @@ def train_autoencoder(feats: torch.Tensor, bits: int, *, epochs: int = 60, lr: f
 
 @torch.no_grad()
 def binary_codes(model: BinaryAutoencoder, info: dict, feats: torch.Tensor) -> torch.Tensor:
-    """The binary codes (N, bits) bool of ``feats`` (N, D) under a model from :func:`train_autoencoder`
-    (``info``: its centring and scale)."""
+    """The binary codes (N, bits) bool of ``feats`` (N, D) under a model from
+    :func:`train_autoencoder` (``info``: its centring and scale)."""
     return model.code((feats.float() - info["mean"]) * info["scale"])
 
 
 @torch.no_grad()
-def hamming_neighbours(query_codes: torch.Tensor, database_codes: torch.Tensor, k: int, *,
-                       device="auto") -> tuple[torch.Tensor, torch.Tensor]:
+def hamming_neighbours(
+    query_codes: torch.Tensor, database_codes: torch.Tensor, k: int, *, device="auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` database codes nearest to each query code in Hamming distance (the number of bits
     that differ), ties broken by database order. Codes: bool or 0/1 (Q, bits) and (N, bits).
     Returns ``(indices (Q, k), distances (Q, k))`` on the CPU."""
@@ -146,7 +160,9 @@ def neighbour_recall(found: torch.Tensor, true: torch.Tensor) -> float:
     return hits.mean().item()
 
 
-def class_precision(neighbours: torch.Tensor, query_labels: torch.Tensor, database_labels: torch.Tensor) -> float:
+def class_precision(
+    neighbours: torch.Tensor, query_labels: torch.Tensor, database_labels: torch.Tensor
+) -> float:
     """The share of retrieved neighbours (Q, k) whose class is the query's (precision at k)."""
     return (database_labels[neighbours] == query_labels[:, None]).float().mean().item()
 
@@ -155,9 +171,19 @@ def _picked(n: int, count: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
-def run_figure4(scale: str = "smoke", seed: int = 0, *, trained: dict | None = None, data=None, data_root=None,
-                device="auto", progress: bool = False, **overrides) -> dict:
-    """Figure 4's experiment on Imagenette: train the ``paper`` net (or take ``trained``, a result of
+def run_figure4(
+    scale: str = "smoke",
+    seed: int = 0,
+    *,
+    trained: dict | None = None,
+    data=None,
+    data_root=None,
+    device="auto",
+    progress: bool = False,
+    **overrides,
+) -> dict:
+    """Figure 4's experiment on Imagenette: train the ``paper`` net (or take ``trained``, a result
+    of
     :func:`train_for_kernels`), then
 
     - ``top5``: for eight validation images, the five most probable classes and their probabilities;
@@ -172,20 +198,46 @@ def run_figure4(scale: str = "smoke", seed: int = 0, *, trained: dict | None = N
     s = preset("figure4", scale, **overrides)
     device = resolve_device(device)
     if data is None:
-        train = load(s["dataset"], "train", root=data_root, size=256, per_class=s["train_per_class"], seed=seed,
-                     progress=progress)
-        val = load(s["dataset"], "val", root=data_root, size=256, per_class=s["val_per_class"], seed=seed,
-                   progress=progress)
+        train = load(
+            s["dataset"],
+            "train",
+            root=data_root,
+            size=256,
+            per_class=s["train_per_class"],
+            seed=seed,
+            progress=progress,
+        )
+        val = load(
+            s["dataset"],
+            "val",
+            root=data_root,
+            size=256,
+            per_class=s["val_per_class"],
+            seed=seed,
+            progress=progress,
+        )
     else:
         train, val = data
     if trained is None:
-        trained = train_for_kernels("paper", scale, seed, data=(train, val), data_root=data_root, device=str(device),
-                                    progress=progress, epochs=s["epochs"], batch_size=s["batch_size"],
-                                    train_per_class=s["train_per_class"], val_per_class=s["val_per_class"])
+        trained = train_for_kernels(
+            "paper",
+            scale,
+            seed,
+            data=(train, val),
+            data_root=data_root,
+            device=str(device),
+            progress=progress,
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            train_per_class=s["train_per_class"],
+            val_per_class=s["val_per_class"],
+        )
     if "model" in trained:
         model, stats = trained["model"], trained["stats"]
     else:  # a kept run folder, e.g. figure 3's full-scale paper net
-        model, _, stats = model_from_checkpoint(load_checkpoint(Path(trained["out"]) / "checkpoint.pt"))
+        model, _, stats = model_from_checkpoint(
+            load_checkpoint(Path(trained["out"]) / "checkpoint.pt")
+        )
     model.to(device)
     stats = stats.to(device)
 
@@ -203,29 +255,50 @@ def run_figure4(scale: str = "smoke", seed: int = 0, *, trained: dict | None = N
     pixels_val = center_crop(val.images).flatten(1)
     nn_pix, _ = nearest_neighbours(pixels_val, pixels_train, k, device=device)
 
-    retrieval = {"pixels": {"precision": class_precision(nn_pix, val.labels, train.labels)},
-                 "fc7": {"precision": class_precision(nn_fc7, val.labels, train.labels)}}
+    retrieval = {
+        "pixels": {"precision": class_precision(nn_pix, val.labels, train.labels)},
+        "fc7": {"precision": class_precision(nn_fc7, val.labels, train.labels)},
+    }
     for bits in s["bits"]:
         ae, info = train_autoencoder(f_train, bits, epochs=s["ae_epochs"], seed=seed, device=device)
         codes_train = binary_codes(ae, info, f_train)  # (N, bits) bool
         codes_val = binary_codes(ae, info, f_val)
         nn_code, _ = hamming_neighbours(codes_val, codes_train, k, device=device)
-        retrieval[f"{bits}-bit codes"] = {"precision": class_precision(nn_code, val.labels, train.labels),
-                                          "fc7_recall": neighbour_recall(nn_code, nn_fc7), "ae_loss": info["loss"],
-                                          "code_bytes": bits // 8}
+        retrieval[f"{bits}-bit codes"] = {
+            "precision": class_precision(nn_code, val.labels, train.labels),
+            "fc7_recall": neighbour_recall(nn_code, nn_fc7),
+            "ae_loss": info["loss"],
+            "code_bytes": bits // 8,
+        }
     return {
-        "top5": {"images": shown.tolist(), "classes": top_c.tolist(), "probs": top_p.tolist(),
-                 "labels": val.labels[shown].tolist()},
-        "neighbours": {"queries": queries.tolist(), "fc7": nn_fc7[queries].tolist(), "pixels": nn_pix[queries].tolist()},
-        "retrieval": retrieval, "k": k, "classes": list(train.classes), "train_images": len(train),
-        "val_images": len(val), "metrics": trained["metrics"], "settings": {**s, "scale": scale, "seed": seed},
-        "val": val, "train": train,
+        "top5": {
+            "images": shown.tolist(),
+            "classes": top_c.tolist(),
+            "probs": top_p.tolist(),
+            "labels": val.labels[shown].tolist(),
+        },
+        "neighbours": {
+            "queries": queries.tolist(),
+            "fc7": nn_fc7[queries].tolist(),
+            "pixels": nn_pix[queries].tolist(),
+        },
+        "retrieval": retrieval,
+        "k": k,
+        "classes": list(train.classes),
+        "train_images": len(train),
+        "val_images": len(val),
+        "metrics": trained["metrics"],
+        "settings": {**s, "scale": scale, "seed": seed},
+        "val": val,
+        "train": train,
     }
 
 
 def format_retrieval(retrieval: dict, k: int) -> str:
     """:func:`run_figure4`'s retrieval scores as a text table."""
-    lines = [f"{'space':>16} {'bytes/image':>12} {f'same class @{k}':>15} {'fc7 neighbours found':>21}"]
+    lines = [
+        f"{'space':>16} {'bytes/image':>12} {f'same class @{k}':>15} {'fc7 neighbours found':>21}"
+    ]
     for space, r in retrieval.items():
         size = {"pixels": 3 * 224 * 224, "fc7": 4096 * 4}.get(space, r.get("code_bytes"))
         recall = f"{100 * r['fc7_recall']:.1f}%" if "fc7_recall" in r else "-"
@@ -240,9 +313,16 @@ def save_figure4(result: dict, base: Path | None = None, tag: str = "full") -> P
     base = Path(base) if base is not None else results_dir() / "figure4"
     folder = base / f"{tag}-s{result['settings']['seed']}"
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "settings.json", {"settings": result["settings"], "provenance": provenance()})
-    atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in result["metrics"]))
-    write_json(folder / "figure4.json", {k: v for k, v in result.items() if k not in ("val", "train", "metrics")})
+    write_json(
+        folder / "settings.json", {"settings": result["settings"], "provenance": provenance()}
+    )
+    atomic_write_text(
+        folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in result["metrics"])
+    )
+    write_json(
+        folder / "figure4.json",
+        {k: v for k, v in result.items() if k not in ("val", "train", "metrics")},
+    )
     return folder
 
 
@@ -254,5 +334,3 @@ def stored_figure4(tag: str = "full") -> list[dict]:
         if path.is_file():
             runs.append({**run, "figure4": json.loads(path.read_text())})
     return runs
-
-

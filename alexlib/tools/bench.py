@@ -1,7 +1,8 @@
-"""``python -m alexlib bench``: training throughput of the paper's net against torchvision's ``alexnet``.
+"""``python -m alexlib bench``: training throughput of the paper's net against torchvision's
+``alexnet``.
 
-    python -m alexlib bench                   # on the GPU: torchvision vs naive paper net vs alexlib's
-    python -m alexlib bench --sweep           # also each fast form on its own: what each one buys
+    python -m alexlib bench                       # GPU: torchvision vs naive paper net vs alexlib's
+    python -m alexlib bench --sweep               # also each fast form alone: what each one buys
     python -m alexlib bench --tiny --device cpu   # CI size: batch 2, no compile; checks, not speed
 
 Every row is the same training step (forward, cross-entropy, backward, SGD with momentum and weight
@@ -14,14 +15,14 @@ Rows:
 ``torchvision alexnet``
     ``torchvision.models.alexnet``: the one-tower 64-192-384-256-256 net, no LRN. The yardstick.
 ``paper, reference layers``
-    ``alexlib.model.build("paper")`` as the chapters build it: ``groups=2`` convolutions and PyTorch's
-    LRN per tower. The naive faithful net.
+    ``alexlib.model.build("paper")`` as the chapters build it: ``groups=2`` convolutions and
+    PyTorch's LRN per tower. The naive faithful net.
 ``paper, alexlib``
     The same net after :func:`alexlib.fast.speed_up` with :data:`alexlib.fast.DEFAULTS`: what
     ``alexlib.train.train_run`` trains on a GPU.
 ``--sweep``
-    Each fast form alone (and all together), the compiler's autotuning and CUDA-graph modes, and the
-    reference points of the issue: the paper net without LRN, with ``groups=2`` and with ``groups=1``.
+    Each fast form alone (and all together), the compiler's autotuning and CUDA-graph modes, and
+    the yardsticks: the paper net without LRN, with ``groups=2`` and with ``groups=1``.
 
 Then every fast form is checked against the reference layers, layer by layer, for equal outputs and
 gradients (:func:`alexlib.fast.check_equal`). A CUDA run is saved with its provenance under
@@ -62,7 +63,9 @@ class Row:
 
     name: str
     net: str = "paper"  # "torchvision", "paper", "paper-nolrn", "paper-nolrn-g1"
-    fast: dict | None = None  # keyword arguments of alexlib.fast.speed_up; None: the reference layers
+    fast: dict | None = (
+        None  # keyword arguments of alexlib.fast.speed_up; None: the reference layers
+    )
     compile_mode: str | None = "default"  # None: eager
     group: str = "main"  # "main" rows always run; "sweep" rows with --sweep
     note: str = ""
@@ -71,7 +74,11 @@ class Row:
 def bench_rows(sweep: bool, *, triton: bool) -> list[Row]:
     """The rows to measure (``triton``: whether the Triton LRN can run here)."""
     rows = [
-        Row("torchvision alexnet", net="torchvision", note="64-192-384-256-256, no LRN (the yardstick)"),
+        Row(
+            "torchvision alexnet",
+            net="torchvision",
+            note="64-192-384-256-256, no LRN (the yardstick)",
+        ),
         Row("paper, reference layers", fast=None, note="groups=2 convs, PyTorch LRN per tower"),
         Row("paper, alexlib", fast=dict(DEFAULTS), note="fast.speed_up with fast.DEFAULTS"),
     ]
@@ -86,15 +93,47 @@ def bench_rows(sweep: bool, *, triton: bool) -> list[Row]:
     rows.append(Row("paper, conv1=s2d", fast={**base, "conv1": "s2d"}, group="sweep"))
     for impl in [i for i in ("shift", "triton") if i in lrns]:
         for towers in ("dense", "separate"):
-            rows.append(Row(f"paper, LRN={impl} + towers={towers} + conv1=s2d",
-                               fast={"lrn": impl, "conv": towers, "conv1": "s2d"}, group="sweep"))
-    rows.append(Row("paper, alexlib, max-autotune", fast=dict(DEFAULTS), compile_mode="max-autotune-no-cudagraphs",
-                       group="sweep", note="compiler autotunes conv/matmul choices"))
-    rows.append(Row("paper, alexlib, CUDA graphs", fast=dict(DEFAULTS), compile_mode="reduce-overhead",
-                       group="sweep", note="whole forward/backward replayed as a CUDA graph"))
-    rows.append(Row("paper without LRN, groups=2", net="paper-nolrn", group="sweep", note="first milestone's yardstick"))
-    rows.append(Row("paper without LRN, groups=1", net="paper-nolrn-g1", group="sweep",
-                       note="dense convs: more parameters, not the paper's net"))
+            rows.append(
+                Row(
+                    f"paper, LRN={impl} + towers={towers} + conv1=s2d",
+                    fast={"lrn": impl, "conv": towers, "conv1": "s2d"},
+                    group="sweep",
+                )
+            )
+    rows.append(
+        Row(
+            "paper, alexlib, max-autotune",
+            fast=dict(DEFAULTS),
+            compile_mode="max-autotune-no-cudagraphs",
+            group="sweep",
+            note="compiler autotunes conv/matmul choices",
+        )
+    )
+    rows.append(
+        Row(
+            "paper, alexlib, CUDA graphs",
+            fast=dict(DEFAULTS),
+            compile_mode="reduce-overhead",
+            group="sweep",
+            note="whole forward/backward replayed as a CUDA graph",
+        )
+    )
+    rows.append(
+        Row(
+            "paper without LRN, groups=2",
+            net="paper-nolrn",
+            group="sweep",
+            note="first milestone's yardstick",
+        )
+    )
+    rows.append(
+        Row(
+            "paper without LRN, groups=1",
+            net="paper-nolrn-g1",
+            group="sweep",
+            note="dense convs: more parameters, not the paper's net",
+        )
+    )
     return rows
 
 
@@ -104,7 +143,11 @@ def build_net(spec: Row, num_classes: int = 1000) -> nn.Module:
         return torchvision.models.alexnet(num_classes=num_classes)
     if spec.net == "paper-nolrn-g1":
         features = _five_convs((96, 256, 384, 384, 256), (1, 1, 1, 1, 1), norm="none")
-        net = AlexNet(features, _fc_head(9216, 4096, num_classes, 0.5, paper_order=True), variant="paper-nolrn-g1")
+        net = AlexNet(
+            features,
+            _fc_head(9216, 4096, num_classes, 0.5, paper_order=True),
+            variant="paper-nolrn-g1",
+        )
     else:
         net = build(spec.net, num_classes=num_classes)
     if spec.fast is not None:
@@ -117,9 +160,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(spec: Row, *, device: torch.device, batch_size: int, steps: int, warmup: int,
-            compile: bool = True, amp: bool = True) -> dict:
-    """Images per second of the training step of one row (plus step time, peak memory, warm-up time)."""
+def measure(
+    spec: Row,
+    *,
+    device: torch.device,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    compile: bool = True,
+    amp: bool = True,
+) -> dict:
+    """Images per second of the training step of one row (plus step time, peak memory, warm-up
+    time)."""
     cuda = device.type == "cuda"
     torch.manual_seed(0)
     net = build_net(spec).to(device)
@@ -132,10 +184,17 @@ def measure(spec: Row, *, device: torch.device, batch_size: int, steps: int, war
         step_net = torch.compile(net, mode=mode)
     optimizer = sgd_paper(net, lr=0.01)  # fused into one kernel on CUDA
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, 3, 224, 224, generator=gen).to(device).contiguous(memory_format=memory_format)
+    x = (
+        torch.randn(batch_size, 3, 224, 224, generator=gen)
+        .to(device)
+        .contiguous(memory_format=memory_format)
+    )
     y = torch.randint(0, 1000, (batch_size,), generator=gen).to(device)
+
     def step() -> torch.Tensor:  # the engine's training step, as train_run takes it
-        if mode == "reduce-overhead":  # a new iteration: the CUDA graphs may reuse the last one's memory
+        if (
+            mode == "reduce-overhead"
+        ):  # a new iteration: the CUDA graphs may reuse the last one's memory
             torch.compiler.cudagraph_mark_step_begin()
         return train_step(step_net, x, y, optimizer, amp=cuda and amp)[0]
 
@@ -153,10 +212,18 @@ def measure(spec: Row, *, device: torch.device, batch_size: int, steps: int, war
     seconds = time.perf_counter() - started
     if not math.isfinite(loss.item()):
         raise RuntimeError(f"{spec.name}: the training loss became {loss.item()}")
-    row = {"name": spec.name, "group": spec.group, "net": spec.net, "fast": spec.fast,
-           "compile_mode": mode, "note": spec.note, "images_per_s": batch_size * steps / seconds,
-           "ms_per_step": 1000 * seconds / steps, "warmup_s": warm_s,
-           "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None}
+    row = {
+        "name": spec.name,
+        "group": spec.group,
+        "net": spec.net,
+        "fast": spec.fast,
+        "compile_mode": mode,
+        "note": spec.note,
+        "images_per_s": batch_size * steps / seconds,
+        "ms_per_step": 1000 * seconds / steps,
+        "warmup_s": warm_s,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+    }
     return row
 
 
@@ -170,7 +237,10 @@ def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> l
     lrns = ["shift", "banded"] + (["triton"] if triton else [])
     rows = []
     combos = [{"lrn": impl, "conv": "dense", "conv1": "s2d"} for impl in lrns]
-    combos += [{"lrn": "shift", "conv": "split"}, {"lrn": "shift", "conv": "separate", "conv1": "s2d"}]
+    combos += [
+        {"lrn": "shift", "conv": "split"},
+        {"lrn": "shift", "conv": "separate", "conv1": "s2d"},
+    ]
     for combo in combos:
         net = fast.speed_up(copy.deepcopy(reference), **combo)
         for name, r in fast.check_equal(reference, net, x).items():
@@ -184,11 +254,17 @@ def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> l
             seen.add((r["layer"], r["impl"]))
             unique.append(r)
     order = {n: i for i, (n, _) in enumerate(layer_names(reference))}
-    return sorted(unique, key=lambda r: order.get(r["layer"], len(order)))  # forward order, stable per layer
+    return sorted(
+        unique, key=lambda r: order.get(r["layer"], len(order))
+    )  # forward order, stable per layer
 
 
 def versions(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
     if triton_available():
         import triton
 
@@ -199,44 +275,67 @@ def versions(device: torch.device) -> dict:
         info["cudnn"] = torch.backends.cudnn.version()
     else:
         info["gpu"] = None
-        info["cpu"] = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+        info["cpu"] = (
+            f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} threads)"
+        )
     return info
 
 
 def format_table(result: dict) -> str:
     """The benchmark's rows as a Markdown table, with each row's ratio to torchvision's alexnet."""
     rows = result["rows"]
-    lines = ["| training step | images/s | vs torchvision alexnet | ms/step | peak GiB |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| training step | images/s | vs torchvision alexnet | ms/step | peak GiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['name']} | failed: {r['error']} | | | |")
             continue
         ratio = f"{r['vs_torchvision']:.2f}x" if "vs_torchvision" in r else ""
         mem = f"{r['peak_memory_gib']:.1f}" if r.get("peak_memory_gib") is not None else ""
-        lines.append(f"| {r['name']} | {r['images_per_s']:,.0f} | {ratio} | {r['ms_per_step']:.1f} | {mem} |")
+        lines.append(
+            f"| {r['name']} | {r['images_per_s']:,.0f} | {ratio} | {r['ms_per_step']:.1f} | {mem} |"
+        )
     return "\n".join(lines)
 
 
 def format_checks(result: dict) -> str:
-    lines = ["| layer | form | output | input grad | param grad | equal |", "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "| layer | form | output | input grad | param grad | equal |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for r in result["checks"]:
-        lines.append(f"| {r['layer']} | {r['impl']} | {r['output']:.1e} | {r['input grad']:.1e} | "
-                     f"{r['param grad']:.1e} | {'yes' if r['equal'] else 'NO'} |")
+        lines.append(
+            f"| {r['layer']} | {r['impl']} | {r['output']:.1e} | {r['input grad']:.1e} | "
+            f"{r['param grad']:.1e} | {'yes' if r['equal'] else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
-def run(*, device: str | torch.device = "auto", batch_size: int | None = None, steps: int | None = None,
-        warmup: int | None = None, sweep: bool = False, tiny: bool = False, compile: bool | None = None,
-        only: list[str] | None = None, part: tuple[int, int] | None = None, check: bool = True,
-        progress=print) -> dict:
+def run(
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    steps: int | None = None,
+    warmup: int | None = None,
+    sweep: bool = False,
+    tiny: bool = False,
+    compile: bool | None = None,
+    only: list[str] | None = None,
+    part: tuple[int, int] | None = None,
+    check: bool = True,
+    progress=print,
+) -> dict:
     """Measure the rows in one process and return ``{"rows", "checks", "settings", "provenance"}``.
 
     Defaults: on CUDA batch 512, 20 timed steps after 8 warm-up steps (compilation happens there),
     compiled; ``tiny`` (or the CPU): batch 2, 2 steps after 1, eager. A row that fails (say, out of
-    memory) is reported as failed and the others still run. ``part=(i, n)`` runs the i-th of n slices
-    of the rows (each with the torchvision row, so every slice has its own yardstick): a sweep whose
-    compilations do not fit in one sitting runs as n processes, and :func:`merged_latest` joins them.
+    memory) is reported as failed and the others still run. ``part=(i, n)`` runs the i-th of n
+    slices of the rows (each with the torchvision row, so every slice has its own yardstick): a
+    sweep whose compilations do not fit in one sitting runs as n processes, and
+    :func:`merged_latest` joins them.
     """
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
@@ -245,10 +344,15 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
     steps = steps if steps is not None else (2 if small else 20)
     warmup = warmup if warmup is not None else (1 if small else 8)
     compile = (not small) if compile is None else compile
-    for name, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
+    for name, value, low in (
+        ("batch_size", batch_size, 1),
+        ("steps", steps, 1),
+        ("warmup", warmup, 0),
+    ):
         if not isinstance(value, int) or value < low:
             raise SettingsError(f"{name} must be a whole number >= {low}, got {value!r}")
-    # the Triton kernel runs on CUDA; on the CPU the tests check it in Triton's interpreter (too slow here)
+    # the Triton kernel runs on CUDA; on the CPU the tests check it in Triton's interpreter (too
+    # slow here)
     triton = triton_available() and cuda
     rows_to_run = bench_rows(sweep, triton=triton)
     if only:
@@ -263,22 +367,34 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
             raise SettingsError(f"part must be i/n with 1 <= i <= n, got {i}/{n}")
         yardstick = [c for c in rows_to_run if c.net == "torchvision"]
         others = [c for c in rows_to_run if c.net != "torchvision"]
-        rows_to_run = yardstick + others[i - 1::n]
+        rows_to_run = yardstick + others[i - 1 :: n]
     info = versions(dev)
-    progress(f"device: {info.get('gpu') or info.get('cpu')}; torch {info['torch']}; batch {batch_size}; "
-             f"{steps} timed steps after {warmup}; {'compiled' if compile else 'eager'}"
-             f"{', bf16 autocast, channels-last' if cuda else ', float32'}")
+    progress(
+        f"device: {info.get('gpu') or info.get('cpu')}; torch {info['torch']}; batch {batch_size}; "
+        f"{steps} timed steps after {warmup}; {'compiled' if compile else 'eager'}"
+        f"{', bf16 autocast, channels-last' if cuda else ', float32'}"
+    )
     rows = []
     for spec in rows_to_run:
-        # forget earlier rows' compiled graphs: every row compiles AlexNet.forward again, and past the
-        # compiler's recompilation limit it would silently run the rest eagerly
+        # forget earlier rows' compiled graphs: every row compiles AlexNet.forward again, and past
+        # the compiler's recompilation limit it would silently run the rest eagerly
         torch._dynamo.reset()
         try:
-            row = measure(spec, device=dev, batch_size=batch_size, steps=steps, warmup=warmup, compile=compile)
+            row = measure(
+                spec, device=dev, batch_size=batch_size, steps=steps, warmup=warmup, compile=compile
+            )
             progress(f"  {spec.name:<48} {row['images_per_s']:>10,.0f} images/s")
         except (RuntimeError, torch.OutOfMemoryError) as exc:  # keep the other rows
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            row = {"name": spec.name, "group": spec.group, "net": spec.net, "fast": spec.fast, "error": first}
+            first = (
+                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            )
+            row = {
+                "name": spec.name,
+                "group": spec.group,
+                "net": spec.net,
+                "fast": spec.fast,
+                "error": first,
+            }
             progress(f"  {spec.name:<48} failed: {first}")
         if cuda:
             torch.cuda.empty_cache()
@@ -288,10 +404,26 @@ def run(*, device: str | torch.device = "auto", batch_size: int | None = None, s
         if base is not None and "error" not in r:
             r["vs_torchvision"] = r["images_per_s"] / base["images_per_s"]
     checks = correctness(device=dev, triton=triton) if check else []
-    settings = {"device": str(dev), "batch_size": batch_size, "steps": steps, "warmup": warmup, "compile": compile,
-                "amp": cuda, "channels_last": cuda, "sweep": sweep, "tiny": tiny, "input": [3, 224, 224],
-                "part": list(part) if part else None}
-    return {"rows": rows, "checks": checks, "settings": settings, "versions": info, "provenance": provenance()}
+    settings = {
+        "device": str(dev),
+        "batch_size": batch_size,
+        "steps": steps,
+        "warmup": warmup,
+        "compile": compile,
+        "amp": cuda,
+        "channels_last": cuda,
+        "sweep": sweep,
+        "tiny": tiny,
+        "input": [3, 224, 224],
+        "part": list(part) if part else None,
+    }
+    return {
+        "rows": rows,
+        "checks": checks,
+        "settings": settings,
+        "versions": info,
+        "provenance": provenance(),
+    }
 
 
 def summary_lines(result: dict) -> list[str]:
@@ -303,19 +435,28 @@ def summary_lines(result: dict) -> list[str]:
     naive = by.get("paper, reference layers")
     gpu = result["settings"]["amp"]  # bf16 on CUDA: the setting the goals are stated for
     if tv and ours and "vs_torchvision" in ours:
-        out.append(f"alexlib's paper net / torchvision alexnet: {ours['vs_torchvision']:.2f}x"
-                   + (" (goal: >= 1.0x on an H100)" if gpu else ""))
-    same_run = (lambda a, b: a.get("run", 0) == b.get("run", 0))
+        out.append(
+            f"alexlib's paper net / torchvision alexnet: {ours['vs_torchvision']:.2f}x"
+            + (" (goal: >= 1.0x on an H100)" if gpu else "")
+        )
+    same_run = lambda a, b: a.get("run", 0) == b.get("run", 0)
     if naive and ours and same_run(naive, ours):
-        out.append(f"alexlib's paper net / the same net with reference layers: "
-                   f"{ours['images_per_s'] / naive['images_per_s']:.2f}x")
+        out.append(
+            f"alexlib's paper net / the same net with reference layers: "
+            f"{ours['images_per_s'] / naive['images_per_s']:.2f}x"
+        )
     g1 = by.get("paper without LRN, groups=1")
     if g1 and ours and same_run(g1, ours):
-        out.append(f"alexlib's paper net / paper net without LRN, groups=1: {ours['images_per_s'] / g1['images_per_s']:.2f}x"
-                   + (" (first milestone: >= 1.0x)" if gpu else ""))
+        out.append(
+            f"alexlib's paper net / paper net without LRN, groups=1: "
+            f"{ours['images_per_s'] / g1['images_per_s']:.2f}x"
+            + (" (first milestone: >= 1.0x)" if gpu else "")
+        )
     if not gpu:
-        out.append("(not a GPU in bf16: these numbers show the code runs, not how fast a GPU trains; "
-                   "the goals are stated for an H100)")
+        out.append(
+            "(not a GPU in bf16: these numbers show the code runs, not how fast a GPU trains; "
+            "the goals are stated for an H100)"
+        )
     return out
 
 
@@ -324,7 +465,11 @@ def results_path(result: dict) -> Path:
     slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower()).strip("-")
     stamp = result["provenance"]["date"].replace(":", "").replace("-", "")
     part = result["settings"].get("part")
-    return results_dir() / "bench" / f"{stamp}-{slug}{f'-part{part[0]}of{part[1]}' if part else ''}.json"
+    return (
+        results_dir()
+        / "bench"
+        / f"{stamp}-{slug}{f'-part{part[0]}of{part[1]}' if part else ''}.json"
+    )
 
 
 def saved_runs() -> list[dict]:
@@ -341,8 +486,9 @@ def saved_runs() -> list[dict]:
 def merged_latest(runs: list[dict]) -> dict | None:
     """The newest GPU benchmark: the runs of the newest (GPU, commit) pair joined into one result.
 
-    Rows keep the ratio to torchvision's alexnet measured in their own process; each row gets ``run``,
-    the index of the process it came from, so ratios between rows are taken only within one process.
+    Rows keep the ratio to torchvision's alexnet measured in their own process; each row gets
+    ``run``, the index of the process it came from, so ratios between rows are taken only within one
+    process.
     """
     gpu_runs = [r for r in runs if r["versions"].get("gpu")]
     if not gpu_runs:
@@ -362,19 +508,39 @@ def merged_latest(runs: list[dict]) -> dict | None:
 
 
 def add_arguments(sub) -> None:
-    p = sub.add_parser("bench", help="training images/s: torchvision alexnet vs the paper net, reference and fast")
+    p = sub.add_parser(
+        "bench", help="training images/s: torchvision alexnet vs the paper net, reference and fast"
+    )
     p.add_argument("--device", default="auto", help="auto (cuda, then cpu), cuda or cpu")
     p.add_argument("--batch-size", type=int, help="default 512 on CUDA, 2 on the CPU")
-    p.add_argument("--steps", type=int, help="timed steps per row (default 20 on CUDA, 2 on the CPU)")
-    p.add_argument("--warmup", type=int, help="untimed steps first, compilation included (default 8 / 1)")
-    p.add_argument("--sweep", action="store_true", help="also each fast form alone, compile modes, no-LRN yardsticks")
-    p.add_argument("--only", nargs="*", metavar="ROW", help="run only these rows (names as printed)")
-    p.add_argument("--part", help="I/N: run the I-th of N slices of the rows (the torchvision row in each), "
-                                  "for a sweep that must be split across several sittings")
-    p.add_argument("--tiny", action="store_true", help="CI size: batch 2, eager; shows the code runs")
+    p.add_argument(
+        "--steps", type=int, help="timed steps per row (default 20 on CUDA, 2 on the CPU)"
+    )
+    p.add_argument(
+        "--warmup", type=int, help="untimed steps first, compilation included (default 8 / 1)"
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also each fast form alone, compile modes, no-LRN yardsticks",
+    )
+    p.add_argument(
+        "--only", nargs="*", metavar="ROW", help="run only these rows (names as printed)"
+    )
+    p.add_argument(
+        "--part",
+        help="I/N: run the I-th of N slices of the rows (the torchvision row in each), "
+        "for a sweep that must be split across several sittings",
+    )
+    p.add_argument(
+        "--tiny", action="store_true", help="CI size: batch 2, eager; shows the code runs"
+    )
     p.add_argument("--eager", action="store_true", help="do not torch.compile")
     p.add_argument("--no-check", action="store_true", help="skip the layer-by-layer equality check")
-    p.add_argument("--save", help="write the result JSON here (default on CUDA: results/bench/<date>-<gpu>.json)")
+    p.add_argument(
+        "--save",
+        help="write the result JSON here (default on CUDA: results/bench/<date>-<gpu>.json)",
+    )
     p.add_argument("--no-save", action="store_true")
     p.set_defaults(run=main)
 
@@ -389,9 +555,18 @@ def _part(text: str | None) -> tuple[int, int] | None:
 
 
 def main(args) -> int:
-    result = run(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                 sweep=args.sweep, tiny=args.tiny, compile=False if args.eager else None, only=args.only,
-                 part=_part(args.part), check=not args.no_check)
+    result = run(
+        device=args.device,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        sweep=args.sweep,
+        tiny=args.tiny,
+        compile=False if args.eager else None,
+        only=args.only,
+        part=_part(args.part),
+        check=not args.no_check,
+    )
     print()
     print(format_table(result))
     print()
@@ -404,7 +579,11 @@ def main(args) -> int:
     v = result["versions"]
     print()
     print("versions: " + ", ".join(f"{k} {v[k]}" for k in v if v[k] is not None))
-    path = Path(args.save) if args.save else (results_path(result) if result["settings"]["amp"] else None)
+    path = (
+        Path(args.save)
+        if args.save
+        else (results_path(result) if result["settings"]["amp"] else None)
+    )
     if path is not None and not args.no_save:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(result, indent=1))

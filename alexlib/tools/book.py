@@ -1,16 +1,18 @@
-"""The book's main job: execute every chapter with papermill, build the HTML book, check it in Chromium.
+"""The book's main job: execute every chapter with papermill, build the HTML book, check it in
+Chromium.
 
     python -m alexlib book                  # smoke scale (CPU, minutes), then jupyter-book build -W
     python -m alexlib book --scale full     # the paper's schedule (a GPU)
     python -m alexlib book --check          # ... then load every page in headless Chromium
 
 The chapters in ``notebooks/`` are stored without outputs. Executed copies go to
-``_build/executed/<scale>/``; the book is built from a staged copy of the sources in which each chapter
-is replaced by its executed copy (``_build/stage/``), so the repository's notebooks stay clean. A chapter
-whose source, scale and library code have not changed since its last successful run is not executed
-again.
+``_build/executed/<scale>/``; the book is built from a staged copy of the sources in which each
+chapter is replaced by its executed copy (``_build/stage/``), so the repository's notebooks stay
+clean. A chapter whose source, scale and library code have not changed since its last successful run
+is not executed again.
 
-This module works on a checkout of the repository (it needs ``_toc.yml``), not on an installed package.
+This module works on a checkout of the repository (it needs ``_toc.yml``), not on an installed
+package.
 """
 
 from __future__ import annotations
@@ -34,8 +36,22 @@ from pathlib import Path
 from .._io import atomic_write_text, repo_root
 from ..errors import BookError
 
-__all__ = ["BookError", "repo_root", "toc_files", "chapters", "unlisted_chapters", "executed_path", "is_fresh",
-           "execute_chapter", "stage", "build_html", "PageReport", "chromium_path", "check_html", "main_job"]
+__all__ = [
+    "BookError",
+    "repo_root",
+    "toc_files",
+    "chapters",
+    "unlisted_chapters",
+    "executed_path",
+    "is_fresh",
+    "execute_chapter",
+    "stage",
+    "build_html",
+    "PageReport",
+    "chromium_path",
+    "check_html",
+    "main_job",
+]
 
 # yaml, papermill and playwright are imported where they are used: they belong to the book's tool
 # chain (requirements.txt), not to the library, and a GPU machine running `python -m alexlib train`
@@ -43,7 +59,8 @@ __all__ = ["BookError", "repo_root", "toc_files", "chapters", "unlisted_chapters
 
 
 def toc_files(root: Path) -> list[str]:
-    """Every page of ``_toc.yml`` in reading order, as paths without extension (``notebooks/00_how_to_use``)."""
+    """Every page of ``_toc.yml`` in reading order, as paths without extension
+    (``notebooks/00_how_to_use``)."""
     import yaml
 
     toc = yaml.safe_load((root / "_toc.yml").read_text())
@@ -96,7 +113,8 @@ def is_fresh(root: Path, notebook: Path, scale: str) -> bool:
 
 
 def execute_chapter(root: Path, notebook: Path, scale: str = "smoke", force: bool = False) -> float:
-    """Execute one chapter with papermill at ``scale``; returns its wall time in seconds (0 when reused).
+    """Execute one chapter with papermill at ``scale``; returns its wall time in seconds (0 when
+    reused).
 
     A failed run leaves its partly executed copy at ``_build/executed/<scale>/<name>.failed.ipynb``.
     """
@@ -110,24 +128,31 @@ def execute_chapter(root: Path, notebook: Path, scale: str = "smoke", force: boo
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(notebook), str(failed), parameters={"SCALE": scale}, kernel_name="python3",
-            cwd=str(notebook.parent), progress_bar=False,
+            str(notebook),
+            str(failed),
+            parameters={"SCALE": scale},
+            kernel_name="python3",
+            cwd=str(notebook.parent),
+            progress_bar=False,
         )
     except papermill.PapermillExecutionError as exc:
         raise BookError(
-            f"{notebook.name} failed at smoke scale in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-            f"the executed copy with the traceback is {failed}"
+            f"{notebook.name} failed at smoke scale in cell {exc.exec_count}: {exc.ename}: "
+            f"{exc.evalue}\nthe executed copy with the traceback is {failed}"
         ) from None
     seconds = time.perf_counter() - start
     nb = json.loads(failed.read_text())
     for cell in nb["cells"]:
-        # At smoke scale papermill's injected cell repeats the chapter's own defaults: hide it. At full
-        # scale it stays visible, so the page says which values it really ran with.
+        # At smoke scale papermill's injected cell repeats the chapter's own defaults: hide it. At
+        # full scale it stays visible, so the page says which values it really ran with.
         tags = cell.get("metadata", {}).get("tags", [])
         if scale == "smoke" and "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
     nb.setdefault("metadata", {})["alexlib"] = {
-        "source_digest": _digest(notebook, scale), "scale": scale, "ok": True, "seconds": round(seconds, 1),
+        "source_digest": _digest(notebook, scale),
+        "scale": scale,
+        "ok": True,
+        "seconds": round(seconds, 1),
     }
     atomic_write_text(out, json.dumps(nb, indent=1))
     failed.unlink()
@@ -135,7 +160,8 @@ def execute_chapter(root: Path, notebook: Path, scale: str = "smoke", force: boo
 
 
 def stage(root: Path, scale: str) -> Path:
-    """Copy the book's sources to ``_build/stage`` with each chapter replaced by its executed copy."""
+    """Copy the book's sources to ``_build/stage`` with each chapter replaced by its executed
+    copy."""
     dest = root / "_build" / "stage"
     if dest.exists():
         shutil.rmtree(dest)
@@ -150,7 +176,9 @@ def stage(root: Path, scale: str) -> Path:
     for notebook in chapters(root):
         executed = executed_path(root, notebook, scale)
         if not is_fresh(root, notebook, scale):
-            raise BookError(f"{notebook.name} has not been executed at {scale} scale since it last changed.")
+            raise BookError(
+                f"{notebook.name} has not been executed at {scale} scale since it last changed."
+            )
         shutil.copy2(executed, dest / "notebooks" / notebook.name)
     for extra in (root / "notebooks").iterdir():  # images or data files the chapters refer to
         if extra.suffix != ".ipynb" and extra.is_file():
@@ -162,10 +190,18 @@ def build_html(root: Path, scale: str = "smoke") -> Path:
     """``jupyter-book build -W`` of the staged sources; returns the folder of the HTML book."""
     staged = stage(root, scale)
     jb = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(staged), "-W", "--keep-going"]
+    command = [
+        str(jb) if jb.exists() else "jupyter-book",
+        "build",
+        str(staged),
+        "-W",
+        "--keep-going",
+    ]
     result = subprocess.run(command, cwd=root)
     if result.returncode != 0:
-        raise BookError(f"jupyter-book build failed (exit {result.returncode}); its warnings are printed above.")
+        raise BookError(
+            f"jupyter-book build failed (exit {result.returncode}); its warnings are printed above."
+        )
     html = root / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)
@@ -173,7 +209,8 @@ def build_html(root: Path, scale: str = "smoke") -> Path:
     return html
 
 
-# ----------------------------------------------------------------------------------- checking the HTML
+# ----------------------------------------------------------------------------------- checking the
+# HTML
 
 
 @dataclass
@@ -189,8 +226,8 @@ def chromium_path() -> str:
         if name and shutil.which(name):
             return shutil.which(name)
     raise BookError(
-        "headless Chromium was not found. Install it (Debian/Ubuntu: `sudo apt-get install chromium`) "
-        "or set CHROMIUM=/path/to/chrome."
+        "headless Chromium was not found. Install it (Debian/Ubuntu: `sudo apt-get install "
+        "chromium`) or set CHROMIUM=/path/to/chrome."
     )
 
 
@@ -212,8 +249,8 @@ _LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.h
 
 
 def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[PageReport]:
-    """Load every toc page of the built book in headless Chromium: the page loads, every image in it is
-    decoded by the browser, and every internal link points at a file (and anchor) that exists."""
+    """Load every toc page of the built book in headless Chromium: the page loads, every image in it
+    is decoded by the browser, and every internal link points at a file (and anchor) that exists."""
     from playwright.sync_api import sync_playwright
 
     server = _serve(html)
@@ -223,24 +260,40 @@ def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=chromium_path(), headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync",
-                      "--disable-component-update", "--no-first-run"],
+                executable_path=chromium_path(),
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-sync",
+                    "--disable-component-update",
+                    "--no-first-run",
+                ],
             )
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            # Block everything that is not the local server (fonts or scripts from a CDN): offline here.
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
-                       else route.abort())
+            # Block everything that is not the local server (fonts or scripts from a CDN): offline
+            # here.
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_() if route.request.url.startswith(base) else route.abort()
+                ),
+            )
             for name in toc_files(root):
                 report = PageReport(name)
                 reports.append(report)
                 response = page.goto(base + name + ".html", wait_until="load")
                 if response is None or not response.ok:
-                    report.problems.append(f"page did not load (HTTP {response.status if response else '?'})")
+                    report.problems.append(
+                        f"page did not load (HTTP {response.status if response else '?'})"
+                    )
                     continue
                 if screenshots is not None:
                     screenshots.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(screenshots / (name.replace("/", "__") + ".png")), full_page=True)
+                    page.screenshot(
+                        path=str(screenshots / (name.replace("/", "__") + ".png")), full_page=True
+                    )
                 for img in page.evaluate(_IMAGES_JS):
                     report.images += 1
                     if img["src"].startswith(base) or img["src"].startswith("data:"):
@@ -269,21 +322,28 @@ def _check_links(base: str, links: dict[str, str]) -> dict[str, list[str]]:
             try:
                 with urllib.request.urlopen(url, timeout=10) as reply:
                     body = reply.read()
-                    pages[url] = body.decode("utf-8", "replace") if url.endswith((".html", "/")) else ""
+                    pages[url] = (
+                        body.decode("utf-8", "replace") if url.endswith((".html", "/")) else ""
+                    )
             except OSError:
                 pages[url] = None
         if pages[url] is None:
-            problems.setdefault(source, []).append(f"broken link: {href[len(base):]}")
-        elif fragment and pages[url] and not re.search(
-                r'id="%s"' % re.escape(urllib.parse.unquote(fragment)), pages[url]):
-            problems.setdefault(source, []).append(f"link to a missing anchor: {href[len(base):]}")
+            problems.setdefault(source, []).append(f"broken link: {href[len(base) :]}")
+        elif (
+            fragment
+            and pages[url]
+            and not re.search(f'id="{re.escape(urllib.parse.unquote(fragment))}"', pages[url])
+        ):
+            problems.setdefault(source, []).append(f"link to a missing anchor: {href[len(base) :]}")
     return problems
 
 
 # ----------------------------------------------------------------------------------- the main job
 
 
-def main_job(scale: str = "smoke", execute: bool = True, check: bool = False, only: list[str] | None = None) -> int:
+def main_job(
+    scale: str = "smoke", execute: bool = True, check: bool = False, only: list[str] | None = None
+) -> int:
     root = repo_root()
     total = time.perf_counter()
     if execute:
@@ -299,10 +359,15 @@ def main_job(scale: str = "smoke", execute: bool = True, check: bool = False, on
         reports = check_html(root, html, screenshots=root / "_build" / "screenshots")
         bad = [r for r in reports if r.problems]
         for r in reports:
-            print(f"  {r.page:45s} {r.images:3d} images {r.links:4d} internal links"
-                  f"{'  PROBLEMS: ' + '; '.join(r.problems) if r.problems else ''}")
+            print(
+                f"  {r.page:45s} {r.images:3d} images {r.links:4d} internal links"
+                f"{'  PROBLEMS: ' + '; '.join(r.problems) if r.problems else ''}"
+            )
         if bad:
             raise BookError(f"{len(bad)} page(s) of the built book have problems (listed above).")
-        print(f"checked {len(reports)} pages in headless Chromium: every image shown, no broken internal link")
+        print(
+            f"checked {len(reports)} pages in headless Chromium: every image shown, no broken "
+            f"internal link"
+        )
     print(f"main job done in {time.perf_counter() - total:.0f} s")
     return 0

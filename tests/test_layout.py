@@ -1,0 +1,116 @@
+"""The shape of the library, checked: the import order ``alexlib/__init__.py`` states, one training
+loop and one top-k, and the linter and formatter (ruff, line limit 100) on the whole code base."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import alexlib
+
+PACKAGE = Path(alexlib.__file__).parent
+REPO = PACKAGE.parent
+# modules that belong to a neighbour in the stated order
+PART_OF = {"_lrn_triton": "fast", "__main__": "cli"}
+
+
+def stated_order() -> list[str]:
+    arrows = re.findall(r"^\s+(?:\w+ )?->.*$|^\s+\w+ -> .*$", alexlib.__doc__, re.M)
+    names = re.findall(r"\w+", " ".join(arrows))
+    assert names, "alexlib/__init__.py's docstring states no module order"
+    return names
+
+
+def module_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    top = rel.parts[0]
+    return PART_OF.get(top, top)
+
+
+def imported(path: Path) -> set[str]:
+    """The alexlib modules ``path`` imports from, anywhere in the file."""
+    tree = ast.parse(path.read_text())
+    depth = len(path.relative_to(PACKAGE).parts) - 1  # 0 for alexlib/x.py, 1 for alexlib/pkg/x.py
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = (node.module or "").split(".")
+                if node.level - 1 < depth:  # an import inside the same subpackage
+                    continue
+                names = [parts[0]] if parts[0] else [a.name for a in node.names]
+            elif node.module and node.module.startswith("alexlib."):
+                names = [node.module.split(".")[1]]
+            elif node.module == "alexlib":
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found.update(PART_OF.get(n, n) for n in names if n != "__version__")
+    return found
+
+
+def test_each_module_imports_only_from_its_left():
+    order = stated_order()
+    files = sorted(
+        p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE
+    )
+    for path in files:
+        me = module_of(path)
+        assert me in order, (
+            f"{path.relative_to(REPO)} is missing from the order in alexlib/__init__.py"
+        )
+        for other in imported(path) - {me}:
+            assert other in order, (
+                f"{path.relative_to(REPO)} imports {other}, not in the stated order"
+            )
+            assert order.index(other) < order.index(me), (
+                f"{path.relative_to(REPO)} ({me}) imports {other}, which comes after it in the "
+                f"order stated in alexlib/__init__.py: {' -> '.join(order)}"
+            )
+
+
+def test_one_training_loop_and_one_top_k():
+    sources = {p: p.read_text() for p in PACKAGE.rglob("*.py")}
+    backward = [p.name for p, s in sources.items() if ".backward()" in s]
+    assert backward == ["engine.py"], backward
+    topk_defs = [p.name for p, s in sources.items() if re.search(r"^def topk", s, re.M)]
+    assert sorted(topk_defs) == ["engine.py", "engine.py"][: len(topk_defs)] and topk_defs, (
+        topk_defs
+    )
+    # every top-k count goes through engine.topk_hits: no module ranks class scores itself
+    rankers = [p.name for p, s in sources.items() if re.search(r"\.topk\(.*\)\.indices", s)]
+    assert rankers == ["engine.py"], rankers
+
+
+def test_every_error_a_user_can_cause_is_an_alexlib_error():
+    from alexlib import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.AlexlibError)
+    # no module defines an exception class of its own outside alexlib.errors
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                assert not bases & {"Exception", "RuntimeError", "ValueError"}, (
+                    f"{path.name}: {node.name} is an exception class outside alexlib.errors"
+                )
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_ruff(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, "alexlib", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
