@@ -46,6 +46,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision.datasets import CIFAR10, Imagenette
+from torchvision.models import AlexNet_Weights
+from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
 
 from ._io import atomic_save
 from .errors import DataError
@@ -215,8 +219,6 @@ def resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     ``(3, H, W)`` uint8 -> ``(3, size, size)`` uint8. Paper: section 2 ("we down-sampled the images
     to a fixed resolution of 256 x 256": shorter side to 256, then the central patch).
     """
-    from torchvision.transforms.v2 import functional as TF
-
     if image.shape[-2:] != (size, size):
         if min(image.shape[-2:]) != size:
             image = TF.resize(image, size, antialias=True)
@@ -482,8 +484,6 @@ def _imagenet_names(location: Path, class_ids: list[str]) -> dict[str, str]:
         if isinstance(table, dict):
             return table
     if len(class_ids) == 1000:
-        from torchvision.models import AlexNet_Weights
-
         return dict(zip(class_ids, AlexNet_Weights.IMAGENET1K_V1.meta["categories"]))
     return {}
 
@@ -558,8 +558,6 @@ def _open_path(path: str, split: str) -> Split:
 
 
 def _cifar_official(found: Found, split: str) -> Split:
-    from torchvision.datasets import CIFAR10
-
     try:
         ds = CIFAR10(str(found.location.parent), train=(split == "train"), download=False)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
@@ -622,13 +620,9 @@ def _download(name: str, root) -> Found | None:
     base.mkdir(parents=True, exist_ok=True)
     try:
         if name == "cifar10":
-            from torchvision.datasets import CIFAR10
-
             for train in (True, False):
                 CIFAR10(str(base), train=train, download=True)
         else:
-            from torchvision.datasets import Imagenette
-
             for split in ("train", "val"):
                 Imagenette(str(base), split=split, size="320px", download=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError
@@ -733,8 +727,6 @@ def decode_all(
                 "differ in size, so pass size=... (e.g. size=256) to rescale and centre-crop them."
             )
         out[i] = image
-
-    from tqdm.auto import tqdm
 
     with ThreadPoolExecutor(workers) as pool:
         jobs = pool.map(one, range(len(split)))

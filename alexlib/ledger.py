@@ -1055,7 +1055,7 @@ def ledger_markdown(rows: Sequence[LedgerRow]) -> str:
 
 
 # ==============================================================================================
-# Command line: ``python -m alexlib ledger run|table`` (also ``python -m alexlib.ledger run|table``)
+# Command line: ``python -m alexlib ledger run|table``
 
 
 def add_arguments(subparsers) -> argparse.ArgumentParser:
