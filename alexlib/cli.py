@@ -30,7 +30,7 @@ import torchvision
 from . import __version__
 from .augment import INPUTS
 from .config import SCALES, resolve_device
-from .data import DATASETS, cache_dir, data_root, find, load, search_locations, survey
+from .data import DATASETS, cache_dir, data_root, find, search_locations, survey
 from .errors import AlexlibError, SettingsError, TrainingError
 from .evaluate import predict, topk_errors
 from .ledger import add_arguments as add_ledger_arguments
@@ -175,15 +175,7 @@ def _evaluate(args) -> int:
     model, settings, _ = model_from_checkpoint(checkpoint)
     device = resolve_device(args.device)
     model.to(device)
-    root = args.root or settings.data_root
-    val = load(
-        settings.dataset,
-        "val",
-        root=root,
-        size=settings.image_size,
-        per_class=settings.val_per_class,
-        seed=settings.seed,
-    )
+    val = settings.load_split("val", root=args.root)
     views = ["center"] + (["ten"] if args.ten_crop else [])
     print(
         f"{settings.variant} on {settings.dataset} val ({len(val)} images), epoch "

@@ -46,7 +46,6 @@ import torch
 
 from ._io import provenance, results_dir, write_json
 from .config import SCALES, preset, resolve_device
-from .data import load
 from .errors import LedgerError
 from .evaluate import ensemble, predict, topk_errors
 from .experiments import run_figure1, save_figure1, save_figure3, summarise_figure1, tower_split
@@ -309,26 +308,10 @@ def run_ledger(
             settings.seed if settings.train_per_class else None,
         )
         if key not in data_cache:
-            train = load(
-                settings.dataset,
-                "train",
-                root=data_root,
-                size=settings.image_size,
-                per_class=settings.train_per_class,
-                seed=settings.seed,
-                progress=progress,
-            )
-            val = load(
-                settings.dataset,
-                "val",
-                root=data_root,
-                size=settings.image_size,
-                per_class=settings.val_per_class,
-                seed=settings.seed,
-                progress=progress,
-            )
             data_cache.clear()
-            data_cache[key] = (train, val)
+            data_cache[key] = tuple(
+                settings.load_split(s, progress=progress) for s in ("train", "val")
+            )
         return data_cache[key]
 
     report: list[dict] = []

@@ -334,6 +334,21 @@ class RunSettings:
             )
         self.fixed_drops = tuple(self.fixed_drops)
 
+    def load_split(self, split: str, *, root: str | None = None, progress: bool = False):
+        """This run's ``split`` ("train" or "val") of its dataset, decoded at ``image_size``, its
+        class-balanced subset (``train_per_class``/``val_per_class``, drawn with ``seed``).
+        ``root``: the data root (default: the run's own ``data_root``)."""
+        per_class = self.train_per_class if split == "train" else self.val_per_class
+        return load(
+            self.dataset,
+            split,
+            root=root or self.data_root,
+            size=self.image_size,
+            per_class=per_class,
+            seed=self.seed,
+            progress=progress,
+        )
+
     @classmethod
     def for_scale(cls, scale: str, **overrides) -> RunSettings:
         """The ``train`` preset of ``scale`` (:data:`alexlib.config.PRESETS`; smoke: 20 images per
@@ -534,14 +549,9 @@ def train_run(
     device = resolve_device(settings.device)
     cuda = device.type == "cuda"
     if data is None:
-        split = dict(
-            root=settings.data_root,
-            size=settings.image_size,
-            seed=settings.seed,
-            progress=progress and rank == 0,
+        train, val = (
+            settings.load_split(s, progress=progress and rank == 0) for s in ("train", "val")
         )
-        train = load(settings.dataset, "train", per_class=settings.train_per_class, **split)
-        val = load(settings.dataset, "val", per_class=settings.val_per_class, **split)
     else:
         train, val = data
     num_classes = len(train.classes)
