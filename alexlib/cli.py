@@ -31,7 +31,7 @@ from . import __version__
 from .augment import INPUTS
 from .config import SCALES, resolve_device
 from .data import DATASETS, cache_dir, data_root, find, search_locations, survey
-from .errors import AlexlibError, SettingsError, TrainingError
+from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
 from .ledger import add_arguments as add_ledger_arguments
 from .model import VARIANTS, build, check_input_size, format_summary, options
@@ -103,12 +103,9 @@ def print_data(root: str | None = None) -> None:
 
 
 def _summary(args) -> int:
-    if args.variant not in VARIANTS:
-        raise SettingsError(
-            f"unknown variant {args.variant!r}; the variants are: {', '.join(VARIANTS)}"
-        )
+    takes = options(args.variant)  # an unknown variant is a SettingsError
     size = args.image_size or (32 if args.variant == "cifar4" else 224)
-    kw = {"input_size": size} if "input_size" in options(args.variant) else {}
+    kw = {"input_size": size} if "input_size" in takes else {}
     check_input_size(args.variant, size, **kw)
     model = build(args.variant, num_classes=args.num_classes, **kw)
     print(format_summary(model, input_size=(3, size, size)))

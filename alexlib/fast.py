@@ -138,9 +138,8 @@ def lrn_shift(
     _check_lrn_input(x, size, towers)
     b, c, h, w = x.shape
     xf = _compute_dtype(x).view(b, towers, c // towers, h, w)  # a view in either memory format
-    sq = F.pad(
-        xf.square(), (0, 0, 0, 0, size // 2, (size - 1) // 2)
-    )  # zero maps beyond each tower's edge
+    # zero maps beyond each tower's edge
+    sq = F.pad(xf.square(), (0, 0, 0, 0, size // 2, (size - 1) // 2))
     total = sq[:, :, 0 : c // towers]
     for d in range(1, size):
         total = total + sq[:, :, d : d + c // towers]

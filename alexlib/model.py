@@ -650,12 +650,7 @@ def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
 
     Paper: section 3.
     """
-    if variant not in _BUILDERS:
-        raise SettingsError(
-            f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}"
-        )
-    builder = _BUILDERS[variant]
-    takes = options(variant)
+    takes = options(variant)  # an unknown variant is a SettingsError
     unknown = sorted(set(kw) - set(takes))
     if unknown:
         raise UnknownSettingError(
@@ -665,7 +660,7 @@ def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
         if not isinstance(num_classes, int) or num_classes < 1:
             raise SettingsError(f"num_classes must be a positive int, got {num_classes!r}")
         kw["num_classes"] = num_classes
-    return builder(**kw)
+    return _BUILDERS[variant](**kw)
 
 
 # The input convention each variant's initialisation expects (see alexlib.augment.INPUTS): the
@@ -682,10 +677,11 @@ def expected_inputs(variant: str) -> str:
 
 
 def options(variant: str) -> list[str]:
-    """The keyword options :func:`build` takes for ``variant`` (besides ``num_classes``)."""
+    """The keyword options :func:`build` takes for ``variant`` (besides ``num_classes``); the
+    one check of a variant's name (a :class:`SettingsError` listing the known ones)."""
     if variant not in _BUILDERS:
         raise SettingsError(
-            f"unknown AlexNet variant {variant!r}; the known variants are: {', '.join(VARIANTS)}"
+            f"unknown variant {variant!r}; the known variants are: {', '.join(VARIANTS)}"
         )
     return [p for p in inspect.signature(_BUILDERS[variant]).parameters if p != "num_classes"]
 

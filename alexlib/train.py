@@ -43,7 +43,7 @@ from .data import load
 from .engine import Diverged, evaluate, sgd_paper, train_one_epoch
 from .errors import SettingsError, TrainingError, UnknownSettingError
 from .fast import speed_up
-from .model import VARIANTS, build, check_input_size, expected_inputs, options
+from .model import build, check_input_size, expected_inputs, options
 
 __all__ = [
     "History",
@@ -194,19 +194,13 @@ def fit(
         transform=augment,
     )
 
-    def score(data) -> dict:
-        return evaluate(
-            model,
-            GPULoader(
-                data.images,
-                data.labels,
-                stats,
-                batch_size=256,
-                crop=size,
-                train=False,
-                device=device,
-            ),
+    def scoring(data) -> GPULoader:  # the whole images in order, made once and reused each epoch
+        return GPULoader(
+            data.images, data.labels, stats, batch_size=256, crop=size, train=False, device=device
         )
+
+    train_views = scoring(train) if eval_train else None
+    val_views = scoring(val) if val is not None else None
 
     history = History()
     bar = tqdm(range(1, epochs + 1), desc="epochs", unit="epoch", disable=not progress)
@@ -221,9 +215,9 @@ def fit(
             ) from None
         row = {"epoch": epoch, "train_loss": trained["loss"], "train_err": trained["top1_err"]}
         if eval_train:
-            row["train_eval_err"] = score(train)["top1_err"]
+            row["train_eval_err"] = evaluate(model, train_views)["top1_err"]
         if val is not None:
-            rates = score(val)
+            rates = evaluate(model, val_views)
             row["val_err"], row["val_top5_err"] = rates["top1_err"], rates["top5_err"]
         row["seconds"] = time.perf_counter() - started
         history.append(row)
@@ -298,10 +292,7 @@ class RunSettings:
     chance_epochs: int = 3  # report a run whose loss sits at ln(classes) for this many epochs
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise SettingsError(
-                f"unknown variant {self.variant!r}; the variants are: {', '.join(VARIANTS)}"
-            )
+        options(self.variant)  # an unknown variant is a SettingsError naming the known ones
         if self.schedule not in _SCHEDULES:
             raise SettingsError(
                 f"schedule must be one of {', '.join(_SCHEDULES)}; got {self.schedule!r}"

@@ -38,7 +38,7 @@ BAD = {
     "summary with a word for a size": (["summary", "--image-size", "abc"], "invalid int value"),
     "summary of an unknown variant": (
         ["summary", "--variant", "alexnet9000"],
-        "unknown variant 'alexnet9000'; the variants are: paper,",
+        "unknown variant 'alexnet9000'; the known variants are: paper,",
     ),
     "summary of a size the net cannot take": (
         ["summary", "--variant", "paper", "--image-size", "32"],
