@@ -48,7 +48,7 @@ from ._io import provenance, results_dir, write_json
 from .config import SCALES, preset, resolve_device
 from .errors import LedgerError
 from .evaluate import ensemble, predict, topk_errors
-from .experiments import run_figure1, save_figure1, save_figure3, summarise_figure1, tower_split
+from .experiments import run_figure1, save_figure3, summarise_figure1, tower_split
 from .model import get_layer
 from .train import RunSettings, load_checkpoint, model_from_checkpoint, read_metrics, train_run
 
@@ -242,14 +242,21 @@ def _save_kernels(root: Path, scale: str, seed: int, folder: Path, model) -> Non
 
 
 def _run_figure1(root: Path, scale: str, data_root, device, progress: bool) -> str:
+    """Figure 1's experiment in both regimes, each run stored under ``<root>/figure1`` as it
+    finishes (a second call reads the stored runs back and trains only what is missing)."""
     target = root / "figure1"
-    if target.is_dir() and any(
-        p.is_dir() and p.name.startswith(f"{scale}-") for p in target.iterdir()
-    ):
-        return "done before"
-    runs = run_figure1(scale, data_root=data_root, device=device, progress=progress)
-    save_figure1(runs, base=target, tag=scale)
-    return "done"
+    before = {p.name for p in target.glob(f"{scale}-*")}
+    for regime in ("paper", "today"):
+        run_figure1(
+            scale,
+            regime=regime,
+            data_root=data_root,
+            device=device,
+            progress=progress,
+            store=target,
+            state_dir=root / "runs" / "figure1",
+        )
+    return "done" if {p.name for p in target.glob(f"{scale}-*")} - before else "done before"
 
 
 def run_ledger(

@@ -53,6 +53,7 @@ __all__ = [
     "build",
     "paper_head",
     "paper_init_",
+    "cuda_convnet_init_",
     "layer_names",
     "get_layer",
     "conv1_towers",
@@ -301,6 +302,25 @@ def paper_init_(
     return model
 
 
+@torch.no_grad()
+def cuda_convnet_init_(
+    model: nn.Module, *, std: float = 0.01, first_std: float = 0.0001
+) -> nn.Module:
+    """The 2012 code's initialisation of its CIFAR-10 nets, in place: weights ~ N(0, ``std``), the
+    first conv layer's ~ N(0, ``first_std``), every bias 0 (``initW`` of ``layers-18pct.cfg``:
+    0.0001 for conv1, 0.01 for the other conv layers and the fc layer). Sized for the code's inputs,
+    0-255 pixels minus the mean image: conv1's outputs start with a standard deviation of a few
+    hundredths."""
+    first = True
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(module.weight, mean=0.0, std=first_std if first else std)
+            first = False
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
 def _five_convs(
     widths: tuple[int, int, int, int, int],
     groups: tuple[int, int, int, int, int],
@@ -539,7 +559,7 @@ def _cifar4(
     activation: str = "relu",
     hidden: tuple[int, ...] = (),
     dropout: float = 0.0,
-    init: bool = False,
+    init: bool | str = False,
     input_size: int = 32,
 ) -> AlexNet:
     """A four-layer net for 32x32 CIFAR-10 images (Paper: section 3.1, Figure 1).
@@ -549,7 +569,9 @@ def _cifar4(
     (max, then average, average; cuda-convnet's ceil rounding), then one fc layer to the classes.
     It leaves out that config's same-map response normalisation so that the activation
     (``"relu"`` or ``"tanh"``) is the only difference between the two nets of Figure 1. No dropout,
-    no regularisation. PyTorch's default init (``init=True``: :func:`paper_init_`).
+    no regularisation. ``init``: ``False`` keeps PyTorch's default initialisation (sized for
+    standardised inputs); ``"code"`` is that config's (:func:`cuda_convnet_init_`, sized for 0-255
+    pixels minus the mean); ``True`` is :func:`paper_init_`.
 
     ``hidden``: optional extra fully-connected ReLU layers before the output, each followed by
     dropout ``dropout`` (fc6/fc7 in miniature, for the dropout chapter); ``()`` for Figure 1.
@@ -582,6 +604,10 @@ def _cifar4(
         width = h
     head.append(nn.Linear(width, num_classes))
     model = AlexNet(features, nn.Sequential(*head), variant="cifar4")
+    if init == "code":
+        return cuda_convnet_init_(model)
+    if init not in (True, False):
+        raise SettingsError(f"cifar4: init must be True, False or 'code', got {init!r}")
     return paper_init_(model) if init else model
 
 

@@ -739,11 +739,12 @@ def paper_sgd_step(
     return w + v, v
 
 
-def stored_runs(kind: str, prefix: str = "") -> list[dict]:
-    """Results committed under ``results/<kind>/``: one dict per run folder whose name starts with
-    ``prefix``, with ``name``, ``settings``, ``provenance`` (machine, commit, date), ``metrics``
-    (per epoch) and ``wall_s``. Empty when there are none (or no ``results/`` folder)."""
-    base = results_dir() / kind
+def stored_runs(kind: str, prefix: str = "", base: Path | None = None) -> list[dict]:
+    """Results committed under ``results/<kind>/`` (or under ``base``): one dict per run folder
+    whose name starts with ``prefix``, with ``name``, ``settings``, ``provenance`` (machine,
+    commit, date), ``metrics`` (per epoch) and ``wall_s``. Empty when there are none (or no
+    ``results/`` folder)."""
+    base = Path(base) if base is not None else results_dir() / kind
     runs = []
     if not base.is_dir():
         return runs

@@ -207,16 +207,16 @@ def test_run_figure1_small_and_stored_round_trip(tmp_path, monkeypatch):
         progress=False,
         epochs=2,
         batch_size=20,
-        lrs={"relu": (0.01, 0.02), "tanh": (0.01,)},
+        lrs={"today": {"relu": (0.01, 0.02), "tanh": (0.01,)}},
         seeds=(0, 1),
     )
-    assert [(r["activation"], r["role"], r["seed"]) for r in runs] == [
-        ("relu", "search", 0),
-        ("relu", "search", 0),
-        ("tanh", "search", 0),
-        ("relu", "seed", 1),
-        ("tanh", "seed", 1),
-    ]
+    assert [(r["activation"], r["lr"], r["role"], r["seed"]) for r in runs] == [
+        ("relu", 0.01, "search", 0),
+        ("tanh", 0.01, "search", 0),
+        ("relu", 0.01, "seed", 1),
+        ("tanh", 0.01, "seed", 1),
+        ("relu", 0.02, "search", 0),
+    ] + ([("relu", 0.02, "seed", 1)] if ex.best_lr(runs, "relu", 25.0) == 0.02 else [])
     assert all(len(r["history"]) == 3 for r in runs)
     with pytest.raises(TypeError, match="unknown setting"):
         ex.run_figure1("smoke", data=data, nonsense=1)
@@ -225,6 +225,8 @@ def test_run_figure1_small_and_stored_round_trip(tmp_path, monkeypatch):
     assert ex.stored_figure1("full") == ([], None)
     ex.save_figure1(runs, tag="full")
     stored, where = ex.stored_figure1("full")
+    assert all(r["settings"]["regime"] == "today" for r in stored)
+    assert all(r["settings"]["inputs"] == "standardise" for r in stored)
     assert "date" in where and "torch" in where
     key = lambda r: (r["activation"], r["lr"], r["seed"])
     assert sorted(map(key, stored)) == sorted(map(key, runs))
@@ -234,6 +236,98 @@ def test_run_figure1_small_and_stored_round_trip(tmp_path, monkeypatch):
             [h["train_err"] for h in r["history"]]
         )
     assert ex.summarise_figure1(stored)["lr"] == ex.summarise_figure1(runs)["lr"]
+
+
+def _colour_images(n=40, seed=0):
+    """``n`` noisy images whose class is their colour: learnable in a few epochs."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    colours = torch.randint(0, 256, (10, 3), generator=g).float()
+    noisy = colours[labels][:, :, None, None] + 30 * torch.randn(n, 3, 32, 32, generator=g)
+    return noisy.clamp(0, 255).to(torch.uint8), labels
+
+
+def test_train_resident_resumed_from_its_state_gives_the_uninterrupted_curve(tmp_path):
+    images, labels = _colour_images()
+    kw = dict(epochs=4, lr=0.01, batch_size=8, device="cpu")
+    torch.manual_seed(0)
+    whole = ex.train_resident(build("cifar4"), images, labels, **kw)
+    state = tmp_path / "state.pt"
+    torch.manual_seed(0)
+    first = ex.train_resident(build("cifar4"), images, labels, state=state, max_epochs=2, **kw)
+    assert [h["epoch"] for h in first] == [0, 1, 2] and state.is_file()
+    torch.manual_seed(5)  # a fresh net with other weights: the state file replaces them
+    rest = ex.train_resident(build("cifar4"), images, labels, state=state, **kw)
+    assert [h["epoch"] for h in rest] == [0, 1, 2, 3, 4]
+    assert [h["train_err"] for h in rest] == [h["train_err"] for h in whole]
+    assert [h["train_loss"] for h in rest] == pytest.approx(
+        [h["train_loss"] for h in whole], rel=1e-5
+    )
+    # stop_at: the run ends at the first epoch at or below the level
+    torch.manual_seed(0)
+    stopped = ex.train_resident(
+        build("cifar4"), images, labels, stop_at=whole[2]["train_err"], **kw
+    )
+    assert stopped[-1]["train_err"] <= whole[2]["train_err"]
+    assert all(h["train_err"] > whole[2]["train_err"] for h in stopped[:-1])
+
+
+def test_run_figure1_prunes_the_search_stores_each_run_and_resumes(tmp_path, monkeypatch):
+    """The orchestration alone: train_resident replaced by curves fixed per learning rate."""
+    curves = {0.01: [90, 60, 40, 20, 10], 0.03: [90, 50, 20, 10, 5], 0.1: [90, 80, 70, 60, 50]}
+    calls = []
+
+    def fake(model, images, labels, *, lr, epochs, stop_at, max_epochs, state, **kw):
+        calls.append((lr, max_epochs))
+        out = []
+        for e, err in enumerate(curves[lr][: epochs + 1]):
+            out.append(
+                {
+                    "epoch": e,
+                    "train_err": err,
+                    "batch_err": err,
+                    "train_loss": 1.0,
+                    "seconds": 0.0,
+                    "diverged": False,
+                }
+            )
+            if err <= stop_at or (max_epochs is not None and e >= max_epochs):
+                break
+        return out
+
+    monkeypatch.setattr("alexlib.experiments.figure1.train_resident", fake)
+    data = _Split(
+        torch.zeros(20, 3, 32, 32, dtype=torch.uint8),
+        torch.arange(20) % 10,
+        [str(c) for c in range(10)],
+    )
+    kw = dict(
+        data=data,
+        progress=False,
+        epochs=4,
+        seeds=(0, 1),
+        thresholds=(25.0,),
+        lrs={"paper": {"relu": (0.01, 0.03, 0.1)}},
+        regime="paper",
+    )
+    runs = ex.run_figure1("smoke", store=tmp_path / "figure1", state_dir=tmp_path / "st", **kw)
+    # the first rate at both seeds; 0.01 reaches 25% in epoch 3; 0.03 gets there sooner (epoch
+    # 2) and tightens the budget; 0.1 is stopped after 2 epochs, having no chance to be faster;
+    # then seed 1 again at the rate chosen
+    assert calls == [(0.01, None), (0.01, None), (0.03, 3), (0.1, 2), (0.03, None)]
+    assert [len(r["history"]) for r in runs] == [4, 4, 3, 3, 3]
+    assert ex.best_lr(runs, "relu", 25.0) == 0.03
+    assert runs[-1]["role"] == "seed" and runs[-1]["seed"] == 1
+    assert all(r["settings"]["inputs"] == "mean-image" for r in runs)
+    stored, _ = ex.stored_figure1("smoke-paper", base=tmp_path / "figure1")
+    assert len(stored) == 5
+    # run again: every run is read back, none is trained
+    calls.clear()
+    again = ex.run_figure1("smoke", store=tmp_path / "figure1", state_dir=tmp_path / "st", **kw)
+    assert calls == []
+    assert [r["history"] for r in again] == [r["history"] for r in runs]
+    with pytest.raises(ValueError, match="regime must be one of"):
+        ex.run_figure1("smoke", data=data, regime="1998")
 
 
 # ---------------------------------------------------------------------------------------- Figure 4

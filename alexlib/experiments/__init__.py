@@ -10,8 +10,10 @@ and at full scale (a GPU; results stored under ``results/figure1|figure3|figure4
 
     idx, dist = nearest_neighbours(queries, database, k=6)   # Euclidean retrieval (Figure 4)
 
-A full run from a terminal on a GPU machine (each writes its results folder)::
+A laptop-scale run on a CPU, or a full run on a GPU machine (each writes its results folder, and
+continues where it stopped when started again)::
 
+    python -m alexlib.experiments figure1 --scale laptop
     python -m alexlib.experiments figure1 --scale full
     python -m alexlib.experiments figure3 --scale full
     python -m alexlib.experiments figure4 --scale full
@@ -22,6 +24,7 @@ Paper: section 3.1 (Figure 1), section 6.1 (Figures 3 and 4).
 from __future__ import annotations
 
 from .figure1 import (
+    REGIMES,
     best_lr,
     epochs_to_reach,
     format_figure1,
@@ -58,6 +61,7 @@ from .figure4 import (
 )
 
 __all__ = [
+    "REGIMES",
     "train_resident",
     "epochs_to_reach",
     "best_lr",

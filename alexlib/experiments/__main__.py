@@ -1,4 +1,4 @@
-"""``python -m alexlib.experiments figure1|figure3|figure4``: one figure's full-scale runs."""
+"""``python -m alexlib.experiments figure1|figure3|figure4``: one figure's runs at a scale."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import preset
+from .._io import results_dir
+from ..config import SCALES, preset
 from ..train import read_metrics
-from .figure1 import run_figure1, save_figure1, summarise_figure1
+from .figure1 import REGIMES, format_figure1, run_figure1, summarise_figure1
 from .figure3 import save_figure3, tower_split, train_for_kernels
 from .figure4 import run_figure4, save_figure4
 
@@ -23,7 +24,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     figure's experiment and store it under ``results/`` with provenance."""
     parser = argparse.ArgumentParser(prog="python -m alexlib.experiments", description=main.__doc__)
     parser.add_argument("figure", choices=["figure1", "figure3", "figure4"])
-    parser.add_argument("--scale", default="full", choices=["smoke", "full"])
+    parser.add_argument("--scale", default="full", choices=SCALES)
+    parser.add_argument(
+        "--regime",
+        default=None,
+        choices=sorted(REGIMES),
+        help="figure1: the regime to run (default: both)",
+    )
     parser.add_argument("--tag", default=None, help="results folder prefix (default: the scale)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument(
@@ -34,9 +41,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     runs_dir = Path(args.runs or "runs")
     if args.figure == "figure1":
-        runs = run_figure1(args.scale, data_root=args.data_root)
-        print(json.dumps(summarise_figure1(runs)["by_threshold"], indent=1, default=str))
-        print("stored in", save_figure1(runs, tag=tag))
+        store = results_dir() / "figure1"
+        regimes = [args.regime] if args.regime else ["paper", "today"]
+        # every regime's ratio at its first-guess rates first, then every regime's search
+        for search in (False, True):
+            for regime in regimes:
+                runs = run_figure1(
+                    args.scale,
+                    regime=regime,
+                    data_root=args.data_root,
+                    store=store,
+                    state_dir=runs_dir / "figure1",
+                    search=search,
+                )
+                print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)))
+        print("stored in", store)
     elif args.figure == "figure3":
         s = preset("figure3", args.scale)
         jobs = [("paper", seed) for seed in s["seeds"]] + [

@@ -11,15 +11,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._io import atomic_write_text, provenance, results_dir, write_json
+from .._io import atomic_save, atomic_write_text, provenance, results_dir, write_json
 from ..augment import GPULoader, dataset_stats
 from ..config import preset, resolve_device
 from ..data import load
 from ..engine import Diverged, evaluate, train_one_epoch
+from ..errors import SettingsError
 from ..model import build
 from ..train import stored_runs
 
 # The settings per scale are the registry's "figure1" presets (alexlib.config.PRESETS).
+
+# The two regimes Figure 1 is measured in: what the inputs are and how the weights start.
+#   "paper": the 2012 code's: 0-255 pixels minus the mean image, weights ~ N(0, 0.01) (conv1's
+#            N(0, 0.0001)), zero biases (layers-18pct.cfg; alexlib.model.cuda_convnet_init_);
+#   "today": per-channel standardised inputs and PyTorch's default initialisation.
+REGIMES: dict[str, dict] = {
+    "paper": dict(inputs="mean-image", init="code"),
+    "today": dict(inputs="standardise", init=False),
+}
 
 
 def train_resident(
@@ -34,6 +44,10 @@ def train_resident(
     seed: int = 0,
     device="auto",
     inputs: str = "standardise",
+    channels_last: bool = True,
+    stop_at: float | None = None,
+    max_epochs: int | None = None,
+    state: str | Path | None = None,
 ) -> list[dict]:
     """Train ``model`` with plain SGD + momentum (no weight decay, no dropout, no augmentation: the
     paper's "no regularisation" for Figure 1) on ``images`` (N, 3, H, W) uint8 and ``labels`` (N,),
@@ -42,7 +56,14 @@ def train_resident(
 
     ``inputs``: the input convention (:data:`alexlib.augment.INPUTS`): per-channel standardisation
     (the default, for PyTorch's default initialisation) or the paper's 0-255 pixels minus the mean
-    image. Returns one dict per epoch, epoch 0 being the untrained net:
+    image. ``channels_last``: batches and weights in channels-last memory (measured faster on a
+    CPU: ``benchmarks/bench_cpu.py``). ``stop_at``: stop after the first epoch whose training error
+    is at or below this level (%) (what Figure 1 measures is the epoch count to get there);
+    ``max_epochs``: stop after this many epochs even if ``epochs`` is larger (a search run that can
+    no longer win). ``state``: a file to keep the run's state in after every epoch (weights,
+    momentum, the batch order's generator, the curve so far); a run started again with the same
+    file continues after the last finished epoch, with the numbers an uninterrupted run gives.
+    Returns one dict per epoch, epoch 0 being the untrained net:
 
     - ``train_err``: top-1 training error (%) over the whole training set in a separate pass in
       eval mode after the epoch (the definition used for "epochs to reach 25%");
@@ -64,6 +85,8 @@ def train_resident(
     size = images.shape[-1]
     stats = dataset_stats(images, size=size, inputs=inputs)
     model.to(device).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     model.input_stats = stats
     # fused: one kernel for the whole update on CUDA (same arithmetic)
     optimizer = torch.optim.SGD(
@@ -84,8 +107,18 @@ def train_resident(
         drop_last=False,
         flip=False,
         alpha_std=0.0,
+        channels_last=channels_last,
     )
-    whole = GPULoader(images, labels, stats, batch_size=1024, crop=size, train=False, device=device)
+    whole = GPULoader(
+        images,
+        labels,
+        stats,
+        batch_size=1024,
+        crop=size,
+        train=False,
+        device=device,
+        channels_last=channels_last,
+    )
 
     def row(epoch: int, batch_err: float, seconds: float) -> dict:
         scored = evaluate(model, whole, ks=(1,))
@@ -98,8 +131,23 @@ def train_resident(
             "diverged": not math.isfinite(scored["loss"]),
         }
 
-    history = [row(0, float("nan"), 0.0)]
-    for epoch in range(1, epochs + 1):
+    state = Path(state) if state is not None else None
+    if state is not None and state.is_file():
+        saved = torch.load(state, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        batches.generator.set_state(saved["generator"])
+        history = saved["history"]
+    else:
+        history = [row(0, float("nan"), 0.0)]
+    last = min(epochs, max_epochs) if max_epochs is not None else epochs
+
+    def finished(h: list[dict]) -> bool:
+        return h[-1]["diverged"] or (stop_at is not None and h[-1]["train_err"] <= stop_at)
+
+    for epoch in range(len(history), last + 1):
+        if finished(history):
+            break
         started = time.perf_counter()
         try:
             trained = train_one_epoch(model, batches, optimizer, ks=(1,), check_every=len(batches))
@@ -107,9 +155,19 @@ def train_resident(
         except Diverged:
             batch_err = float("nan")
         history.append(row(epoch, batch_err, time.perf_counter() - started))
-        if history[-1]["diverged"] or math.isnan(batch_err):
+        if math.isnan(batch_err):
             history[-1]["diverged"] = True
-            break
+        if state is not None:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": batches.generator.get_state(),
+                    "history": history,
+                },
+                state,
+            )
     return history
 
 
@@ -164,21 +222,52 @@ def best_lr(runs: list[dict], activation: str, threshold: float) -> float:
 def run_figure1(
     scale: str = "smoke",
     *,
+    regime: str = "today",
     data=None,
     data_root=None,
     download: bool = False,
     device="auto",
     progress: bool = True,
+    store: str | Path | None = None,
+    state_dir: str | Path | None = None,
+    search: bool = True,
     **overrides,
 ) -> list[dict]:
-    """Figure 1's experiment: for each activation, one run per learning rate in ``lrs`` at the first
-    seed (the search), then the chosen rate at every further seed. Each run trains a fresh
-    ``cifar4`` net with :func:`train_resident`. ``data``: CIFAR-10 training ``ImageTensors`` to use
-    instead of loading ``train_per_class`` images per class. Returns a list of runs: dicts with
-    ``activation``,
-    ``lr``, ``seed``, ``role`` ("search" or "seed") and ``history``. Paper: section 3.1.
+    """Figure 1's experiment in one ``regime`` (:data:`REGIMES`): for each activation, one run per
+    learning rate in ``lrs[regime]`` at the first seed (the search), and the chosen rate at every
+    further seed. Each run trains a fresh ``cifar4`` net with :func:`train_resident` and stops
+    once its training error reaches the first of ``thresholds`` (or after ``epochs``).
+
+    Order: the first rate of each activation (the best guess) at every seed, then the rest of the
+    rates at the first seed, then, if one of them was faster, the further seeds again at that rate.
+    A search run stops as soon as it has trained as many epochs as the fastest run so far without
+    getting there, since it can no longer be chosen. ``search=False`` stops after the first part.
+
+    ``data``: CIFAR-10 training ``ImageTensors`` to use instead of loading ``train_per_class``
+    images per class. ``store``: a folder (such as ``results/figure1``) where each run is written
+    as it finishes (:func:`save_figure1`); a run already stored there is read back instead of
+    trained again, so an interrupted experiment continues where it stopped. ``state_dir``: where
+    runs in progress keep their per-epoch state (default: ``runs/figure1`` next to ``store``).
+    Returns a list of runs: dicts with ``activation``, ``lr``, ``seed``, ``role`` ("search" or
+    "seed"), ``history`` and ``settings``. Paper: section 3.1.
     """
     s = preset("figure1", scale, **overrides)
+    if regime not in REGIMES:
+        raise SettingsError(f"regime must be one of {', '.join(REGIMES)}; got {regime!r}")
+    if regime not in s["lrs"]:
+        raise SettingsError(
+            f"the {scale} preset of figure1 has no learning rates for the {regime!r} regime; "
+            f"it has: {', '.join(s['lrs'])}"
+        )
+    lrs = s["lrs"][regime]
+    tag = f"{scale}-{regime}"
+    threshold = s["thresholds"][0]
+    done: dict[tuple, dict] = {}
+    if store is not None:
+        store = Path(store)
+        state_dir = Path(state_dir) if state_dir is not None else Path("runs") / "figure1"
+        for r in stored_figure1(tag, base=store)[0]:
+            done[(r["activation"], r["lr"], r["seed"], r["role"])] = r
     if data is None:
         data = load(
             "cifar10",
@@ -189,45 +278,87 @@ def run_figure1(
             download=download,
             progress=progress,
         )
+    settings = {
+        **{k: v for k, v in s.items() if k != "lrs"},
+        "scale": scale,
+        "regime": regime,
+        **REGIMES[regime],
+        "images": len(data),
+    }
     runs: list[dict] = []
 
-    def one(activation: str, lr: float, seed: int, role: str) -> dict:
-        torch.manual_seed(seed)
-        model = build("cifar4", num_classes=len(data.classes), activation=activation)
-        history = train_resident(
-            model,
-            data.images,
-            data.labels,
-            epochs=s["epochs"],
-            lr=lr,
-            batch_size=s["batch_size"],
-            momentum=s["momentum"],
-            seed=seed,
-            device=device,
-        )
-        run = {"activation": activation, "lr": lr, "seed": seed, "role": role, "history": history}
+    def one(activation: str, lr: float, seed: int, role: str, max_epochs=None) -> dict:
+        key = (activation, lr, seed, role)
+        if key in done:
+            run = done[key]
+        else:
+            torch.manual_seed(seed)
+            model = build(
+                "cifar4",
+                num_classes=len(data.classes),
+                activation=activation,
+                init=REGIMES[regime]["init"],
+            )
+            name = _run_name(tag, activation, lr, seed)
+            started = time.perf_counter()
+            history = train_resident(
+                model,
+                data.images,
+                data.labels,
+                epochs=s["epochs"],
+                lr=lr,
+                batch_size=s["batch_size"],
+                momentum=s["momentum"],
+                seed=seed,
+                device=device,
+                inputs=REGIMES[regime]["inputs"],
+                stop_at=threshold,
+                max_epochs=max_epochs,
+                state=None if store is None else state_dir / name / "state.pt",
+            )
+            run = {
+                "activation": activation,
+                "lr": lr,
+                "seed": seed,
+                "role": role,
+                "history": history,
+                "settings": {**settings, "wall_s": round(time.perf_counter() - started, 1)},
+            }
+            if store is not None:
+                save_figure1([run], base=store, tag=tag)
         if progress:
-            last = history[-1]
+            last = run["history"][-1]
             print(
-                f"{activation:4s} lr {lr:<6g} seed {seed}: training error "
+                f"{regime} {activation:4s} lr {lr:<7g} seed {seed}: training error "
                 f"{last['train_err']:5.1f}% after {last['epoch']} "
-                f"epochs{' (diverged)' if last['diverged'] else ''}"
+                f"epochs{' (diverged)' if last['diverged'] else ''}",
+                flush=True,
             )
         return run
 
-    for activation, lrs in s["lrs"].items():
-        for lr in lrs:
-            runs.append(one(activation, lr, s["seeds"][0], "search"))
-    for activation in s["lrs"]:
-        lr = best_lr(runs, activation, s["thresholds"][0])
+    # The first rate of each activation (the best guess) at every seed first, so that the ratio
+    # and its spread exist early; then the rest of the search, which confirms that guess or
+    # replaces it (then the further seeds are run again at the rate it chose).
+    first = {a: one(a, rates[0], s["seeds"][0], "search") for a, rates in lrs.items()}
+    runs.extend(first.values())
+    for activation, rates in lrs.items():
         for seed in s["seeds"][1:]:
-            runs.append(one(activation, lr, seed, "seed"))
-    for run in runs:
-        run["settings"] = {
-            **{k: v for k, v in s.items() if k != "lrs"},
-            "scale": scale,
-            "images": len(data),
-        }
+            runs.append(one(activation, rates[0], seed, "seed"))
+    if not search:
+        return runs
+    for activation, rates in lrs.items():
+        fastest = _epochs_used(first[activation], threshold)
+        for lr in rates[1:]:
+            run = one(activation, lr, s["seeds"][0], "search", max_epochs=fastest)
+            runs.append(run)
+            used = _epochs_used(run, threshold)
+            if used is not None:
+                fastest = used if fastest is None else min(fastest, used)
+    for activation, rates in lrs.items():
+        lr = best_lr(runs, activation, threshold)
+        if lr != rates[0]:
+            for seed in s["seeds"][1:]:
+                runs.append(one(activation, lr, seed, "seed"))
     return runs
 
 
@@ -260,6 +391,18 @@ def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = Non
     return {"lr": chosen, "curves": curves, "by_threshold": by_threshold}
 
 
+def _epochs_used(run: dict, threshold: float) -> int | None:
+    """The epochs a run trained to reach ``threshold`` (None if it did not, or diverged)."""
+    last = run["history"][-1]
+    if last["diverged"] or last["train_err"] > threshold:
+        return None
+    return last["epoch"]
+
+
+def _run_name(tag: str, activation: str, lr: float, seed: int) -> str:
+    return f"{tag}-{activation}-lr{lr:g}-s{seed}"
+
+
 def save_figure1(runs: list[dict], base: Path | None = None, tag: str = "full") -> Path:
     """Store each run as ``<base>/<tag>-<activation>-lr<lr>-s<seed>/`` with ``settings.json``
     (settings and provenance) and ``metrics.jsonl`` (one line per epoch), the layout
@@ -268,7 +411,7 @@ def save_figure1(runs: list[dict], base: Path | None = None, tag: str = "full") 
     base = Path(base) if base is not None else results_dir() / "figure1"
     where = provenance()
     for r in runs:
-        folder = base / f"{tag}-{r['activation']}-lr{r['lr']:g}-s{r['seed']}"
+        folder = base / _run_name(tag, r["activation"], r["lr"], r["seed"])
         folder.mkdir(parents=True, exist_ok=True)
         settings = {
             **r["settings"],
@@ -284,10 +427,11 @@ def save_figure1(runs: list[dict], base: Path | None = None, tag: str = "full") 
     return base
 
 
-def stored_figure1(tag: str = "full") -> tuple[list[dict], dict | None]:
-    """The runs stored by :func:`save_figure1` under ``results/figure1`` (``[]`` if none) and the
-    provenance of the first (``None`` if none), in :func:`run_figure1`'s format."""
-    stored = stored_runs("figure1", f"{tag}-")
+def stored_figure1(tag: str = "full", base: Path | None = None) -> tuple[list[dict], dict | None]:
+    """The runs stored by :func:`save_figure1` under ``base`` (default ``results/figure1``) whose
+    folder names start with ``tag`` (``"laptop-paper"``, or ``"laptop"`` for both regimes), ``[]``
+    if none, and the provenance of the first (``None`` if none), in :func:`run_figure1`'s format."""
+    stored = stored_runs("figure1", f"{tag}-", base=base)
     runs = [
         {
             "activation": s["settings"]["activation"],
