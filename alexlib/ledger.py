@@ -66,6 +66,9 @@ __all__ = [
     "read_run",
     "ledger_rows",
     "ledger_markdown",
+    "ledger_columns",
+    "ledger_details",
+    "ledger_dir",
     "add_arguments",
 ]
 
@@ -77,12 +80,14 @@ __all__ = [
 @dataclass(frozen=True)
 class Ablation:
     """One configuration of the runner: ``overrides`` of :class:`RunSettings` applied to the base.
-    A model switch is a registered variant name (``paper-nolrn``, ``paper-pool2``, ``half``), so
-    every run is a plain ``train_run`` that ``RunSettings(variant=...)`` can reproduce."""
+    A model switch is a registered variant name per base variant (``variants``: the full-scale
+    ``paper`` net's ``paper-nolrn``, the laptop-scale ``mini`` net's ``mini-nolrn``), so every run
+    is a plain ``train_run`` that ``RunSettings(variant=...)`` can reproduce."""
 
     name: str
     overrides: dict
     what: str
+    variants: dict[str, str] = field(default_factory=dict)
 
 
 ABLATIONS: dict[str, Ablation] = {
@@ -95,13 +100,22 @@ ABLATIONS: dict[str, Ablation] = {
         ),
         Ablation(
             "no-lrn",
-            {"variant": "paper-nolrn"},
+            {},
             "without local response normalisation (section 3.3)",
+            {"paper": "paper-nolrn", "mini": "mini-nolrn"},
         ),
         Ablation(
-            "pool2", {"variant": "paper-pool2"}, "non-overlapping pooling z=2, s=2 (section 3.4)"
+            "pool2",
+            {},
+            "non-overlapping pooling z=2, s=2 (section 3.4)",
+            {"paper": "paper-pool2", "mini": "mini-pool2"},
         ),
-        Ablation("half", {"variant": "half"}, "one tower with half the conv kernels (section 3.2)"),
+        Ablation(
+            "half",
+            {},
+            "one tower with half the conv kernels (section 3.2)",
+            {"paper": "half", "mini": "mini-half"},
+        ),
         Ablation("no-pca", {"pca_colour": False}, "without PCA colour augmentation (section 4.1)"),
         Ablation("no-dropout", {"dropout": 0.0}, "without dropout in fc6 and fc7 (section 4.2)"),
     )
@@ -111,6 +125,13 @@ ABLATIONS: dict[str, Ablation] = {
 FIGURE_JOBS: tuple[str, ...] = ("figure1",)
 
 # The runner's settings per scale are the registry's "ledger" presets (alexlib.config.PRESETS).
+
+
+def ledger_dir(root: Path, scale: str) -> Path:
+    """The folder of the ablation runs at ``scale`` under a results folder ``root``:
+    ``<root>/ledger`` (full scale, and smoke runs outside ``results/``) or ``<root>/ledger-laptop``
+    (laptop scale, the same claims measured on CIFAR-10)."""
+    return Path(root) / ("ledger" if scale in ("full", "smoke") else f"ledger-{scale}")
 
 
 def smoke_root() -> Path:
@@ -127,15 +148,12 @@ def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:
             f"unknown ablation {ablation!r}; the ablations are: {', '.join(ABLATIONS)}"
         )
     p = preset("ledger", scale)
-    base = dict(
-        dataset=p["dataset"],
-        epochs=p["epochs"],
-        batch_size=p["batch_size"],
-        train_per_class=p["train_per_class"],
-        val_per_class=p["val_per_class"],
-        seed=seed,
-    )
-    return RunSettings(**{**base, **ABLATIONS[ablation].overrides, **kw})
+    base = {k: v for k, v in p.items() if k not in ("seeds", "chunk_epochs")}
+    ablation = ABLATIONS[ablation]
+    switch = dict(ablation.overrides)
+    if ablation.variants:
+        switch["variant"] = ablation.variants[base["variant"]]
+    return RunSettings(**{**base, "seed": seed, **switch, **kw})
 
 
 # ==============================================================================================
@@ -206,7 +224,7 @@ def _evaluate_base(folder: Path, model, settings: RunSettings, stats, val, devic
 def _write_ensemble(root: Path, scale: str) -> dict | None:
     """Average the stored validation probabilities of every finished base seed (claim 8) into
     ``<root>/ledger/base/ensemble.json``. None with fewer than two seeds."""
-    base = root / "ledger" / "base"
+    base = ledger_dir(root, scale) / "base"
     stored = {}
     for folder in sorted(base.glob("seed*")):
         if (folder / "val_probs.pt").is_file() and (folder / "summary.json").is_file():
@@ -238,7 +256,17 @@ def _save_kernels(root: Path, scale: str, seed: int, folder: Path, model) -> Non
     """Store a base net's conv1 kernels in Figure 3's layout (``alexlib.experiments.save_figure3``),
     so that claim 9 is measured on the base runs without training another net."""
     trained = {"out": str(folder), "conv1": get_layer(model, "conv1").weight.detach().clone()}
-    save_figure3("paper", seed, trained, base=root / "figure3", tag=scale)
+    save_figure3(model.variant, seed, trained, base=root / "figure3", tag=scale)
+
+
+def _train_error_eval_mode(model, settings: RunSettings, stats, train, device) -> dict:
+    """The top-1/top-5 error of a trained net on its whole training set in eval mode (centre
+    crops, dropout off): the training error that claim 6a's over-fitting gap needs, rather than
+    the error counted on augmented, dropout-noised batches while training."""
+    probs = predict(
+        model.to(device), train.images, stats.to(device), crop=settings.crop, device=device
+    )
+    return topk_errors(probs, train.labels)
 
 
 def _run_figure1(root: Path, scale: str, data_root, device, progress: bool) -> str:
@@ -296,10 +324,10 @@ def run_ledger(
         raise LedgerError(
             f"unknown ablation(s) {unknown}; choose from: {', '.join([*ABLATIONS, *FIGURE_JOBS])}"
         )
-    root = Path(out) if out is not None else (results_dir() if scale == "full" else smoke_root())
-    if scale != "full" and root.resolve() == results_dir().resolve():
+    root = Path(out) if out is not None else (results_dir() if scale != "smoke" else smoke_root())
+    if scale == "smoke" and root.resolve() == results_dir().resolve():
         raise LedgerError(
-            f"smoke runs never go under {root} (the full-scale results); leave out --out or pick "
+            f"smoke runs never go under {root} (the stored results); leave out --out or pick "
             "another folder"
         )
     keep = (scale == "full") if keep_checkpoints is None else keep_checkpoints
@@ -326,7 +354,7 @@ def run_ledger(
         for name in names:
             if name not in ABLATIONS:
                 continue
-            folder = root / "ledger" / name / f"seed{seed}"
+            folder = ledger_dir(root, scale) / name / f"seed{seed}"
             if (folder / "summary.json").is_file():
                 report.append(
                     {"ablation": name, "seed": seed, "status": "done before", "folder": str(folder)}
@@ -349,13 +377,14 @@ def run_ledger(
                 )
                 return report
             metrics = read_metrics(folder)
+            model, run_settings, stats = model_from_checkpoint(
+                load_checkpoint(folder / "checkpoint.pt")
+            )
+            train_eval = _train_error_eval_mode(model, run_settings, stats, data[0], dev)
             if name == "base":
-                model, run_settings, stats = model_from_checkpoint(
-                    load_checkpoint(folder / "checkpoint.pt")
-                )
                 _evaluate_base(folder, model, run_settings, stats, data[1], dev)
                 _save_kernels(root, scale, seed, folder, model.cpu())
-                del model
+            del model
             ckpt = folder / "checkpoint.pt"
             summary = {
                 "scale": scale,
@@ -364,6 +393,7 @@ def run_ledger(
                 "what": ABLATIONS[name].what,
                 "epochs": len(metrics),
                 "final": metrics[-1],
+                "train_eval": train_eval,
                 "wall_s": sum(m["seconds"] for m in metrics),
                 "checkpoint_sha256": _sha256(ckpt),
                 "checkpoint_bytes": ckpt.stat().st_size,
@@ -410,15 +440,17 @@ def run_ledger(
 
 
 def _scale_of(folder: Path, settings: dict) -> str:
-    """``"full"`` or ``"smoke"`` for a stored run: its ``summary.json`` says so; else the folder
-    name's tag (``full-...`` / ``smoke-...``, the experiments' layout); else a run on a subset
-    (``train_per_class`` set) counts as smoke."""
+    """The scale of a stored run (``"smoke"``, ``"laptop"``, ``"full"``): its ``summary.json``
+    says so; else the folder name's tag (``laptop-...``, the experiments' layout); else its
+    settings' ``scale``; else a run on a subset (``train_per_class`` set) counts as smoke."""
     summary = folder / "summary.json"
     if summary.is_file():
         return json.loads(summary.read_text()).get("scale", "smoke")
     tag = folder.name.split("-")[0]
     if tag in SCALES:
         return tag
+    if settings.get("scale") in SCALES:
+        return settings["scale"]
     return (
         "smoke"
         if settings.get("train_per_class") is not None or settings.get("scale") == "smoke"
@@ -426,32 +458,36 @@ def _scale_of(folder: Path, settings: dict) -> str:
     )
 
 
-def read_run(folder: Path) -> dict:
+def read_run(folder: Path, scale: str = "full") -> dict:
     """One ledger run folder as ``{"ok": bool, "reason": str, "final": metrics of the last epoch,
     "metrics": per epoch, "provenance", "settings", "scale"}``. ``ok`` is False (with the reason)
-    for a smoke-scale run, an unfinished run, or a folder that is not a run."""
+    for a run of another scale than ``scale`` (a smoke run never counts), an unfinished run, or a
+    folder that is not a run."""
     folder = Path(folder)
     if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
         return {"ok": False, "reason": f"{folder.name}: no settings.json/metrics.jsonl"}
     meta = json.loads((folder / "settings.json").read_text())
     settings = meta.get("settings", {})
-    scale = _scale_of(folder, settings)
+    found = _scale_of(folder, settings)
     metrics = read_metrics(folder)
+    summary = (
+        json.loads((folder / "summary.json").read_text())
+        if (folder / "summary.json").is_file()
+        else {}
+    )
     run = {
         "settings": settings,
         "provenance": meta.get("provenance", {}),
         "metrics": metrics,
-        "scale": scale,
+        "scale": found,
         "final": metrics[-1] if metrics else None,
+        "train_eval": summary.get("train_eval"),
+        "wall_s": sum(m.get("seconds", 0.0) for m in metrics),
         "folder": folder,
         "train_images": meta.get("train_images"),
     }
-    if scale != "full":
-        return {
-            **run,
-            "ok": False,
-            "reason": f"{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)",
-        }
+    if found != scale:
+        return {**run, "ok": False, "reason": _wrong_scale(folder.name, found, scale)}
     if not (folder / "summary.json").is_file() or len(metrics) < settings.get("epochs", 0):
         return {
             **run,
@@ -462,13 +498,20 @@ def read_run(folder: Path) -> dict:
     return {**run, "ok": True, "reason": ""}
 
 
-def _runs(root: Path, ablation: str) -> tuple[dict[int, dict], list[str]]:
-    """The usable runs of ``ablation`` by seed, and the reasons the others were refused."""
-    base = root / "ledger" / ablation
+def _wrong_scale(name: str, found: str, scale: str) -> str:
+    if found == "smoke":
+        return f"{name}: smoke-scale run (smoke numbers never enter the ledger)"
+    return f"{name}: {found}-scale run (this column is {scale} scale)"
+
+
+def _runs(root: Path, ablation: str, scale: str = "full") -> tuple[dict[int, dict], list[str]]:
+    """The usable runs of ``ablation`` at ``scale`` by seed, and the reasons the others were
+    refused."""
+    base = ledger_dir(root, scale) / ablation
     good, refused = {}, []
     if base.is_dir():
         for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith("seed")):
-            run = read_run(folder)
+            run = read_run(folder, scale)
             if run["ok"]:
                 good[int(run["settings"].get("seed", folder.name[4:]))] = run
             else:
@@ -497,7 +540,9 @@ class Claim:
 
     ``paper``: the paper's number as text; ``paper_values``: the same per metric (None: no number);
     ``expect``: the sign our effect must have for the direction to agree (+1: positive);
-    ``measure(root) -> Measurement | str`` (a string: why it is unmeasured)."""
+    ``measure(root, scale) -> Measurement | str`` (a string: why it is unmeasured).
+    ``laptop_reference``: the paper's own number for the laptop column's setting, where the paper
+    has one (claim 2: its CIFAR-10 result)."""
 
     id: str
     text: str
@@ -509,40 +554,52 @@ class Claim:
     measure: Callable[[Path], Measurement | str]
     expect: int = 1
     sources: tuple[str, ...] = ()
+    laptop_reference: str = ""
 
 
 def _missing(
-    root: Path, ablations: Sequence[str], refused: list[str], job: str, where: str | None = None
+    scale: str,
+    ablations: Sequence[str],
+    refused: list[str],
+    job: str,
+    where: str | None = None,
 ) -> str:
-    """Why a claim is unmeasured: the refused runs (smoke, unfinished) or no run at all, and the
-    command."""
+    """Why a claim is unmeasured at ``scale``: the refused runs (smoke, another scale, unfinished)
+    or no run at all, and the command."""
+    on = "on a GPU" if scale == "full" else "on a CPU"
     if refused:
         shown = "; ".join(refused[:4]) + (
             f"; and {len(refused) - 4} more" if len(refused) > 4 else ""
         )
         return (
-            f"unmeasured: no finished full-scale run of {', '.join(ablations)} ({shown}). "
-            f"Run on a GPU: {job}"
+            f"unmeasured: no finished {scale}-scale run of {', '.join(ablations)} ({shown}). "
+            f"Run {on}: {job}"
         )
     if where is None:
+        folder = ledger_dir(Path(""), scale).name
         where = (
-            f"ledger/{{{','.join(ablations)}}}" if len(ablations) > 1 else f"ledger/{ablations[0]}"
+            f"{folder}/{{{','.join(ablations)}}}"
+            if len(ablations) > 1
+            else f"{folder}/{ablations[0]}"
         )
-    return f"unmeasured: no GPU run stored yet (nothing under results/{where}). Run on a GPU: {job}"
+    what = "GPU run" if scale == "full" else f"{scale}-scale run"
+    return f"unmeasured: no {what} stored yet (nothing under results/{where}). Run {on}: {job}"
 
 
-def _job(*names: str) -> str:
-    return f"python -m alexlib ledger run --scale full --only {' '.join(names)}"
+def _job(scale: str, *names: str) -> str:
+    return f"python -m alexlib ledger run --scale {scale} --only {' '.join(names)}"
 
 
-def _with_base(root: Path, ablation: str):
+def _with_base(root: Path, ablation: str, scale: str):
     """The runs of ``base`` and of ``ablation`` by seed and the seeds both have, or, when they share
     none, the "unmeasured" result that says why."""
-    base, refused_b = _runs(root, "base")
-    other, refused_o = _runs(root, ablation)
+    base, refused_b = _runs(root, "base", scale)
+    other, refused_o = _runs(root, ablation, scale)
     seeds = sorted(set(base) & set(other))
     if not seeds:
-        return _missing(root, ["base", ablation], refused_b + refused_o, _job("base", ablation))
+        return _missing(
+            scale, ["base", ablation], refused_b + refused_o, _job(scale, "base", ablation)
+        )
     return base, other, seeds
 
 
@@ -558,27 +615,30 @@ def _paired(ablation: str, effect: Callable[[dict, dict], dict[str, float]] = _e
     ablation run)`` gives one seed's numbers by metric. The default is the error of ``ablation``
     minus the error of ``base`` (positive: the paper's feature lowers the error)."""
 
-    def measure(root: Path):
-        paired = _with_base(root, ablation)
+    def measure(root: Path, scale: str = "full"):
+        paired = _with_base(root, ablation, scale)
         if not isinstance(paired, tuple):
             return paired
         base, other, seeds = paired
         per_seed = [effect(base[s], other[s]) for s in seeds]
         values = {m: [e[m] for e in per_seed] for m in per_seed[0]}
+        folder = ledger_dir(Path(""), scale).name
         return Measurement(
             values,
             seeds,
             [base[s] for s in seeds] + [other[s] for s in seeds],
-            [f"ledger/{ablation}/", "ledger/base/"],
+            [f"{folder}/{ablation}/", f"{folder}/base/"],
         )
 
     return measure
 
 
 def _overfit_gap(run: dict) -> float:
-    # gap = val top-1 error - train top-1 error at the last epoch (train: on the augmented batches,
-    # dropout on)
-    return run["final"]["val_top1_err"] - run["final"]["train_top1_err"]
+    # gap = val top-1 error - train top-1 error of the trained net, the training error measured in
+    # eval mode over the whole training set (summary.json "train_eval"); runs stored before that
+    # was measured fall back to the error counted on the augmented, dropout-noised batches
+    train = (run.get("train_eval") or {}).get("top1_err", run["final"]["train_top1_err"])
+    return run["final"]["val_top1_err"] - train
 
 
 # Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it.
@@ -607,12 +667,12 @@ _dropout_speed = _paired(
 )
 
 
-def _ten_views(root: Path):
+def _ten_views(root: Path, scale: str = "full"):
     """Centre-crop error minus ten-view error of each base net (``views.json``)."""
-    base, refused = _runs(root, "base")
+    base, refused = _runs(root, "base", scale)
     seeds = [s for s in sorted(base) if (base[s]["folder"] / "views.json").is_file()]
     if not seeds:
-        return _missing(root, ["base"], refused, _job("base"))
+        return _missing(scale, ["base"], refused, _job(scale, "base"))
     views = {s: json.loads((base[s]["folder"] / "views.json").read_text()) for s in seeds}
     values = {
         f"top{k}": [
@@ -620,30 +680,30 @@ def _ten_views(root: Path):
         ]
         for k in (1, 5)
     }
-    return Measurement(values, seeds, [base[s] for s in seeds], ["ledger/base/seed*/views.json"])
+    folder = ledger_dir(Path(""), scale).name
+    return Measurement(values, seeds, [base[s] for s in seeds], [f"{folder}/base/seed*/views.json"])
 
 
-def _ensembles(root: Path):
+def _ensembles(root: Path, scale: str = "full"):
     """Each base net's centre-crop error minus the error of all base nets averaged
     (``ensemble.json``)."""
-    base, refused = _runs(root, "base")
-    path = root / "ledger" / "base" / "ensemble.json"
+    base, refused = _runs(root, "base", scale)
+    path = ledger_dir(root, scale) / "base" / "ensemble.json"
     if not path.is_file():
         if len(base) < 2:
-            return _missing(root, ["base"], refused, _job("base") + " (at least 2 seeds)")
+            return _missing(scale, ["base"], refused, _job(scale, "base") + " (at least 2 seeds)")
         return (
             "unmeasured: ensemble.json missing; rerun the runner (it averages the stored base "
             "predictions)"
         )
     ens = json.loads(path.read_text())
-    if ens.get("scale") != "full":
-        return (
-            "unmeasured: ensemble.json was made at smoke scale; smoke numbers never enter the "
-            "ledger"
+    if ens.get("scale") != scale:
+        return f"unmeasured: ensemble.json was made at {ens.get('scale')} scale" + (
+            "; smoke numbers never enter the ledger" if ens.get("scale") == "smoke" else ""
         )
     seeds = [int(s) for s in ens["center"]["single"] if int(s) in base]
     if len(seeds) < 2:
-        return "unmeasured: fewer than 2 finished full-scale base seeds in ensemble.json"
+        return f"unmeasured: fewer than 2 finished {scale}-scale base seeds in ensemble.json"
     values = {
         f"top{k}": [
             ens["center"]["single"][str(s)][f"top{k}_err"]
@@ -652,12 +712,15 @@ def _ensembles(root: Path):
         ]
         for k in (1, 5)
     }
-    return Measurement(values, seeds, [base[s] for s in seeds], ["ledger/base/ensemble.json"])
+    folder = ledger_dir(Path(""), scale).name
+    return Measurement(values, seeds, [base[s] for s in seeds], [f"{folder}/base/ensemble.json"])
 
 
-def _stored_experiment_runs(root: Path, kind: str) -> tuple[list[dict], list[str]]:
+def _stored_experiment_runs(
+    root: Path, kind: str, scale: str = "full"
+) -> tuple[list[dict], list[str]]:
     """``<root>/<kind>/<tag>-*/`` folders of alexlib.experiments (settings.json, metrics.jsonl),
-    split into full-scale runs and refusal reasons."""
+    split into runs at ``scale`` and refusal reasons (smoke runs; other scales are skipped)."""
     base = root / kind
     good, refused = [], []
     if not base.is_dir():
@@ -666,7 +729,7 @@ def _stored_experiment_runs(root: Path, kind: str) -> tuple[list[dict], list[str
         if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
             continue
         meta = json.loads((folder / "settings.json").read_text())
-        scale = _scale_of(folder, meta.get("settings", {}))
+        found = _scale_of(folder, meta.get("settings", {}))
         run = {
             "name": folder.name,
             "folder": folder,
@@ -674,25 +737,25 @@ def _stored_experiment_runs(root: Path, kind: str) -> tuple[list[dict], list[str
             "provenance": meta.get("provenance", {}),
             "metrics": read_metrics(folder),
         }
-        if scale == "full":
+        if found == scale:
             good.append(run)
-        else:
-            refused.append(
-                f"{kind}/{folder.name}: {scale}-scale run (smoke numbers never enter the ledger)"
-            )
+        elif found == "smoke":
+            refused.append(f"{kind}/{_wrong_scale(folder.name, found, scale)}")
     return good, refused
 
 
-def _relu_tanh(root: Path):
+def _relu_tanh(root: Path, scale: str = "full"):
     """Claim 1 through alexlib.experiments: epochs to 25% training error, tanh over ReLU, per
-    seed."""
-    stored, refused = _stored_experiment_runs(root, "figure1")
+    seed, in the paper's regime (0-255 pixels minus the mean, the 2012 code's initialisation;
+    runs stored before the regimes existed count as that regime's only if they say so)."""
+    stored, refused = _stored_experiment_runs(root, "figure1", scale)
+    stored = [r for r in stored if r["settings"].get("regime") == "paper"]
     job = (
-        "python -m alexlib ledger run --scale full --only figure1 "
-        "(or python -m alexlib.experiments figure1)"
+        f"python -m alexlib ledger run --scale {scale} --only figure1 "
+        f"(or python -m alexlib.experiments figure1 --scale {scale})"
     )
     if not stored:
-        return _missing(root, ["figure1"], refused, job, where="figure1")
+        return _missing(scale, ["figure1"], refused, job, where="figure1")
     runs = [
         {
             "activation": r["settings"]["activation"],
@@ -717,26 +780,28 @@ def _relu_tanh(root: Path):
     )
 
 
-def _towers(root: Path):
+def _towers(root: Path, scale: str = "full"):
     """Claim 9 through alexlib.experiments: the colour-selectivity split of the two towers' conv1
-    kernels (``tower_split``), per stored full-scale ``paper`` run."""
-    stored, refused = _stored_experiment_runs(root, "figure3")
+    kernels (``tower_split``), per stored two-tower net at ``scale`` (the ledger's base variant:
+    ``paper``, or ``mini`` at laptop scale)."""
+    stored, refused = _stored_experiment_runs(root, "figure3", scale)
+    variant = preset("ledger", scale)["variant"]
     stored = [
         r
         for r in stored
-        if r["settings"].get("variant") == "paper" and (r["folder"] / "conv1.pt").is_file()
+        if r["settings"].get("variant") == variant and (r["folder"] / "conv1.pt").is_file()
     ]
     if not stored:
         job = (
-            _job("base")
+            _job(scale, "base")
             + " (stores each base net's kernels under figure3/), or python -m alexlib.experiments "
-            "figure3"
+            f"figure3 --scale {scale}"
         )
-        return _missing(root, ["figure3"], refused, job, where="figure3")
+        return _missing(scale, ["figure3"], refused, job, where="figure3")
     seps, agrees, seeds = [], [], []
     for r in stored:
         kernels = torch.load(r["folder"] / "conv1.pt", weights_only=True)  # (96, 3, 11, 11)
-        split = tower_split(*kernels.chunk(2, dim=0))  # towers: channels 0-47 and 48-95
+        split = tower_split(*kernels.chunk(2, dim=0))  # towers: the first and second half
         seps.append(split["separation"])
         agrees.append(bool(split["agrees"]))
         seeds.append(int(r["settings"].get("seed", 0)))
@@ -766,6 +831,7 @@ CLAIMS: tuple[Claim, ...] = (
         "3. Local response normalisation",
         _paired("no-lrn"),
         sources=("no-lrn", "base"),
+        laptop_reference="CIFAR-10: 13% -> 11% test error (the paper's four-layer net)",
     ),
     Claim(
         "3",
@@ -952,7 +1018,7 @@ def _direction(claim: Claim, m: Measurement) -> str:
     return f"{word}{' (within the seed spread)' if noisy else ''}"
 
 
-def _measured_on(m: Measurement) -> str:
+def _measured_on(m: Measurement, scale: str = "full") -> str:
     settings = m.runs[0]["settings"]
     devices = sorted({r["provenance"].get("device", "?") for r in m.runs})
     commits = sorted({str(r["provenance"].get("commit", "?"))[:10] for r in m.runs})
@@ -960,26 +1026,35 @@ def _measured_on(m: Measurement) -> str:
     dataset = settings.get("dataset", "cifar10")
     images = m.runs[0].get("train_images") or settings.get("images")
     epochs = settings.get("epochs", "?")
-    where = f"{dataset}, full scale, {epochs} epochs"
+    variant = settings.get("variant", "cifar4")
+    where = f"{dataset}, {variant}, {scale} scale, {epochs} epochs"
     if images:
         where += f", {images:,} images"
+    walls = [r["wall_s"] for r in m.runs if r.get("wall_s")]
+    if walls:
+        wall = statistics.fmean(walls)
+        where += f", {wall / 60:.0f} min a run" if wall >= 60 else f", {wall:.0f} s a run"
     return f"{where}; {', '.join(devices)}; commit {', '.join(commits)}; {dates[0][:10]}"
 
 
-def ledger_rows(results: str | os.PathLike | None = None) -> list[LedgerRow]:
-    """The ledger: one :class:`LedgerRow` per claim in :data:`CLAIMS`, measured from the files under
-    ``results`` (default: the repository's ``results/``), or marked unmeasured with the reason.
-    Smoke-scale and unfinished runs are refused. Paper: the claims' sections."""
+def ledger_rows(results: str | os.PathLike | None = None, scale: str = "full") -> list[LedgerRow]:
+    """The ledger at ``scale`` (``"full"`` or ``"laptop"``): one :class:`LedgerRow` per claim in
+    :data:`CLAIMS`, measured from the files under ``results`` (default: the repository's
+    ``results/``), or marked unmeasured with the reason. Smoke-scale runs, runs of another scale
+    and unfinished runs are refused. Paper: the claims' sections."""
+    if scale not in ("full", "laptop"):
+        raise LedgerError(f"the ledger has a full and a laptop column; got scale {scale!r}")
     root = Path(results) if results is not None else results_dir()
+    folder = ledger_dir(Path(""), scale).name
     rows = []
     for claim in CLAIMS:
-        got = claim.measure(root)
+        got = claim.measure(root, scale)
         files = ", ".join(
             f"`results/{f}`"
             for f in (
                 got.files
                 if isinstance(got, Measurement)
-                else [f"ledger/{s}/" if s in ABLATIONS else f"{s}/" for s in claim.sources]
+                else [f"{folder}/{s}/" if s in ABLATIONS else f"{s}/" for s in claim.sources]
             )
         )
         common = dict(
@@ -999,7 +1074,7 @@ def ledger_rows(results: str | os.PathLike | None = None) -> list[LedgerRow]:
                 LedgerRow(
                     **common,
                     ours=_describe(got),
-                    measured_on=_measured_on(got),
+                    measured_on=_measured_on(got, scale),
                     direction=_direction(claim, got),
                     status="measured",
                     values=got.values,
@@ -1042,6 +1117,45 @@ def ledger_markdown(rows: Sequence[LedgerRow]) -> str:
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _short(row: LedgerRow) -> str:
+    # "ours (direction)" when measured; else the reason up to the command that would measure it
+    if row.measured:
+        return f"{row.ours}; {row.direction}"
+    return row.status.split(". Run ")[0]
+
+
+def ledger_columns(laptop: Sequence[LedgerRow], full: Sequence[LedgerRow]) -> str:
+    """The two columns side by side as a Markdown table narrow enough for a page: claim, the
+    paper's number, then ours with its spread and direction at laptop scale (CPU, CIFAR-10) and
+    at full scale (GPU, Imagenette). Where the paper has a number for the laptop column's own
+    setting (claim 2 on CIFAR-10), it is given there. :func:`ledger_details` lists where each
+    measured number came from."""
+    by_id = {r.id: r for r in full}
+    claims = {c.id: c for c in CLAIMS}
+    lines = [
+        "| # | claim (section) | paper | laptop scale (CPU) | full scale (GPU) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in laptop:
+        ref = claims[r.id].laptop_reference
+        cells = [
+            r.id,
+            f"{r.claim} ({r.section})",
+            r.paper,
+            _short(r) + (f" (paper, {ref})" if ref else ""),
+            _short(by_id[r.id]) if r.id in by_id else "-",
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def ledger_details(rows: Sequence[LedgerRow]) -> str:
+    """One line per measured row: what it was measured on (data, net, scale, machine, commit,
+    date, wall time) and the result files it was read from."""
+    out = [f"- {r.id}: {r.measured_on}; {r.files}" for r in rows if r.measured]
+    return "\n".join(out) if out else "- nothing measured at this scale yet"
 
 
 # ==============================================================================================
@@ -1108,5 +1222,8 @@ def _cli_run(args) -> int:
 
 
 def _cli_table(args) -> int:
-    print(ledger_markdown(ledger_rows(args.results)))
+    laptop, full = ledger_rows(args.results, "laptop"), ledger_rows(args.results, "full")
+    print(ledger_columns(laptop, full))
+    for name, rows in (("laptop", laptop), ("full", full)):
+        print(f"\nmeasured at {name} scale:\n{ledger_details(rows)}")
     return 0

@@ -54,6 +54,7 @@ __all__ = [
     "paper_head",
     "paper_init_",
     "cuda_convnet_init_",
+    "he_init_",
     "layer_names",
     "get_layer",
     "conv1_towers",
@@ -389,6 +390,7 @@ def _paper(
     init: bool = True,
     lrn: bool = True,
     pool: tuple[int, int] = (3, 2),
+    input_size: int = 224,
 ) -> AlexNet:
     """The paper's two-tower AlexNet (Paper: section 3, Figure 2): 60,965,224 parameters.
 
@@ -409,11 +411,23 @@ def _paper(
       floor((13-2)/2)+1 = 6: each pool drops the last row and column, which no window covers.
       A pool whose last map is not 6x6 gets torchvision's ``AdaptiveAvgPool2d((6, 6))`` in the
       ``avgpool`` slot, so fc6 always reads 9216 features.
+
+    ``input_size``: the side of the square input the net is built for. The paper's 224 (or 227)
+    gives the 60,965,224 parameters above; any other size gets fc6 sized to the map conv5's pool
+    leaves (no ``avgpool``): 128 pixels leave 256 x 3 x 3, so fc6 reads 2,304 features (a net
+    that a CPU trains in reasonable time; the conv layers are the paper's).
     """
     z, s = _check_pool(pool)
     features = _five_convs(
         (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn" if lrn else "none", pool=(z, s)
     )
+    if input_size not in (224, 227):
+        classifier = _fc_head(
+            _flat_width(features, input_size), 4096, num_classes, dropout, paper_order=True
+        )
+        name = "paper" + ("" if lrn else "-nolrn") + ("" if (z, s) == (3, 2) else f"-pool{z}s{s}")
+        model = AlexNet(features, classifier, variant=name.replace("pool2s2", "pool2"), towers=2)
+        return paper_init_(model) if init else model
     classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
     # conv1 gives 55x55 (224 padded to 227); then three pools with the convs in between keeping the
     # size
@@ -432,17 +446,21 @@ def _paper(
     return paper_init_(model) if init else model
 
 
-def _paper_nolrn(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+def _paper_nolrn(
+    num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True, input_size: int = 224
+) -> AlexNet:
     """``paper`` without its two LRN layers: the ablation of Paper section 3.3 (same 60,965,224
     parameters; LRN has none)."""
-    return _paper(num_classes, dropout=dropout, init=init, lrn=False)
+    return _paper(num_classes, dropout=dropout, init=init, lrn=False, input_size=input_size)
 
 
-def _paper_pool2(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+def _paper_pool2(
+    num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True, input_size: int = 224
+) -> AlexNet:
     """``paper`` with non-overlapping max pooling z=2, s=2 in place of z=3, s=2: the ablation of
     Paper section 3.4. Same parameters and the same 55 -> 27 -> 13 -> 6 widths (see
     :func:`_paper`)."""
-    return _paper(num_classes, dropout=dropout, init=init, pool=(2, 2))
+    return _paper(num_classes, dropout=dropout, init=init, pool=(2, 2), input_size=input_size)
 
 
 def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
@@ -611,6 +629,115 @@ def _cifar4(
     return paper_init_(model) if init else model
 
 
+# The mini net's LRN: the paper's k=2, n=5, beta=0.75, and its alpha=1e-4 restated for inputs
+# divided by their standard deviation (about 64 grey levels) instead of 0-255 pixels. A ReLU net is
+# positively homogeneous up to its first LRN, so scaling the inputs by 1/64 scales the maps LRN1
+# sees by 1/64, and alpha * 64**2 gives the same normalisation as alpha on the paper's scale.
+MINI_LRN_ALPHA = 1e-4 * 64**2
+
+
+@torch.no_grad()
+def he_init_(model: nn.Module) -> nn.Module:
+    """Kaiming-normal weights (std sqrt(2 / fan_in), sized for ReLUs) and zero biases, in place:
+    the initialisation that lets an eight-layer net without normalisation train from its first
+    steps on standardised inputs (PyTorch's default shrinks the signal about sixfold in variance
+    per layer, and the 2012 code's N(0, 0.01) more, so a net this deep starts stuck at chance)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def _mini(
+    num_classes: int = 10,
+    *,
+    dropout: float = 0.5,
+    lrn: bool = True,
+    pool: tuple[int, int] = (3, 2),
+    towers: int = 2,
+    input_size: int = 24,
+) -> AlexNet:
+    """The paper's design at CIFAR-10's size: the network behind the laptop-scale ledger.
+
+    Every feature the paper's ablations switch is here, on 24x24 crops of 32x32 images: five conv
+    layers in two towers (conv2, conv4 and conv5 see only their own tower, conv1 and conv3 connect
+    across), ReLU, response normalisation within each tower after the first two conv layers,
+    overlapping 3/2 max pooling after conv1, conv2 and conv5, and a three-layer fc head with the
+    paper's dropout on fc6's and fc7's outputs. Widths: conv 48-48-96-96-64, fc 512-512.
+
+    Departures, each for a 2-core CPU: LRN follows the pool instead of preceding it (as in the
+    2012 code's CIFAR-10 nets, ``layers-18pct.cfg``; a quarter of the cost), with
+    :data:`MINI_LRN_ALPHA` for standardised inputs; and the weights start from
+    :func:`he_init_`.
+
+    Shapes (24 input): (B,3,24,24) -> conv1 5x5 (B,48,24,24) -> pool1 (B,48,12,12) -> conv2 5x5
+    (B,48,12,12) -> pool2 (B,48,6,6) -> conv3..conv5 3x3 (B,96|96|64,6,6) -> pool5 (B,64,3,3)
+    -> fc6 (B,512) -> fc7 (B,512) -> fc8 (B,num_classes). The pools round up (as cuda-convnet's
+    do), so z=3 and z=2 leave the same map sizes and the same parameter count.
+
+    Switches: ``lrn=False``; ``pool=(2, 2)`` (non-overlapping); ``towers=1`` is the paper's
+    one-tower comparison, with half the kernels in conv1-conv4 and conv5 as wide as before
+    (24-24-48-48-64), as the paper's half net keeps its conv5 and fc layers.
+    """
+    z, st = _check_pool(pool)
+    if towers not in (1, 2):
+        raise SettingsError(f"mini: towers must be 1 or 2, got {towers!r}")
+    widths = (48, 48, 96, 96, 64) if towers == 2 else (24, 24, 48, 48, 64)
+    g = towers
+    c1, c2, c3, c4, c5 = widths
+
+    def norm() -> list[nn.Module]:
+        if not lrn:
+            return []
+        return [TowerLRN(size=5, alpha=MINI_LRN_ALPHA, beta=0.75, k=2.0, towers=towers)]
+
+    def down() -> nn.Module:
+        return nn.MaxPool2d(kernel_size=z, stride=st, ceil_mode=True)
+
+    features = nn.Sequential(
+        nn.Conv2d(3, c1, kernel_size=5, padding=2),  # conv1 (B, 48, 24, 24)
+        nn.ReLU(inplace=True),
+        down(),  # (B, 48, 12, 12)
+        *norm(),
+        nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=g),  # conv2
+        nn.ReLU(inplace=True),
+        down(),  # (B, 48, 6, 6)
+        *norm(),
+        nn.Conv2d(c2, c3, kernel_size=3, padding=1),  # conv3: across the towers
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c3, c4, kernel_size=3, padding=1, groups=g),  # conv4
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c4, c5, kernel_size=3, padding=1, groups=g),  # conv5
+        nn.ReLU(inplace=True),
+        down(),  # (B, 64, 3, 3)
+    )
+    head = _fc_head(_flat_width(features, input_size), 512, num_classes, dropout, paper_order=True)
+    name = (
+        "mini"
+        + ("" if lrn else "-nolrn")
+        + ("" if (z, st) == (3, 2) else "-pool2" if (z, st) == (2, 2) else f"-pool{z}s{st}")
+        + ("" if towers == 2 else "-half")
+    )
+    return he_init_(AlexNet(features, head, variant=name, towers=towers))
+
+
+def _mini_nolrn(num_classes: int = 10, *, dropout: float = 0.5, input_size: int = 24) -> AlexNet:
+    """``mini`` without its two LRN layers (the ablation of Paper section 3.3)."""
+    return _mini(num_classes, dropout=dropout, lrn=False, input_size=input_size)
+
+
+def _mini_pool2(num_classes: int = 10, *, dropout: float = 0.5, input_size: int = 24) -> AlexNet:
+    """``mini`` with non-overlapping pooling z=2, s=2 (the ablation of Paper section 3.4)."""
+    return _mini(num_classes, dropout=dropout, pool=(2, 2), input_size=input_size)
+
+
+def _mini_half(num_classes: int = 10, *, dropout: float = 0.5, input_size: int = 24) -> AlexNet:
+    """``mini`` as one tower with half the kernels in conv1-conv4 (Paper section 3.2)."""
+    return _mini(num_classes, dropout=dropout, towers=1, input_size=input_size)
+
+
 def _flat_width(features: nn.Sequential, size: int) -> int:
     """The number of features ``features`` leaves for one ``size`` x ``size`` image (a shape-only
     pass on the meta device: no memory, no arithmetic)."""
@@ -661,6 +788,10 @@ _BUILDERS: dict[str, Callable[..., AlexNet]] = {
     "cifar4": _cifar4,
     "paper-nolrn": _paper_nolrn,
     "paper-pool2": _paper_pool2,
+    "mini": _mini,
+    "mini-nolrn": _mini_nolrn,
+    "mini-pool2": _mini_pool2,
+    "mini-half": _mini_half,
 }
 VARIANTS: tuple[str, ...] = tuple(_BUILDERS)
 
@@ -691,8 +822,9 @@ def build(variant: str, num_classes: int | None = None, **kw) -> AlexNet:
 
 # The input convention each variant's initialisation expects (see alexlib.augment.INPUTS): the
 # paper's nets start from N(0, 0.01) weights sized for mean-subtracted pixels in [-128, 128];
-# cifar4 starts from PyTorch's default initialisation, sized for inputs of unit variance.
-_INPUTS = {"cifar4": "standardise"}
+# cifar4 (PyTorch's default initialisation) and mini (he_init_) are sized for inputs of unit
+# variance.
+_INPUTS = {v: "standardise" for v in ("cifar4", "mini", "mini-nolrn", "mini-pool2", "mini-half")}
 
 
 def expected_inputs(variant: str) -> str:

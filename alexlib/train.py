@@ -282,7 +282,7 @@ class RunSettings:
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True
     compile: bool = False
-    # on CUDA, alexlib.fast.speed_up: equal, faster layers (same parameters, same state dict)
+    # alexlib.fast.speed_up: equal, faster layers (same parameters, same state dict)
     fast: bool = True
     # 0: a checkpoint after every epoch. More: at most one every this many minutes, and always after
     # the last epoch; a crash then loses at most that much work (a fast GPU finishes an Imagenette
@@ -552,11 +552,15 @@ def train_run(
     model = build(settings.variant, num_classes=num_classes, **_model_options(settings))
     model.to(device)
     model.input_stats = stats
-    channels_last = settings.channels_last and cuda
+    # channels-last memory and the fast layer forms on either device (same parameters, same state
+    # dict); on the CPU the one fast form that pays is the banded LRN (benchmarks/bench_cpu.py)
+    channels_last = settings.channels_last and device.type in ("cuda", "cpu")
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if settings.fast and cuda:
-        speed_up(model, device=device)  # same parameters and state dict
+        speed_up(model, device=device)
+    elif settings.fast and device.type == "cpu":
+        speed_up(model, lrn="banded", device=device)
     optimizer = sgd_paper(
         model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
     )

@@ -45,12 +45,18 @@ def fake_run(
     train_top1: float = 10.0,
     epochs: int | None = None,
     summary: bool = True,
+    train_eval: float | None = None,
 ) -> Path:
     """A run folder as the runner writes it, with one metrics line per (val top-1, val top-5)
     pair."""
-    folder = root / "ledger" / ablation / f"seed{seed}"
+    folder = ledger.ledger_dir(root, scale if scale != "smoke" else "full") / ablation
+    folder = folder / f"seed{seed}"
     folder.mkdir(parents=True)
-    settings = {**settings_for(ablation, "full", seed).__dict__, "epochs": epochs or len(val)}
+    preset_scale = scale if scale != "smoke" else "full"
+    settings = {
+        **settings_for(ablation, preset_scale, seed).__dict__,
+        "epochs": epochs or len(val),
+    }
     settings["fixed_drops"] = list(settings["fixed_drops"])
     (folder / "settings.json").write_text(
         json.dumps(
@@ -79,14 +85,58 @@ def fake_run(
     ]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if summary:
+        extra = {} if train_eval is None else {"train_eval": {"top1_err": train_eval}}
         (folder / "summary.json").write_text(
-            json.dumps({"scale": scale, "final": rows[-1], "epochs": len(rows)})
+            json.dumps({"scale": scale, "final": rows[-1], "epochs": len(rows), **extra})
         )
     return folder
 
 
 def row(rows, claim_id):
     return next(r for r in rows if r.id == claim_id)
+
+
+def test_the_laptop_column_is_the_same_claims_on_cifar10_with_the_mini_net(tmp_path):
+    base = settings_for("base", "laptop", 0)
+    assert (base.variant, base.dataset, base.pca_colour) == ("mini", "cifar10", True)
+    assert (base.image_size, base.crop, base.inputs) == (32, 24, "standardise")
+    switched = {a: settings_for(a, "laptop", 0).variant for a in ("no-lrn", "pool2", "half")}
+    assert switched == {"no-lrn": "mini-nolrn", "pool2": "mini-pool2", "half": "mini-half"}
+    assert settings_for("no-pca", "laptop", 0).pca_colour is False
+    assert settings_for("no-dropout", "laptop", 0).dropout == 0.0
+    # laptop runs live in ledger-laptop/ and count only in the laptop column
+    for seed in range(3):
+        fake_run(
+            tmp_path,
+            "base",
+            seed,
+            [(30.0, 5.0), (20.0 + seed, 3.0)],
+            scale="laptop",
+            train_eval=12.0,
+        )
+        fake_run(
+            tmp_path,
+            "no-dropout",
+            seed,
+            [(30.0, 5.0), (23.0 + seed, 4.0)],
+            scale="laptop",
+            train_eval=2.0,
+        )
+    fake_run(tmp_path, "base", 0, [(40.0, 18.0)], scale="full")
+    laptop, full = ledger_rows(tmp_path, "laptop"), ledger_rows(tmp_path, "full")
+    gap = row(laptop, "6a")
+    # over-fitting gap from the eval-mode training error: (23+s - 2) - (20+s - 12) = 13
+    assert gap.measured and gap.values["gap"] == pytest.approx([13.0, 13.0, 13.0])
+    assert "cifar10, mini, laptop scale" in gap.measured_on
+    assert not row(full, "6a").measured and "no-dropout" in row(full, "6a").status
+    assert not row(laptop, "2").measured
+    assert "laptop-scale run" in row(laptop, "2").status and "on a CPU" in row(laptop, "2").status
+    table = ledger.ledger_columns(laptop, full)
+    assert "| laptop scale (CPU) | full scale (GPU) |" in table
+    assert "13% -> 11%" in table  # the paper's own CIFAR-10 number beside claim 2
+    assert "ledger-laptop/no-dropout/" in ledger.ledger_details(laptop)
+    with pytest.raises(LedgerError, match="full and a laptop column"):
+        ledger_rows(tmp_path, "smoke")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +214,7 @@ def test_paired_effect_spread_and_direction(tmp_path):
     mean, sd = statistics.fmean(effects1), statistics.stdev(effects1)
     assert f"top-1 +{mean:.2f} ± {sd:.2f}" in lrn.ours and "over 3 seeds" in lrn.ours
     assert lrn.direction == "agrees"
-    assert "imagenette, full scale, 2 epochs, 9,469 images" in lrn.measured_on
+    assert "imagenette, paper, full scale, 2 epochs, 9,469 images" in lrn.measured_on
     assert "NVIDIA H100" in lrn.measured_on and "abc1234567" in lrn.measured_on
     pool = row(rows, "3")
     assert pool.values["val_top1_err"] == pytest.approx([-1.0] * 3)
@@ -286,6 +336,7 @@ def _fig1_run(activation, lr, seed, role, errors, scale="full"):
         "history": history,
         "settings": {
             "scale": scale,
+            "regime": "paper",
             "thresholds": (25.0,),
             "images": 50000,
             "epochs": len(errors) - 1,

@@ -329,7 +329,7 @@ def test_unknown_variant_lists_known_ones():
     with pytest.raises(
         ValueError,
         match="known variants are: paper, paper-code, half, onegpu2014, bn, cifar4, paper-nolrn, "
-        "paper-pool2",
+        "paper-pool2, mini, mini-nolrn, mini-pool2, mini-half",
     ):
         build("resnet")
     assert VARIANTS == (
@@ -341,7 +341,51 @@ def test_unknown_variant_lists_known_ones():
         "cifar4",
         "paper-nolrn",
         "paper-pool2",
+        "mini",
+        "mini-nolrn",
+        "mini-pool2",
+        "mini-half",
     )
+
+
+def test_paper_net_sized_for_a_smaller_input():
+    # at 224 the paper's 60,965,224 parameters (1000 classes); at 128 conv5's pool leaves 3x3
+    # maps and fc6 reads 256 * 3 * 3 features, the conv layers unchanged
+    full = build("paper")
+    small = build("paper", input_size=128)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(full) == 60_965_224
+    fc6 = lambda m: next(x for x in m.classifier if isinstance(x, torch.nn.Linear))
+    assert fc6(small).in_features == 256 * 3 * 3
+    assert count(full) - count(small) == (256 * 6 * 6 - 256 * 3 * 3) * 4096
+    assert small(torch.zeros(2, 3, 128, 128)).shape == (2, 1000)
+    assert build("paper-pool2", input_size=128).variant == "paper-pool2"
+
+
+def test_mini_net_switches_only_what_each_ablation_names():
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    base, nolrn, pool2, half = (build(v) for v in ("mini", "mini-nolrn", "mini-pool2", "mini-half"))
+    kinds = lambda m: [type(x).__name__ for x in m.features]
+    assert kinds(base).count("TowerLRN") == 2 and "TowerLRN" not in kinds(nolrn)
+    assert [x for x in kinds(base) if x != "TowerLRN"] == kinds(nolrn)
+    pools = lambda m: [
+        (x.kernel_size, x.stride) for x in m.features if isinstance(x, torch.nn.MaxPool2d)
+    ]
+    assert pools(base) == [(3, 2)] * 3 and pools(pool2) == [(2, 2)] * 3
+    # z=3 and z=2 (rounding up) leave the same maps, so the same parameters
+    assert count(base) == count(nolrn) == count(pool2)
+    convs = lambda m: [
+        (x.out_channels, x.groups) for x in m.features if isinstance(x, torch.nn.Conv2d)
+    ]
+    assert convs(base) == [(48, 1), (48, 2), (96, 1), (96, 2), (64, 2)]
+    assert convs(half) == [(24, 1), (24, 1), (48, 1), (48, 1), (64, 1)]
+    # LRN on standardised inputs equals the paper's alpha on 0-255 maps 64 times larger
+    lrn = next(x for x in base.features if type(x).__name__ == "TowerLRN")
+    maps = torch.rand(2, 48, 6, 6) * 3
+    paper_lrn = type(lrn)(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=2)
+    torch.testing.assert_close(lrn(maps) * 64, paper_lrn(maps * 64))
+    x = torch.randn(4, 3, 24, 24)
+    assert all(m(x).shape == (4, 10) for m in (base, nolrn, pool2, half))
 
 
 def test_bad_options_and_inputs_are_explained(paper):

@@ -147,17 +147,10 @@ def train_for_kernels(
     known = preset("figure3", scale)
     s = preset("figure3", scale, **{k: v for k, v in overrides.items() if k in known})
     extra = {k: v for k, v in overrides.items() if k not in known}
+    # every key of the preset but the experiment's own (seeds, variants) is a RunSettings field
+    run = {k: v for k, v in s.items() if k not in ("seeds", "variants")}
     settings = RunSettings(
-        dataset=s["dataset"],
-        variant=variant,
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        train_per_class=s["train_per_class"],
-        val_per_class=s["val_per_class"],
-        seed=seed,
-        data_root=data_root,
-        device=device,
-        **extra,
+        **run, variant=variant, seed=seed, data_root=data_root, device=device, **extra
     )
     keep = out is not None
     out = Path(out) if keep else Path(tempfile.mkdtemp(prefix=f"alexlib-{variant}-s{seed}-"))

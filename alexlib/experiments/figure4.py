@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._io import atomic_write_text, provenance, results_dir, write_json
-from ..augment import center_crop
+from ..augment import PAPER_CROP, center_crop
 from ..config import preset, resolve_device
 from ..data import load
 from ..engine import train_one_epoch
@@ -196,13 +196,14 @@ def run_figure4(
     Paper: section 6.1, Figure 4.
     """
     s = preset("figure4", scale, **overrides)
+    size, crop = s.get("image_size", 256), s.get("crop", PAPER_CROP)
     device = resolve_device(device)
     if data is None:
         train = load(
             s["dataset"],
             "train",
             root=data_root,
-            size=256,
+            size=size,
             per_class=s["train_per_class"],
             seed=seed,
             progress=progress,
@@ -211,7 +212,7 @@ def run_figure4(
             s["dataset"],
             "val",
             root=data_root,
-            size=256,
+            size=size,
             per_class=s["val_per_class"],
             seed=seed,
             progress=progress,
@@ -231,6 +232,7 @@ def run_figure4(
             batch_size=s["batch_size"],
             train_per_class=s["train_per_class"],
             val_per_class=s["val_per_class"],
+            **({"image_size": size, "crop": crop} if "image_size" in s else {}),
         )
     if "model" in trained:
         model, stats = trained["model"], trained["stats"]
@@ -242,21 +244,24 @@ def run_figure4(
     stats = stats.to(device)
 
     shown = _picked(len(val), 8, seed)
-    probs = predict(model, val.images[shown], stats, device=device)  # (8, C)
+    probs = predict(model, val.images[shown], stats, crop=crop, device=device)  # (8, C)
     top_p, top_c = probs.topk(min(5, probs.shape[1]), dim=1)
 
     fc7 = get_layer(model, "relu7")
-    f_train = features(model, train.images, stats, fc7, device=device)  # (N, 4096)
-    f_val = features(model, val.images, stats, fc7, device=device)  # (M, 4096)
+    f_train = features(model, train.images, stats, fc7, crop=crop, device=device)  # (N, 4096)
+    f_val = features(model, val.images, stats, fc7, crop=crop, device=device)  # (M, 4096)
     k = s["k"]
     queries = _picked(len(val), 5, seed + 1)
     nn_fc7, _ = nearest_neighbours(f_val, f_train, k, device=device)  # (M, k)
-    pixels_train = center_crop(train.images).flatten(1)  # (N, 3*224*224) uint8
-    pixels_val = center_crop(val.images).flatten(1)
+    pixels_train = center_crop(train.images, crop).flatten(1)  # (N, 3*crop*crop) uint8
+    pixels_val = center_crop(val.images, crop).flatten(1)
     nn_pix, _ = nearest_neighbours(pixels_val, pixels_train, k, device=device)
 
     retrieval = {
-        "pixels": {"precision": class_precision(nn_pix, val.labels, train.labels)},
+        "pixels": {
+            "precision": class_precision(nn_pix, val.labels, train.labels),
+            "code_bytes": 3 * crop * crop,
+        },
         "fc7": {"precision": class_precision(nn_fc7, val.labels, train.labels)},
     }
     for bits in s["bits"]:
@@ -300,7 +305,8 @@ def format_retrieval(retrieval: dict, k: int) -> str:
         f"{'space':>16} {'bytes/image':>12} {f'same class @{k}':>15} {'fc7 neighbours found':>21}"
     ]
     for space, r in retrieval.items():
-        size = {"pixels": 3 * 224 * 224, "fc7": 4096 * 4}.get(space, r.get("code_bytes"))
+        # pixels: 3 x crop x crop bytes (224 unless stored); fc7: 4096 float32
+        size = r.get("code_bytes") or {"pixels": 3 * 224 * 224, "fc7": 4096 * 4}[space]
         recall = f"{100 * r['fc7_recall']:.1f}%" if "fc7_recall" in r else "-"
         lines.append(f"{space:>16} {size:>12,} {100 * r['precision']:>14.1f}% {recall:>21}")
     return "\n".join(lines)

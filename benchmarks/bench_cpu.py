@@ -1,0 +1,122 @@
+"""The laptop scale's CPU training step against plain eager PyTorch, side by side in one run.
+
+    python benchmarks/bench_cpu.py                 # batch 128, the nets the laptop runs train
+    python benchmarks/bench_cpu.py --tiny          # CI size: a few steps of small batches
+
+For each net the laptop-scale runs train (``cifar4``: Figure 1 on 32x32 images; ``mini``: the
+ledger's net on 24x24 crops; ``paper`` at 128 pixels: the Imagenette net) it times one SGD step
+(forward, backward, update, through :func:`alexlib.engine.train_step`) on a batch already in
+memory, two ways, alternating, in the same process:
+
+* **plain**: the net as built, contiguous (NCHW) tensors, PyTorch's own LRN;
+* **alexlib**: what ``alexlib.train.train_run`` and ``alexlib.experiments.train_resident`` do on a
+  CPU: channels-last weights and batches, and LRN as one banded matmul
+  (``alexlib.fast.speed_up(model, lrn="banded")``).
+
+Both compute the same function (the test checks the losses agree); the ratio alexlib / plain is
+what the laptop runs gain. Compare only numbers from the same run: a shared machine's speed drifts
+between runs, and rounds alternate the two forms so that a drift hits both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from alexlib.engine import train_step
+from alexlib.fast import speed_up
+from alexlib.model import build
+
+# (name, variant, build options, input side)
+NETS = (
+    ("cifar4 (Figure 1)", "cifar4", {}, 32),
+    ("mini (ledger)", "mini", {}, 24),
+    ("paper at 128 px (Imagenette)", "paper", {"input_size": 128, "num_classes": 10}, 128),
+)
+
+
+def _prepared(variant: str, options: dict, fast: bool, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build(variant, **options)
+    if fast:
+        model.to(memory_format=torch.channels_last)
+        speed_up(model, lrn="banded", device="cpu")
+    return model
+
+
+def measure(
+    variant: str, options: dict, side: int, *, batch: int, steps: int, warmup: int, rounds: int
+) -> dict:
+    """Images per second of both forms (best round of ``rounds``, each ``steps`` timed steps after
+    ``warmup``), and each form's first loss (the same weights and batch: they agree)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, side, side, generator=g)
+    y = torch.randint(0, 10, (batch,), generator=g)
+    forms = {}
+    for name, fast in (("plain", False), ("alexlib", True)):
+        model = _prepared(variant, options, fast, seed=0)
+        xb = x.contiguous(memory_format=torch.channels_last) if fast else x
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        forms[name] = {"model": model, "x": xb, "opt": opt, "best": 0.0, "loss": None}
+    for state in forms.values():
+        state["model"].eval()  # dropout off: both forms see the same function
+        with torch.no_grad():
+            state["loss"] = torch.nn.functional.cross_entropy(state["model"](state["x"]), y).item()
+        state["model"].train()
+        for _ in range(warmup):
+            train_step(state["model"], state["x"], y, state["opt"])
+    for _ in range(rounds):
+        for state in forms.values():
+            started = time.perf_counter()
+            for _ in range(steps):
+                train_step(state["model"], state["x"], y, state["opt"])
+            rate = steps * batch / (time.perf_counter() - started)
+            state["best"] = max(state["best"], rate)
+    return {name: {"images_per_s": s["best"], "first_loss": s["loss"]} for name, s in forms.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="CI size: batch 8, 1 step, 1 round")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.batch_size, args.steps, args.warmup, args.rounds = 8, 1, 1, 1
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+        f"best of {args.rounds} rounds of {args.steps} steps"
+    )
+    print(f"{'net':>30} {'plain img/s':>12} {'alexlib img/s':>14} {'alexlib / plain':>16}")
+    result = {"batch_size": args.batch_size, "torch": torch.__version__, "nets": {}}
+    for label, variant, options, side in NETS:
+        got = measure(
+            variant,
+            options,
+            side,
+            batch=args.batch_size,
+            steps=args.steps,
+            warmup=args.warmup,
+            rounds=args.rounds,
+        )
+        ratio = got["alexlib"]["images_per_s"] / got["plain"]["images_per_s"]
+        result["nets"][variant] = {**got, "ratio": ratio}
+        print(
+            f"{label:>30} {got['plain']['images_per_s']:>12.0f} "
+            f"{got['alexlib']['images_per_s']:>14.0f} {ratio:>15.2f}x"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

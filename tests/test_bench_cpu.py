@@ -1,0 +1,33 @@
+"""benchmarks/bench_cpu.py runs in its CI size, both forms compute the same function, and the
+printed ratios are the ratios of the rates (not a timing test: a shared CPU's rates mean nothing
+here)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cpu.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_cpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_compares_the_same_nets(bench, tmp_path, capsys):
+    result = bench.main(["--tiny", "--json", str(tmp_path / "cpu.json")])
+    printed = capsys.readouterr().out
+    assert set(result["nets"]) == {"cifar4", "mini", "paper"}
+    for variant, got in result["nets"].items():
+        plain, fast = got["plain"], got["alexlib"]
+        assert math.isfinite(plain["images_per_s"]) and plain["images_per_s"] > 0
+        # channels-last and the banded LRN change the arithmetic's order, not the function
+        assert fast["first_loss"] == pytest.approx(plain["first_loss"], rel=1e-4), variant
+        assert got["ratio"] == pytest.approx(fast["images_per_s"] / plain["images_per_s"])
+        assert f"{got['ratio']:.2f}x" in printed
+    assert (tmp_path / "cpu.json").is_file()
