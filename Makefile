@@ -42,5 +42,9 @@ chromium:
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
+# every laptop-scale result the book shows (about 8 CPU-hours; resumable: run it again to go on)
+laptop: setup
+	$(BIN)/python -m alexlib.experiments laptop
+
 clean:
 	rm -rf _build

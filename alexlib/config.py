@@ -183,6 +183,8 @@ PRESETS: dict[str, dict[str, dict]] = {
             val_per_class=None,
             seeds=(0, 1, 2),
             variants=(),
+            image_size=144,
+            crop=128,
         ),
         "full": dict(
             dataset="imagenette",
@@ -215,6 +217,8 @@ PRESETS: dict[str, dict[str, dict]] = {
             bits=(16, 32, 64),
             ae_epochs=60,
             k=6,
+            image_size=144,
+            crop=128,
         ),
         "full": dict(
             dataset="imagenette",

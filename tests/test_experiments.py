@@ -495,3 +495,36 @@ def test_neighbour_searches_reject_mismatched_shapes_and_k():
         ex.hamming_neighbours(torch.rand(3, 4) > 0.5, codes, k=1, device="cpu")
     with pytest.raises(ValueError, match="got 0"):
         ex.hamming_neighbours(codes[:2], codes, k=0, device="cpu")
+
+
+def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkeypatch):
+    import alexlib.experiments.__main__ as driver
+    import alexlib.ledger
+
+    calls = []
+    monkeypatch.setattr(
+        driver,
+        "run_figure1",
+        lambda scale, *, regime, search, **kw: calls.append(("figure1", regime, search)) or [],
+    )
+    monkeypatch.setattr(driver, "summarise_figure1", lambda runs: {})
+    monkeypatch.setattr(driver, "format_figure1", lambda summary: "")
+    monkeypatch.setattr(
+        driver, "_figure3_run", lambda variant, scale, seed, *a: calls.append(("figure3", seed))
+    )
+    monkeypatch.setattr(driver, "_figure4_run", lambda *a: calls.append(("figure4",)))
+    monkeypatch.setattr(
+        alexlib.ledger, "run_ledger", lambda scale, **kw: calls.append(("ledger", scale)) or []
+    )
+    driver.laptop(tmp_path)
+    assert calls == [
+        ("figure1", "paper", False),
+        ("figure1", "today", False),
+        ("figure3", 0),
+        ("figure4",),
+        ("ledger", "laptop"),
+        ("figure1", "paper", True),
+        ("figure1", "today", True),
+        ("figure3", 1),
+        ("figure3", 2),
+    ]

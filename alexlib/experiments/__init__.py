@@ -26,6 +26,7 @@ from __future__ import annotations
 from .figure1 import (
     REGIMES,
     best_lr,
+    describe_figure1,
     epochs_to_reach,
     format_figure1,
     run_figure1,
@@ -70,6 +71,7 @@ __all__ = [
     "save_figure1",
     "stored_figure1",
     "format_figure1",
+    "describe_figure1",
     "SPLIT_SEPARATION",
     "colour_selectivity",
     "bimodality_coefficient",

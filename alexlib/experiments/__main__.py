@@ -1,4 +1,11 @@
-"""``python -m alexlib.experiments figure1|figure3|figure4``: one figure's runs at a scale."""
+"""``python -m alexlib.experiments figure1|figure3|figure4``: one figure's runs at a scale.
+
+``python -m alexlib.experiments laptop``: every laptop-scale result the book shows, in the order
+the book misses them most (Figure 1's ratios at the first-guess rates; the Imagenette net of
+chapters 8, 9, 11 and 12 with Figure 4; the ledger's CIFAR-10 ablations seed by seed; then Figure
+1's learning-rate search and Figure 3's further seeds). Every step is resumable: run the same
+command again after an interruption and finished work is read back, unfinished work continued.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._io import results_dir
+import torch
+
+from .._io import results_dir, write_json
 from ..config import SCALES, preset
+from ..evaluate import predict, topk_errors
 from ..train import read_metrics
 from .figure1 import REGIMES, format_figure1, run_figure1, summarise_figure1
 from .figure3 import save_figure3, tower_split, train_for_kernels
@@ -23,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m alexlib.experiments figure1|figure3|figure4 [--scale full] [--tag T]``: run one
     figure's experiment and store it under ``results/`` with provenance."""
     parser = argparse.ArgumentParser(prog="python -m alexlib.experiments", description=main.__doc__)
-    parser.add_argument("figure", choices=["figure1", "figure3", "figure4"])
+    parser.add_argument("figure", choices=["figure1", "figure3", "figure4", "laptop"])
     parser.add_argument("--scale", default="full", choices=SCALES)
     parser.add_argument(
         "--regime",
@@ -40,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     tag = args.tag or args.scale
     started = time.perf_counter()
     runs_dir = Path(args.runs or "runs")
-    if args.figure == "figure1":
+    if args.figure == "laptop":
+        laptop(runs_dir, data_root=args.data_root)
+    elif args.figure == "figure1":
         store = results_dir() / "figure1"
         regimes = [args.regime] if args.regime else ["paper", "today"]
         # every regime's ratio at its first-guess rates first, then every regime's search
@@ -62,35 +74,92 @@ def main(argv: Sequence[str] | None = None) -> None:
             (v, s["seeds"][0]) for v in s["variants"]
         ]
         for variant, seed in jobs:
-            trained = train_for_kernels(
-                variant,
-                args.scale,
-                seed,
-                out=runs_dir / f"figure3-{tag}-{variant}-s{seed}",
-                data_root=args.data_root,
-                progress=True,
-            )
-            if variant == "paper":
-                split = tower_split(*trained["conv1"].chunk(2, dim=0))
-                print(
-                    f"paper seed {seed}: tower means {split['mean']}, separation "
-                    f"{split['separation']:.3f}"
-                )
-            print("stored in", save_figure3(variant, seed, trained, tag=tag))
+            _figure3_run(variant, args.scale, seed, tag, runs_dir, args.data_root)
     else:
-        seed = preset("figure3", args.scale)["seeds"][0]
-        folder = (
-            runs_dir / f"figure3-{tag}-paper-s{seed}"
-        )  # reuse figure 3's first paper net when it is there
-        trained = None
-        if (folder / "checkpoint.pt").is_file():
-            trained = {"out": str(folder), "metrics": read_metrics(folder)}
-        result = run_figure4(
-            args.scale, seed, trained=trained, data_root=args.data_root, progress=True
-        )
-        print(json.dumps(result["retrieval"], indent=1))
-        print("stored in", save_figure4(result, tag=tag))
+        _figure4_run(args.scale, tag, runs_dir, args.data_root)
     print(f"{args.figure} at {args.scale} scale: {time.perf_counter() - started:.0f} s")
+
+
+def _figure3_run(variant: str, scale: str, seed: int, tag: str, runs_dir: Path, data_root) -> Path:
+    """One Figure 3 net: trained (or resumed) in ``runs_dir``, its kernels and curves stored under
+    ``results/figure3``, and for the paper net its validation predictions (centre crop and ten
+    views: ``val_probs.pt``, ``views.json``), which the evaluation chapter reads."""
+    stored = results_dir() / "figure3" / f"{tag}-{variant}-s{seed}"
+    if (stored / "conv1.pt").is_file() and (
+        variant != "paper" or (stored / "views.json").is_file()
+    ):
+        print(f"figure3 {variant} seed {seed}: stored before ({stored})")
+        return stored
+    trained = train_for_kernels(
+        variant,
+        scale,
+        seed,
+        out=runs_dir / f"figure3-{tag}-{variant}-s{seed}",
+        data_root=data_root,
+        progress=True,
+    )
+    folder = save_figure3(variant, seed, trained, tag=tag)
+    if variant == "paper":
+        split = tower_split(*trained["conv1"].chunk(2, dim=0))
+        print(
+            f"paper seed {seed}: tower means {split['mean']}, separation {split['separation']:.3f}"
+        )
+        settings = trained["settings"]
+        val = settings.load_split("val", progress=False)
+        probs = {
+            v: predict(trained["model"], val.images, trained["stats"], views=v, crop=settings.crop)
+            for v in ("center", "ten")
+        }
+        torch.save({"labels": val.labels.clone(), **probs}, folder / "val_probs.pt")
+        views = {v: topk_errors(p, val.labels) for v, p in probs.items()}
+        write_json(folder / "views.json", {**views, "val_images": len(val), "classes": val.classes})
+    print("stored in", folder)
+    return folder
+
+
+def _figure4_run(scale: str, tag: str, runs_dir: Path, data_root) -> Path | None:
+    seed = preset("figure3", scale)["seeds"][0]
+    if (results_dir() / "figure4" / f"{tag}-s{seed}").is_dir():
+        print(f"figure4 seed {seed}: stored before")
+        return None
+    folder = runs_dir / f"figure3-{tag}-paper-s{seed}"  # reuse figure 3's first paper net
+    trained = None
+    if (folder / "checkpoint.pt").is_file():
+        trained = {"out": str(folder), "metrics": read_metrics(folder)}
+    result = run_figure4(scale, seed, trained=trained, data_root=data_root, progress=True)
+    print(json.dumps(result["retrieval"], indent=1))
+    where = save_figure4(result, tag=tag)
+    print("stored in", where)
+    return where
+
+
+def laptop(runs_dir: Path, data_root=None) -> None:
+    """Every laptop-scale result, most missed first (see the module's docstring); resumable."""
+    from ..ledger import run_ledger  # the ledger imports this package
+
+    store = results_dir() / "figure1"
+
+    def figure1(search: bool) -> None:
+        for regime in ("paper", "today"):
+            runs = run_figure1(
+                "laptop",
+                regime=regime,
+                data_root=data_root,
+                store=store,
+                state_dir=runs_dir / "figure1",
+                search=search,
+            )
+            print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)), flush=True)
+
+    figure1(search=False)
+    seeds = preset("figure3", "laptop")["seeds"]
+    _figure3_run("paper", "laptop", seeds[0], "laptop", runs_dir, data_root)
+    _figure4_run("laptop", "laptop", runs_dir, data_root)
+    for job in run_ledger("laptop", data_root=data_root, device="cpu"):
+        print(f"ledger {job['ablation']} seed {job['seed']}: {job['status']}", flush=True)
+    figure1(search=True)
+    for seed in seeds[1:]:
+        _figure3_run("paper", "laptop", seed, "laptop", runs_dir, data_root)
 
 
 if __name__ == "__main__":

@@ -471,3 +471,38 @@ def format_figure1(summary: dict) -> str:
         else:
             lines.append("no seed where both nets reached this level: no ratio")
     return "\n".join(lines)
+
+
+def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = None) -> str:
+    """Where stored Figure 1 runs come from, in one paragraph: scale and regime, images, how many
+    runs and their wall time, the machine (CPU model and cores, or GPU), torch, commit and date,
+    and which rates of the search have run (``lrs``: the preset's rates for this regime, to say
+    which are still to come)."""
+    if not runs:
+        return "no runs stored"
+    s = runs[0]["settings"]
+    walls = [sum(h["seconds"] for h in r["history"]) for r in runs]
+    where = where or {}
+    machine = where.get("device", "?")
+    if str(machine).startswith("cpu"):
+        machine = f"{where.get('cpu', 'CPU')}, {where.get('cores', '?')} cores"
+    tried = {}
+    for r in runs:
+        if r["role"] == "search":
+            tried.setdefault(r["activation"], set()).add(r["lr"])
+    search = []
+    for activation in sorted(tried, key=["relu", "tanh"].index):
+        text = f"{activation} " + ", ".join(f"{lr:g}" for lr in sorted(tried[activation]))
+        todo = [lr for lr in (lrs or {}).get(activation, ()) if lr not in tried[activation]]
+        if todo:
+            text += f" (still to run: {', '.join(f'{lr:g}' for lr in todo)})"
+        search.append(text)
+    hours, minutes = divmod(round(sum(walls) / 60), 60)
+    return (
+        f"{s.get('scale', '?')} scale, {s.get('regime', '?')} regime "
+        f"({s.get('inputs', '?')} inputs): {s.get('images', 0):,} CIFAR-10 training images, "
+        f"{len(runs)} runs, {hours} h {minutes:02d} min of training in all "
+        f"({min(walls) / 60:.0f}-{max(walls) / 60:.0f} min a run); {machine}, "
+        f"torch {where.get('torch', '?')}, commit {str(where.get('commit', '?'))[:7]}, "
+        f"{str(where.get('date', '?'))[:10]}. Rates tried: {'; '.join(search)}."
+    )
