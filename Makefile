@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 ALEXLIB_DATA ?= $(wildcard $(abspath ../shared/data))
 export ALEXLIB_DATA
 
-.PHONY: book test setup chromium lab clean
+.PHONY: book test setup chromium lab clean laptop
 
 book: setup
 	$(BIN)/python -m alexlib book --scale smoke
