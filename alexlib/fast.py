@@ -291,10 +291,10 @@ class FastLRN(TowerLRN):
 
     def __init__(
         self,
-        size: int,
+        size: int = 5,
         alpha: float = 1e-4,
         beta: float = 0.75,
-        k: float = 1.0,
+        k: float = 2.0,
         towers: int = 1,
         impl: str = "auto",
     ):

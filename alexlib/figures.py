@@ -1197,10 +1197,13 @@ def figure4_figures(result: dict, train, val, title: str = ""):
     return left, right
 
 
-def effects_figure(rows: Sequence[LedgerRow], title: str | None = None) -> plt.Figure:
+def effects_figure(
+    rows: Sequence[LedgerRow], title: str | None = None, scale: str = "full"
+) -> plt.Figure:
     """A bar chart per measured claim: the mean effect per metric with its seed-to-seed standard
     deviation (error bar), each seed as a dot, and the paper's number as a red line where it has
-    one. Returns a matplotlib Figure; with no measured row, a figure that says so."""
+    one. Returns a matplotlib Figure; with no measured row, a figure that says so (``scale``: the
+    rows' scale, for that message)."""
     measured = [r for r in rows if r.measured]
     if not measured:
         fig, ax = plt.subplots(figsize=(7, 1.6))
@@ -1208,7 +1211,7 @@ def effects_figure(rows: Sequence[LedgerRow], title: str | None = None) -> plt.F
         ax.text(
             0.5,
             0.5,
-            "No full-scale result stored yet: no effect to draw.\n"
+            f"No {scale}-scale result stored yet: no effect to draw.\n"
             f"Unmeasured claims: {', '.join(r.id for r in rows)}",
             ha="center",
             va="center",

@@ -573,7 +573,7 @@ def _missing(
         )
         return (
             f"unmeasured: no finished {scale}-scale run of {', '.join(ablations)} ({shown}). "
-            f"Run {on}: {job}"
+            f"Run {on}: `{job}`"
         )
     if where is None:
         folder = ledger_dir(Path(""), scale).name
@@ -583,7 +583,7 @@ def _missing(
             else f"{folder}/{ablations[0]}"
         )
     what = "GPU run" if scale == "full" else f"{scale}-scale run"
-    return f"unmeasured: no {what} stored yet (nothing under results/{where}). Run {on}: {job}"
+    return f"unmeasured: no {what} stored yet (nothing under results/{where}). Run {on}: `{job}`"
 
 
 def _job(scale: str, *names: str) -> str:

@@ -79,7 +79,7 @@ class EdgePad(nn.Module):
     (``f = 11, s = 4``) a 224 input gets 3 zero columns and rows (-> 227 -> 55); a 227 input gets
     none.
 
-    Paper: section 3.5 (224x224 input); PAPER.md "224 vs 227".
+    Paper: section 3.5 (224x224 input); the 2012 code (cuda-convnet) for the 227 it computes.
 
     Shapes: (B, C, H, W) -> (B, C, H + ph, W + pw) with ``ph = (-(H - f)) mod s``.
     """
@@ -168,11 +168,17 @@ class TowerLRN(nn.LocalResponseNorm):
     take one GPU's conv output each). A single ``nn.LocalResponseNorm`` over all 96 maps would let
     maps 46-47 of tower 1 and 48-49 of tower 2 normalise each other. ``towers=1`` is PyTorch's LRN.
 
-    (B, C, H, W) -> (B, C, H, W); each block of C / towers maps is normalised on its own.
+    (B, C, H, W) -> (B, C, H, W); each block of C / towers maps is normalised on its own. The
+    defaults are the paper's constants (n=5, alpha=1e-4, beta=0.75, k=2), not PyTorch's k=1.
     """
 
     def __init__(
-        self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 2
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        towers: int = 2,
     ):
         super().__init__(size, alpha, beta, k)
         self.towers = towers
@@ -471,13 +477,15 @@ def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = T
         (conv1 -> LRN -> pool1 -> ReLU);
       - conv3, conv4 and conv5 are initialised with std 0.03 (the rest with 0.01, biases as in
         the paper).
+    Dropout is the paper's form (:class:`PaperDropout`: units dropped while training, every
+    output halved at test time), as in ``paper``.
+
     Not modelled here:
-      - the extra same-map 5x5 normalisation on conv2's output (its constants are not in
-        PAPER.md, and it has no ``torch.nn`` layer);
+      - the extra same-map 5x5 normalisation on conv2's output (``layer-params-145.cfg``: size 5,
+        scale 0.001, pow 0.75; a normalisation over a spatial window of one map, which has no
+        ``torch.nn`` layer);
       - biases trained at learning rate 0.02 without weight decay: a property of the optimiser,
-        not of the module (``alexlib.train.fit`` already exempts biases from weight decay);
-      - test-time scaling of dropped units by 0.5: PyTorch's inverted dropout, which scales by 2
-        while training instead, gives the same expected activations.
+        not of the module (``alexlib.train.fit`` already exempts biases from weight decay).
     """
     features = _five_convs(
         (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn", lrn_before_relu1=True

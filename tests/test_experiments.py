@@ -326,6 +326,15 @@ def test_run_figure1_prunes_the_search_stores_each_run_and_resumes(tmp_path, mon
     again = ex.run_figure1("smoke", store=tmp_path / "figure1", state_dir=tmp_path / "st", **kw)
     assert calls == []
     assert [r["history"] for r in again] == [r["history"] for r in runs]
+    text = ex.describe_figure1(stored, stored[0]["provenance"], {"relu": (0.01, 0.03, 0.1, 0.3)})
+    assert (
+        "smoke scale, paper regime (mean-image inputs): 20 CIFAR-10 training images, 5 runs" in text
+    )
+    assert "Rates tried: relu 0.01, 0.03, 0.1 (still to run: 0.3)." in text
+    # first_seeds=1: the first-guess rate at the first seed only
+    calls.clear()
+    ex.run_figure1("smoke", first_seeds=1, **{**kw, "lrs": {"paper": {"relu": (0.1,)}}})
+    assert calls == [(0.1, None)]
     with pytest.raises(ValueError, match="regime must be one of"):
         ex.run_figure1("smoke", data=data, regime="1998")
 
@@ -505,7 +514,9 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
     monkeypatch.setattr(
         driver,
         "run_figure1",
-        lambda scale, *, regime, search, **kw: calls.append(("figure1", regime, search)) or [],
+        lambda scale, *, regime, search, first_seeds=None, **kw: (
+            calls.append(("figure1", regime, search, first_seeds)) or []
+        ),
     )
     monkeypatch.setattr(driver, "summarise_figure1", lambda runs: {})
     monkeypatch.setattr(driver, "format_figure1", lambda summary: "")
@@ -518,13 +529,15 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
     )
     driver.laptop(tmp_path)
     assert calls == [
-        ("figure1", "paper", False),
-        ("figure1", "today", False),
+        ("figure1", "paper", False, 1),
+        ("figure1", "today", False, 1),
+        ("figure1", "paper", False, None),
+        ("figure1", "today", False, None),
         ("figure3", 0),
         ("figure4",),
         ("ledger", "laptop"),
-        ("figure1", "paper", True),
-        ("figure1", "today", True),
+        ("figure1", "paper", True, None),
+        ("figure1", "today", True, None),
         ("figure3", 1),
         ("figure3", 2),
     ]

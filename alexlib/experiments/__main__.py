@@ -55,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.figure == "figure1":
         store = results_dir() / "figure1"
         regimes = [args.regime] if args.regime else ["paper", "today"]
-        # every regime's ratio at its first-guess rates first, then every regime's search
-        for search in (False, True):
+        # every regime's first seed, then its further seeds (at the first-guess rates), then
+        # every regime's search
+        for first_seeds, search in ((1, False), (None, False), (None, True)):
             for regime in regimes:
                 runs = run_figure1(
                     args.scale,
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     store=store,
                     state_dir=runs_dir / "figure1",
                     search=search,
+                    first_seeds=first_seeds,
                 )
                 print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)))
         print("stored in", store)
@@ -139,7 +141,7 @@ def laptop(runs_dir: Path, data_root=None) -> None:
 
     store = results_dir() / "figure1"
 
-    def figure1(search: bool) -> None:
+    def figure1(search: bool, first_seeds: int | None = None) -> None:
         for regime in ("paper", "today"):
             runs = run_figure1(
                 "laptop",
@@ -148,9 +150,11 @@ def laptop(runs_dir: Path, data_root=None) -> None:
                 store=store,
                 state_dir=runs_dir / "figure1",
                 search=search,
+                first_seeds=first_seeds,
             )
             print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)), flush=True)
 
+    figure1(search=False, first_seeds=1)  # both regimes' first seed
     figure1(search=False)
     seeds = preset("figure3", "laptop")["seeds"]
     _figure3_run("paper", "laptop", seeds[0], "laptop", runs_dir, data_root)

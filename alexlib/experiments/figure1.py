@@ -231,6 +231,7 @@ def run_figure1(
     store: str | Path | None = None,
     state_dir: str | Path | None = None,
     search: bool = True,
+    first_seeds: int | None = None,
     **overrides,
 ) -> list[dict]:
     """Figure 1's experiment in one ``regime`` (:data:`REGIMES`): for each activation, one run per
@@ -241,7 +242,9 @@ def run_figure1(
     Order: the first rate of each activation (the best guess) at every seed, then the rest of the
     rates at the first seed, then, if one of them was faster, the further seeds again at that rate.
     A search run stops as soon as it has trained as many epochs as the fastest run so far without
-    getting there, since it can no longer be chosen. ``search=False`` stops after the first part.
+    getting there, since it can no longer be chosen. ``search=False`` stops after the first part;
+    ``first_seeds=n`` also runs only the first ``n`` seeds of it (the settings stay the same, so a
+    later call with every seed reads these runs back).
 
     ``data``: CIFAR-10 training ``ImageTensors`` to use instead of loading ``train_per_class``
     images per class. ``store``: a folder (such as ``results/figure1``) where each run is written
@@ -341,10 +344,11 @@ def run_figure1(
     # replaces it (then the further seeds are run again at the rate it chose).
     first = {a: one(a, rates[0], s["seeds"][0], "search") for a, rates in lrs.items()}
     runs.extend(first.values())
+    now = s["seeds"] if first_seeds is None else s["seeds"][:first_seeds]
     for activation, rates in lrs.items():
-        for seed in s["seeds"][1:]:
+        for seed in now[1:]:
             runs.append(one(activation, rates[0], seed, "seed"))
-    if not search:
+    if not search or first_seeds is not None:
         return runs
     for activation, rates in lrs.items():
         fastest = _epochs_used(first[activation], threshold)
@@ -440,6 +444,7 @@ def stored_figure1(tag: str = "full", base: Path | None = None) -> tuple[list[di
             "role": s["settings"]["role"],
             "history": s["metrics"],
             "settings": s["settings"],
+            "provenance": s["provenance"],
         }
         for s in stored
     ]
@@ -477,12 +482,13 @@ def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = No
     """Where stored Figure 1 runs come from, in one paragraph: scale and regime, images, how many
     runs and their wall time, the machine (CPU model and cores, or GPU), torch, commit and date,
     and which rates of the search have run (``lrs``: the preset's rates for this regime, to say
-    which are still to come)."""
+    which are still to come). Every commit the runs were made at is listed."""
     if not runs:
         return "no runs stored"
     s = runs[0]["settings"]
     walls = [sum(h["seconds"] for h in r["history"]) for r in runs]
     where = where or {}
+    commits = sorted({str(r.get("provenance", where).get("commit", "?")) for r in runs})
     machine = where.get("device", "?")
     if str(machine).startswith("cpu"):
         machine = f"{where.get('cpu', 'CPU')}, {where.get('cores', '?')} cores"
@@ -503,6 +509,7 @@ def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = No
         f"({s.get('inputs', '?')} inputs): {s.get('images', 0):,} CIFAR-10 training images, "
         f"{len(runs)} runs, {hours} h {minutes:02d} min of training in all "
         f"({min(walls) / 60:.0f}-{max(walls) / 60:.0f} min a run); {machine}, "
-        f"torch {where.get('torch', '?')}, commit {str(where.get('commit', '?'))[:7]}, "
+        f"torch {where.get('torch', '?')}, "
+        f"commit {', '.join(c[:7] for c in commits)}, "
         f"{str(where.get('date', '?'))[:10]}. Rates tried: {'; '.join(search)}."
     )
