@@ -247,6 +247,27 @@ def _colour_images(n=40, seed=0):
     return noisy.clamp(0, 255).to(torch.uint8), labels
 
 
+def test_activation_stats_count_the_flat_part_of_each_unit():
+    images, _ = _colour_images(20)
+    torch.manual_seed(0)
+    net = build("cifar4", activation="tanh", init="code")
+    from alexlib.augment import dataset_stats
+
+    stats = dataset_stats(images, size=32, inputs="mean-image")
+    small = ex.activation_stats(net, images, stats)
+    assert all(a["activation"] == "tanh" for a in small)
+    # the 2012 code's init: conv1's inputs are 0-255 pixels times N(0, 1e-4) weights, far inside
+    # tanh's linear part; scaled up 10,000 times, nearly every unit of conv1 is saturated
+    assert small[0]["flat_share"] < 0.01 and small[0]["input_std"] < 0.2
+    with torch.no_grad():
+        net.features[0].weight.mul_(1e4)
+    big = ex.activation_stats(net, images, stats)
+    assert big[0]["flat_share"] > 0.9
+    assert big[0]["input_std"] == pytest.approx(1e4 * small[0]["input_std"], rel=0.05)
+    relu = ex.activation_stats(build("cifar4"), images, dataset_stats(images, size=32))
+    assert 0.2 < relu[0]["flat_share"] < 0.8  # about half of ReLU's inputs are negative
+
+
 def test_train_resident_resumed_from_its_state_gives_the_uninterrupted_curve(tmp_path):
     images, labels = _colour_images()
     kw = dict(epochs=4, lr=0.01, batch_size=8, device="cpu")
@@ -321,6 +342,10 @@ def test_run_figure1_prunes_the_search_stores_each_run_and_resumes(tmp_path, mon
     assert all(r["settings"]["inputs"] == "mean-image" for r in runs)
     stored, _ = ex.stored_figure1("smoke-paper", base=tmp_path / "figure1")
     assert len(stored) == 5
+    # each run stores what its activations saw, before training and after (here: untrained nets)
+    first = stored[0]["activations"]
+    assert [a["layer"] for a in first["init"]] == ["conv1", "conv2", "conv3"]
+    assert first["init"] == first["end"]
     # run again: every run is read back, none is trained
     calls.clear()
     again = ex.run_figure1("smoke", store=tmp_path / "figure1", state_dir=tmp_path / "st", **kw)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from .figure1 import (
     REGIMES,
+    activation_stats,
+    backfill_activations,
     best_lr,
     describe_figure1,
     epochs_to_reach,
@@ -63,6 +65,8 @@ from .figure4 import (
 
 __all__ = [
     "REGIMES",
+    "activation_stats",
+    "backfill_activations",
     "train_resident",
     "epochs_to_reach",
     "best_lr",

@@ -21,7 +21,8 @@ from .._io import results_dir, write_json
 from ..config import SCALES, preset
 from ..evaluate import predict, topk_errors
 from ..train import read_metrics
-from .figure1 import REGIMES, format_figure1, run_figure1, summarise_figure1
+from ..data import load
+from .figure1 import REGIMES, backfill_activations, format_figure1, run_figure1, summarise_figure1
 from .figure3 import save_figure3, tower_split, train_for_kernels
 from .figure4 import run_figure4, save_figure4
 
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     first_seeds=first_seeds,
                 )
                 print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)))
+        data = load("cifar10", "train", root=args.data_root, progress=False)
+        for regime in regimes:
+            backfill_activations(args.scale, regime, store, runs_dir / "figure1", data)
         print("stored in", store)
     elif args.figure == "figure3":
         s = preset("figure3", args.scale)

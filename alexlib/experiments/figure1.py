@@ -326,6 +326,9 @@ def run_figure1(
                 "role": role,
                 "history": history,
                 "settings": {**settings, "wall_s": round(time.perf_counter() - started, 1)},
+                "activations": _activations_of(
+                    activation, regime, seed, model, data, getattr(model, "input_stats", None)
+                ),
             }
             if store is not None:
                 save_figure1([run], base=store, tag=tag)
@@ -428,6 +431,8 @@ def save_figure1(runs: list[dict], base: Path | None = None, tag: str = "full") 
         atomic_write_text(
             folder / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in r["history"])
         )
+        if r.get("activations"):
+            write_json(folder / "activations.json", {**r["activations"], "provenance": where})
     return base
 
 
@@ -445,6 +450,7 @@ def stored_figure1(tag: str = "full", base: Path | None = None) -> tuple[list[di
             "history": s["metrics"],
             "settings": s["settings"],
             "provenance": s["provenance"],
+            "activations": _read_json(base, s["name"], "activations.json"),
         }
         for s in stored
     ]
@@ -476,6 +482,64 @@ def format_figure1(summary: dict) -> str:
         else:
             lines.append("no seed where both nets reached this level: no ratio")
     return "\n".join(lines)
+
+
+def _read_json(base: Path | None, name: str, file: str) -> dict | None:
+    path = (Path(base) if base is not None else results_dir() / "figure1") / name / file
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# the training images activation_stats looks at: a fixed random 2,000 of the training set
+_ACTIVATION_IMAGES = 2000
+
+
+def _activations_of(activation: str, regime: str, seed: int, model: nn.Module, data, stats) -> dict:
+    """:func:`activation_stats` of the untrained net (rebuilt from its seed) and of ``model``."""
+    if stats is None:
+        inputs = REGIMES[regime]["inputs"]
+        stats = dataset_stats(data.images, size=data.images.shape[-1], inputs=inputs)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(data.images), generator=g)[:_ACTIVATION_IMAGES]
+    images = data.images[idx]
+    torch.manual_seed(seed)
+    untrained = build(
+        "cifar4", num_classes=len(data.classes), activation=activation, init=REGIMES[regime]["init"]
+    ).to(next(model.parameters()).device)
+    return {
+        "images": len(images),
+        "init": activation_stats(untrained, images, stats),
+        "end": activation_stats(model, images, stats),
+    }
+
+
+def backfill_activations(
+    scale: str, regime: str, store: str | Path, state_dir: str | Path, data
+) -> int:
+    """Add ``activations.json`` to every stored run of ``scale`` and ``regime`` under ``store``
+    that lacks one, from the weights its last epoch left in ``state_dir`` (runs stored before
+    :func:`run_figure1` measured it). Returns how many it added."""
+    tag = f"{scale}-{regime}"
+    added = 0
+    stats = dataset_stats(data.images, size=data.images.shape[-1], inputs=REGIMES[regime]["inputs"])
+    for r in stored_figure1(tag, base=Path(store))[0]:
+        name = _run_name(tag, r["activation"], r["lr"], r["seed"])
+        state = Path(state_dir) / name / "state.pt"
+        if r["activations"] or not state.is_file():
+            continue
+        model = build(
+            "cifar4",
+            num_classes=len(data.classes),
+            activation=r["activation"],
+            init=REGIMES[regime]["init"],
+        )
+        model.load_state_dict(torch.load(state, weights_only=True)["model"])
+        found = _activations_of(r["activation"], regime, r["seed"], model, data, stats)
+        write_json(
+            Path(store) / name / "activations.json",
+            {**found, "provenance": provenance(), "from": "the state after the last epoch"},
+        )
+        added += 1
+    return added
 
 
 def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = None) -> str:
@@ -513,3 +577,57 @@ def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = No
         f"commit {', '.join(c[:7] for c in commits)}, "
         f"{str(where.get('date', '?'))[:10]}. Rates tried: {'; '.join(search)}."
     )
+
+
+@torch.no_grad()
+def activation_stats(model: nn.Module, images: torch.Tensor, stats=None) -> list[dict]:
+    """What each activation of a ``cifar4`` net sees on ``images`` (uint8, whole 32x32 images,
+    prepared with ``stats`` or the model's ``input_stats``): per layer, the standard deviation of
+    its input (the pre-activation) and the share of units in the flat part of the unit, where the
+    gradient (nearly) vanishes: ``|tanh| > 0.9`` (slope below 0.19), or ReLU's zero side. Figure
+    1's nets start in one regime and move to another as their weights grow; this shows where.
+    """
+    stats = stats if stats is not None else model.input_stats
+    device = next(model.parameters()).device
+    acts = [m for m in model.features if isinstance(m, (nn.ReLU, nn.Tanh))]
+    seen: list[dict] = [{"n": 0, "sq": 0.0, "flat": 0} for _ in acts]
+
+    def hook(i):
+        def record(module, inputs):
+            z = inputs[0].float()
+            seen[i]["n"] += z.numel()
+            seen[i]["sq"] += float(z.square().sum())
+            flat = z.tanh().abs() > 0.9 if isinstance(module, nn.Tanh) else z <= 0
+            seen[i]["flat"] += int(flat.sum())
+
+        return record
+
+    handles = [a.register_forward_pre_hook(hook(i)) for i, a in enumerate(acts)]
+    was = model.training
+    model.eval()
+    try:
+        size = images.shape[-1]
+        batches = GPULoader(
+            images,
+            torch.zeros(len(images), dtype=torch.long),
+            stats,
+            batch_size=500,
+            crop=size,
+            train=False,
+            device=device,
+        )
+        for x, _ in batches:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return [
+        {
+            "layer": f"conv{i + 1}",
+            "activation": "tanh" if isinstance(a, nn.Tanh) else "relu",
+            "input_std": math.sqrt(s["sq"] / s["n"]),
+            "flat_share": s["flat"] / s["n"],
+        }
+        for i, (a, s) in enumerate(zip(acts, seen))
+    ]
