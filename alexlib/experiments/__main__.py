@@ -19,9 +19,9 @@ import torch
 
 from .._io import results_dir, write_json
 from ..config import SCALES, preset
+from ..data import load
 from ..evaluate import predict, topk_errors
 from ..train import read_metrics
-from ..data import load
 from .figure1 import REGIMES, backfill_activations, format_figure1, run_figure1, summarise_figure1
 from .figure3 import save_figure3, tower_split, train_for_kernels
 from .figure4 import run_figure4, save_figure4
