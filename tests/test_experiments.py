@@ -141,6 +141,12 @@ def test_best_lr_and_the_summary_ratio():
     assert row["relu"] == pytest.approx([1.75, 2.5])
     assert row["tanh"] == pytest.approx([7.5, 7.0])
     assert row["ratio"] == pytest.approx([7.5 / 1.75, 7.0 / 2.5])
+    # tanh never gets there in its 3 epochs, ReLU in 1.75: the ratio is only bounded, above 3/1.75
+    bounded = ex.summarise_figure1(
+        [runs[0], _run("tanh", 0.01, 0, [90, 80, 70, 60])], thresholds=(25.0,)
+    )["by_threshold"][25.0]
+    assert bounded["ratio"] == [None] and bounded["above"] == pytest.approx([3 / 1.75])
+    assert "> 1.71" in ex.format_figure1({"lr": {}, "by_threshold": {25.0: bounded}})
     # no run reached the threshold: the lowest final error wins
     slow = [_run("tanh", 0.01, 0, [90, 70, 60]), _run("tanh", 0.03, 0, [90, 60, 55])]
     assert ex.best_lr(slow, "tanh", 25.0) == 0.03

@@ -374,7 +374,9 @@ def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = Non
     activation, and for each threshold and seed the epochs each net needed and their ratio
     (tanh epochs / ReLU epochs; the paper: about six at 25%). Returns
     ``{"lr": {act: lr}, "curves": {act: {seed: errors}}, "by_threshold": {t: {"relu": [...],
-    "tanh": [...], "ratio": [...], "seeds": [...]}}}``; ``None`` where a net never got there."""
+    "tanh": [...], "ratio": [...], "above": [...], "seeds": [...]}}}``; ``None`` where a net never
+    got there. ``above``: where ReLU got there and tanh did not, the ratio's lower bound (the epochs
+    tanh trained without getting there over ReLU's epochs); else ``None``."""
     thresholds = tuple(thresholds or runs[0]["settings"]["thresholds"])
     activations = sorted({r["activation"] for r in runs}, key=["relu", "tanh"].index)
     chosen = {a: best_lr(runs, a, thresholds[0]) for a in activations}
@@ -385,7 +387,7 @@ def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = Non
     seeds = sorted(set.intersection(*(set(c) for c in curves.values())))
     by_threshold = {}
     for t in thresholds:
-        row = {"seeds": seeds, "relu": [], "tanh": [], "ratio": []}
+        row = {"seeds": seeds, "relu": [], "tanh": [], "ratio": [], "above": []}
         for seed in seeds:
             e = {a: epochs_to_reach(curves[a][seed], t) for a in ("relu", "tanh")}
             row["relu"].append(e["relu"])
@@ -393,6 +395,10 @@ def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = Non
             # ratio = epochs(tanh) / epochs(ReLU): how many times faster ReLU gets there
             row["ratio"].append(
                 e["tanh"] / e["relu"] if e["relu"] and e["tanh"] is not None else None
+            )
+            trained = len(curves["tanh"][seed]) - 1
+            row["above"].append(
+                trained / e["relu"] if e["relu"] and e["tanh"] is None and trained else None
             )
         by_threshold[t] = row
     return {"lr": chosen, "curves": curves, "by_threshold": by_threshold}
@@ -468,19 +474,25 @@ def format_figure1(summary: dict) -> str:
     for t, row in summary["by_threshold"].items():
         lines.append(f"\nepochs to {t:g}% training error")
         lines.append(f"{'seed':>6} {'ReLU':>12} {'tanh':>12} {'tanh / ReLU':>12}")
-        for seed, r, h, q in zip(row["seeds"], row["relu"], row["tanh"], row["ratio"]):
-            lines.append(
-                f"{seed:>6} {fmt(r):>12} {fmt(h):>12} {'-' if q is None else f'{q:.2f}':>12}"
-            )
+        above = row.get("above", [None] * len(row["seeds"]))
+        for seed, r, h, q, lo in zip(row["seeds"], row["relu"], row["tanh"], row["ratio"], above):
+            shown = f"{q:.2f}" if q is not None else f"> {lo:.2f}" if lo is not None else "-"
+            lines.append(f"{seed:>6} {fmt(r):>12} {fmt(h):>12} {shown:>12}")
         ratios = [q for q in row["ratio"] if q is not None]
+        bounds = [lo for lo in above if lo is not None]
         if ratios:
             mean = sum(ratios) / len(ratios)
             lines.append(
                 f"ratio over {len(ratios)} of {len(row['seeds'])} seeds: mean {mean:.2f}, "
                 f"range {min(ratios):.2f} to {max(ratios):.2f}"
             )
-        else:
+        elif not bounds:
             lines.append("no seed where both nets reached this level: no ratio")
+        if bounds:
+            lines.append(
+                f"in {len(bounds)} seed(s) tanh did not get there in the epochs it trained: "
+                f"the ratio is above {min(bounds):.2f} there"
+            )
     return "\n".join(lines)
 
 
