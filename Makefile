@@ -44,7 +44,7 @@ lab: setup
 
 # every laptop-scale result the book shows (about 8 CPU-hours; resumable: run it again to go on)
 laptop: setup
-	$(BIN)/python -m alexlib.experiments laptop
+	$(BIN)/python -m alexlib laptop
 
 clean:
 	rm -rf _build

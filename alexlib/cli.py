@@ -9,6 +9,7 @@
     python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
     python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
     python -m alexlib ledger run --scale full   the paper-claims ledger's ablations (resumable)
+    python -m alexlib laptop                    every laptop-scale result (CPU; resumable)
     python -m alexlib ledger table              the ledger, generated from results/
     python -m alexlib bench [--sweep]           training images/s: torchvision alexnet, paper net
 
@@ -22,6 +23,7 @@ import argparse
 import os
 import platform
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -194,6 +196,13 @@ def _book(args) -> int:
     return main_job(scale=args.scale, execute=not args.no_execute, check=args.check, only=args.only)
 
 
+def _laptop(args) -> int:
+    from .tools.laptop import laptop  # imports the experiments and the ledger
+
+    laptop(Path(args.runs), data_root=args.root)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m alexlib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +296,15 @@ def _parser() -> argparse.ArgumentParser:
         "--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)"
     )
     p.set_defaults(run=_book)
+
+    p = sub.add_parser(
+        "laptop", help="every laptop-scale result the book shows (about 8 CPU-hours; resumable)"
+    )
+    p.add_argument("--root", help=root_help)
+    p.add_argument(
+        "--runs", default="runs", help="folder for the runs' checkpoints (default runs/)"
+    )
+    p.set_defaults(run=_laptop)
 
     bench.add_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net
     add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger

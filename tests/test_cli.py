@@ -68,4 +68,4 @@ def test_summary_prints_the_layer_table_and_the_parameter_count(capsys):
     )  # fc sized to the maps
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 85,098"
     assert main(["summary", "--variant", "paper", "--image-size", "32"]) == 2
-    assert "cannot take 32x32 inputs: it takes 224-255 pixels" in capsys.readouterr().err
+    assert "cannot take 32x32 inputs: it takes 64-512 pixels" in capsys.readouterr().err

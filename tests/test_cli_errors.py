@@ -42,7 +42,7 @@ BAD = {
     ),
     "summary of a size the net cannot take": (
         ["summary", "--variant", "paper", "--image-size", "32"],
-        "cannot take 32x32 inputs: it takes 224-255 pixels",
+        "cannot take 32x32 inputs: it takes 64-512 pixels",
     ),
     "summary with no classes": (
         ["summary", "--num-classes", "0"],
@@ -72,7 +72,7 @@ BAD = {
             "--root",
             "{data}",
         ],
-        "the paper variant cannot take 24x24 inputs: it takes 224-255 pixels",
+        "the paper variant cannot take 24x24 inputs: it takes 64-512 pixels",
     ),
     "train with a crop larger than the image": (
         [

@@ -538,8 +538,7 @@ def test_neighbour_searches_reject_mismatched_shapes_and_k():
 
 
 def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkeypatch):
-    import alexlib.experiments.__main__ as driver
-    import alexlib.ledger
+    import alexlib.tools.laptop as driver
 
     calls = []
     monkeypatch.setattr(
@@ -552,11 +551,11 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
     monkeypatch.setattr(driver, "summarise_figure1", lambda runs: {})
     monkeypatch.setattr(driver, "format_figure1", lambda summary: "")
     monkeypatch.setattr(
-        driver, "_figure3_run", lambda variant, scale, seed, *a: calls.append(("figure3", seed))
+        driver, "figure3_net", lambda variant, scale, seed, *a: calls.append(("figure3", seed))
     )
-    monkeypatch.setattr(driver, "_figure4_run", lambda *a: calls.append(("figure4",)))
+    monkeypatch.setattr(driver, "figure4_result", lambda *a: calls.append(("figure4",)))
     monkeypatch.setattr(
-        alexlib.ledger, "run_ledger", lambda scale, **kw: calls.append(("ledger", scale)) or []
+        driver, "run_ledger", lambda scale, **kw: calls.append(("ledger", scale)) or []
     )
     driver.laptop(tmp_path)
     assert calls == [

@@ -1,10 +1,7 @@
 """``python -m alexlib.experiments figure1|figure3|figure4``: one figure's runs at a scale.
 
-``python -m alexlib.experiments laptop``: every laptop-scale result the book shows, in the order
-the book misses them most (Figure 1's ratios at the first-guess rates; the Imagenette net of
-chapters 8, 9, 11 and 12 with Figure 4; the ledger's CIFAR-10 ablations seed by seed; then Figure
-1's learning-rate search and Figure 3's further seeds). Every step is resumable: run the same
-command again after an interruption and finished work is read back, unfinished work continued.
+Every laptop-scale result at once, in the order the book needs them: ``python -m alexlib laptop``
+(:mod:`alexlib.tools.laptop`).
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m alexlib.experiments figure1|figure3|figure4 [--scale full] [--tag T]``: run one
     figure's experiment and store it under ``results/`` with provenance."""
     parser = argparse.ArgumentParser(prog="python -m alexlib.experiments", description=main.__doc__)
-    parser.add_argument("figure", choices=["figure1", "figure3", "figure4", "laptop"])
+    parser.add_argument("figure", choices=["figure1", "figure3", "figure4"])
     parser.add_argument("--scale", default="full", choices=SCALES)
     parser.add_argument(
         "--regime",
@@ -51,9 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tag = args.tag or args.scale
     started = time.perf_counter()
     runs_dir = Path(args.runs or "runs")
-    if args.figure == "laptop":
-        laptop(runs_dir, data_root=args.data_root)
-    elif args.figure == "figure1":
+    if args.figure == "figure1":
         store = results_dir() / "figure1"
         regimes = [args.regime] if args.regime else ["paper", "today"]
         # every regime's first seed, then its further seeds (at the first-guess rates), then
@@ -80,13 +75,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             (v, s["seeds"][0]) for v in s["variants"]
         ]
         for variant, seed in jobs:
-            _figure3_run(variant, args.scale, seed, tag, runs_dir, args.data_root)
+            figure3_net(variant, args.scale, seed, tag, runs_dir, args.data_root)
     else:
-        _figure4_run(args.scale, tag, runs_dir, args.data_root)
+        figure4_result(args.scale, tag, runs_dir, args.data_root)
     print(f"{args.figure} at {args.scale} scale: {time.perf_counter() - started:.0f} s")
 
 
-def _figure3_run(variant: str, scale: str, seed: int, tag: str, runs_dir: Path, data_root) -> Path:
+def figure3_net(variant: str, scale: str, seed: int, tag: str, runs_dir: Path, data_root) -> Path:
     """One Figure 3 net: trained (or resumed) in ``runs_dir``, its kernels and curves stored under
     ``results/figure3``, and for the paper net its validation predictions (centre crop and ten
     views: ``val_probs.pt``, ``views.json``), which the evaluation chapter reads."""
@@ -123,7 +118,7 @@ def _figure3_run(variant: str, scale: str, seed: int, tag: str, runs_dir: Path, 
     return folder
 
 
-def _figure4_run(scale: str, tag: str, runs_dir: Path, data_root) -> Path | None:
+def figure4_result(scale: str, tag: str, runs_dir: Path, data_root) -> Path | None:
     seed = preset("figure3", scale)["seeds"][0]
     if (results_dir() / "figure4" / f"{tag}-s{seed}").is_dir():
         print(f"figure4 seed {seed}: stored before")
@@ -137,37 +132,6 @@ def _figure4_run(scale: str, tag: str, runs_dir: Path, data_root) -> Path | None
     where = save_figure4(result, tag=tag)
     print("stored in", where)
     return where
-
-
-def laptop(runs_dir: Path, data_root=None) -> None:
-    """Every laptop-scale result, most missed first (see the module's docstring); resumable."""
-    from ..ledger import run_ledger  # the ledger imports this package
-
-    store = results_dir() / "figure1"
-
-    def figure1(search: bool, first_seeds: int | None = None) -> None:
-        for regime in ("paper", "today"):
-            runs = run_figure1(
-                "laptop",
-                regime=regime,
-                data_root=data_root,
-                store=store,
-                state_dir=runs_dir / "figure1",
-                search=search,
-                first_seeds=first_seeds,
-            )
-            print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)), flush=True)
-
-    figure1(search=False, first_seeds=1)  # both regimes' first seed
-    figure1(search=False)
-    seeds = preset("figure3", "laptop")["seeds"]
-    _figure3_run("paper", "laptop", seeds[0], "laptop", runs_dir, data_root)
-    _figure4_run("laptop", "laptop", runs_dir, data_root)
-    for job in run_ledger("laptop", data_root=data_root, device="cpu"):
-        print(f"ledger {job['ablation']} seed {job['seed']}: {job['status']}", flush=True)
-    figure1(search=True)
-    for seed in seeds[1:]:
-        _figure3_run("paper", "laptop", seed, "laptop", runs_dir, data_root)
 
 
 if __name__ == "__main__":
