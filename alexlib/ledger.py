@@ -1025,9 +1025,17 @@ def _direction(claim: Claim, m: Measurement) -> str:
     return f"{word}{' (within the seed spread)' if noisy else ''}"
 
 
+def _machine(where: dict) -> str:
+    # a GPU by its name; a CPU by its model and core count
+    device = str(where.get("device", "?"))
+    if device.startswith("cpu"):
+        return f"{where.get('cpu', 'CPU')} ({where.get('cores', '?')} cores)"
+    return device
+
+
 def _measured_on(m: Measurement, scale: str = "full") -> str:
     settings = m.runs[0]["settings"]
-    devices = sorted({r["provenance"].get("device", "?") for r in m.runs})
+    devices = sorted({_machine(r["provenance"]) for r in m.runs})
     commits = sorted({str(r["provenance"].get("commit", "?"))[:10] for r in m.runs})
     dates = sorted(r["provenance"].get("date", "?") for r in m.runs)
     dataset = settings.get("dataset", "cifar10")
