@@ -10,8 +10,11 @@ two devices; :func:`cross_device_traffic` counts the bytes that cross between th
     >>> from alexlib.model import build
     >>> from alexlib.parallel import split_towers, cross_device_traffic
     >>> towers = split_towers(build("paper", init=False), devices=("cpu", "cpu"))
-    >>> sum(r.bytes for r in cross_device_traffic(towers))     # forward pass, one image, float32
-    290368
+    >>> rows = cross_device_traffic(towers)   # one forward pass of one image, float32
+    >>> [r.layer for r in rows]               # each tower normalises its own maps: no LRN traffic
+    ['conv3', 'fc6', 'fc7', 'fc8']
+    >>> sum(r.bytes for r in rows)
+    230304
 
 *Data parallelism* (``torch.nn.parallel.DistributedDataParallel``): every process holds the whole
 net, trains on its share of the batch, and the gradients are averaged (all-reduced) after every
