@@ -164,9 +164,10 @@ class AlexNet(nn.Module):
 
 class TowerLRN(nn.LocalResponseNorm):
     """Local response normalisation within each tower: the maps of a two-tower layer are normalised
-    per tower, as each of the paper's GPUs normalised its own maps (the 2012 code's ``rnorm`` layers
-    take one GPU's conv output each). A single ``nn.LocalResponseNorm`` over all 96 maps would let
-    maps 46-47 of tower 1 and 48-49 of tower 2 normalise each other. ``towers=1`` is PyTorch's LRN.
+    per tower, as each of the paper's GPUs normalised its own maps (in the 2012 code's
+    ``layers-145.cfg`` each ``cmrnorm`` layer, ``rnorm1a`` / ``rnorm1b`` and so on, takes one GPU's
+    conv output). A single ``nn.LocalResponseNorm`` over all 96 maps would let maps 46-47 of tower
+    1 and 48-49 of tower 2 normalise each other. ``towers=1`` is PyTorch's LRN.
 
     (B, C, H, W) -> (B, C, H, W); each block of C / towers maps is normalised on its own. The
     defaults are the paper's constants (n=5, alpha=1e-4, beta=0.75, k=2), not PyTorch's k=1.
@@ -478,14 +479,25 @@ def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = T
       - conv3, conv4 and conv5 are initialised with std 0.03 (the rest with 0.01, biases as in
         the paper).
     Dropout is the paper's form (:class:`PaperDropout`: units dropped while training, every
-    output halved at test time), as in ``paper``.
+    output halved at test time), as in ``paper`` and as the code's ``hs1a``/``hs2a`` layers
+    (``keep=0.5``) compute it.
+
+    The code also applies conv5's ReLU after pool5 (``pool3a``'s ``neuron=relu``): the same numbers,
+    since ReLU and max pooling commute, so it is not written out.
 
     Not modelled here:
-      - the extra same-map 5x5 normalisation on conv2's output (``layer-params-145.cfg``: size 5,
-        scale 0.001, pow 0.75; a normalisation over a spatial window of one map, which has no
-        ``torch.nn`` layer);
+      - the extra same-map 5x5 normalisation on conv2's output, after its cross-map LRN: the
+        code's ``cnorm2a``/``cnorm2b`` layers, with ``type=rnorm`` and ``size=5`` in
+        ``layers-145.cfg`` and ``scale=0.001``, ``pow=0.75`` in ``layer-params-145.cfg``. (The
+        cross-map ``rnorm1*``/``rnorm2*`` layers there get ``scale=0.0001``, ``pow=0.75``,
+        ``minDiv=2``: the paper's alpha, beta and k, alpha in the code's alpha / n convention.)
+        The code's ``layer.py`` divides ``scale`` by ``size ** 2`` for this layer (by ``size``
+        for the cross-map one), so each squared activation in the 5x5 window weighs
+        0.001 / 25 = 4e-5. It normalises over a spatial window of one map, for which ``torch.nn``
+        has no layer;
       - biases trained at learning rate 0.02 without weight decay: a property of the optimiser,
-        not of the module (``alexlib.train.fit`` already exempts biases from weight decay).
+        not of the module (:func:`alexlib.engine.sgd_paper` already exempts biases from weight
+        decay).
     """
     features = _five_convs(
         (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn", lrn_before_relu1=True

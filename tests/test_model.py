@@ -189,6 +189,26 @@ def test_paper_groups_and_lrn(paper):
     assert code_names[1:5] == ["conv1", "lrn1", "pool1", "relu1"]
 
 
+def test_tower_lrn_and_fast_lrn_default_to_the_papers_constants():
+    """Built with no arguments, both LRN modules use the paper's n=5, alpha=1e-4, beta=0.75 and
+    k=2 (the 2012 code's minDiv=2), not PyTorch's k=1 default."""
+    from alexlib.fast import FastLRN
+    from alexlib.model import TowerLRN
+
+    assert nn.LocalResponseNorm(5).k == 1.0  # what a forgotten k would silently give
+    for lrn in (TowerLRN(), FastLRN(), FastLRN(impl="reference")):
+        assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0), type(lrn)
+    assert TowerLRN().towers == 2 and FastLRN().towers == 1
+    # and they compute it: k=2 within each tower of 48 maps
+    x = torch.rand(2, 96, 7, 7) * 20
+    per_tower = torch.cat([nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(h) for h in x.chunk(2, 1)], 1)
+    torch.testing.assert_close(TowerLRN()(x), per_tower)
+    torch.testing.assert_close(FastLRN(towers=2)(x), per_tower)
+    assert not torch.allclose(
+        TowerLRN()(x), torch.cat([nn.LocalResponseNorm(5, 1e-4, 0.75)(h) for h in x.chunk(2, 1)], 1)
+    )
+
+
 def test_paper_dropout_sits_on_fc6_and_fc7_outputs(paper):
     names = [n for n, _ in layer_names(paper)]
     assert names[-7:] == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
