@@ -23,8 +23,17 @@ folder (``~/.cache/alexlib/data``). Known datasets and the layouts searched unde
 any folder or ``.zip``    ImageFolder layout: ``[split/]<class>/<image>``
 ========================  =====================================================================
 
-Images are decoded to RGB: greyscale and CMYK are converted (the paper replicated greyscale into
-three channels), palette images are expanded, and an alpha channel is dropped.
+``download=True`` fetches a missing dataset: CIFAR-10 and Imagenette (320px) through
+torchvision from their public hosts; the ImageNet sample photos from the public repository
+EliSchwartz/imagenet-sample-images (one photo of each ILSVRC-2012 class; every 10th class is kept,
+shorter side reduced to 256 pixels). With ``$ALEXLIB_DATA_URL`` set, every dataset is fetched from
+there instead: a web server holding a data root (the layouts above) and a ``SHA256SUMS`` file that
+lists its files (``find . -type f ! -name SHA256SUMS | xargs sha256sum > SHA256SUMS``), e.g. a lab's
+copy of the data for Colab or GPU machines.
+
+Images are decoded to RGB with Pillow: greyscale and CMYK are converted (the paper replicated
+greyscale into three channels), palette images are expanded, and an alpha channel is dropped.
+:func:`decode_jpegs` decodes a batch of JPEG files on a device (nvJPEG through torchcodec on CUDA).
 
 Paper: section 2 (the dataset) and section 4.1 (images are rescaled to 256x256).
 """
@@ -36,10 +45,15 @@ import io
 import json
 import os
 import re
+import shutil
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +65,12 @@ from torchvision.models import AlexNet_Weights
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from ._io import atomic_save
+from ._io import atomic_save, atomic_write, atomic_write_text
 from .errors import DataError
 
 DATA_ENV = "ALEXLIB_DATA"
 CACHE_ENV = "ALEXLIB_CACHE"
+DATA_URL_ENV = "ALEXLIB_DATA_URL"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 DATASETS = ("cifar10", "imagenette", "imagenet", "imagenet-samples")
 
@@ -72,6 +87,18 @@ IMAGENETTE_CLASSES = {
     "n03445777": "golf ball",
     "n03888257": "parachute",
 }
+# The ImageNet sample photos: EliSchwartz/imagenet-sample-images holds one photo of each of the
+# 1000 ILSVRC-2012 classes, named <wnid>_<name>.JPEG, and a gallery.md listing each class's index,
+# name and WordNet id. Pinned to a commit, so the photos cannot change under the book.
+SAMPLES_URL = (
+    "https://raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/"
+    "bc69043e2862758a1906c6a24a792bb28c6bb2ff/"
+)
+SAMPLES_EVERY = 10  # keep the photo of classes 0, 10, 20, ...: 100 photos
+SAMPLES_SIZE = 256  # shorter side (larger photos are reduced; smaller ones keep their size)
+_GALLERY_ROW = re.compile(
+    r"!\[[^\]]*\]\((n\d{8}_[^)\s]+\.JPEG)\)\s*<br/>\s*\*\*(.+?) \((\d+)\)\*\*\s*<br/>\s*`(n\d{8})`"
+)
 _SPLIT_ALIASES = {"val": ("val", "test", "valid", "validation"), "test": ("test", "val")}
 
 
@@ -211,6 +238,41 @@ def decode_image(data: bytes, where: str = "image") -> torch.Tensor:
             f"cannot decode {where}: {exc}. The file is corrupt, truncated or not an image; "
             "delete or replace it (or re-extract its archive) and run again."
         ) from None
+
+
+def decode_jpegs(files: Sequence[torch.Tensor | bytes], device=None) -> list[torch.Tensor]:
+    """Decode a batch of JPEG files (1-D uint8 tensors or bytes) to RGB uint8 tensors
+    ``(3, H_i, W_i)`` on ``device``.
+
+    On a CUDA device the whole batch is one nvJPEG call through torchcodec (``pip install
+    torchcodec``, the ``gpu`` extra); without torchcodec, or on the CPU, each file is decoded by
+    :func:`decode_image` (Pillow) and the result copied to the device. A file that is not a valid
+    image raises :class:`DataError`.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        try:
+            from torchcodec.decoders import decode_jpeg
+        except ImportError:
+            decode_jpeg = None
+        if decode_jpeg is not None:
+            tensors = [
+                f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
+                for f in files
+            ]
+            try:
+                return decode_jpeg(tensors, mode="RGB", device=device)
+            except RuntimeError as exc:
+                raise DataError(
+                    f"nvJPEG could not decode a batch of {len(files)} files ({exc}); one of them "
+                    "is not a valid JPEG. Decode them one by one with alexlib.data.decode_image to "
+                    "find it (that decoder also reads PNG and other formats)."
+                ) from None
+    images = []
+    for k, f in enumerate(files):
+        data = f.numpy().tobytes() if torch.is_tensor(f) else bytes(f)
+        images.append(decode_image(data, f"file {k} of the batch").to(device))
+    return images
 
 
 def resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -444,8 +506,8 @@ def _not_found(name: str, root) -> DataError:
         "320px release through torchvision",
         "imagenet": "ImageNet cannot be downloaded automatically: get ILSVRC-2012 from "
         "image-net.org and put train/<wnid>/ and val/<wnid>/ folders under <root>/imagenet",
-        "imagenet-samples": "copy the imagenet-samples folder (images/ and classes.json) into the "
-        "data root",
+        "imagenet-samples": "load(..., download=True) (or DOWNLOAD = True in a chapter) fetches "
+        "the 100 photos from EliSchwartz/imagenet-sample-images on GitHub",
     }[name]
     return DataError(
         f"dataset {name!r} was not found under the data root {base} ({how}). Looked in:\n{places}\n"
@@ -499,7 +561,9 @@ def open_split(
 
     ``name`` may also be a path to any ImageFolder-style folder or zip
     (``[split/]<class>/<image>``).
-    ``download=True`` lets torchvision fetch CIFAR-10 or Imagenette into the data root if absent.
+    ``download=True`` fetches a dataset that is absent into the data root (see the module
+    docstring: CIFAR-10, Imagenette, the ImageNet sample photos, or anything ``$ALEXLIB_DATA_URL``
+    serves).
     """
     if name not in DATASETS:
         return _open_path(name, split)
@@ -612,24 +676,138 @@ def _imagenet_samples(found: Found) -> Split:
 
 
 def _download(name: str, root) -> Found | None:
-    """Fetch CIFAR-10 (official format) or Imagenette (320px) into the data root through
-    torchvision."""
+    """Fetch a missing dataset into the data root: from ``$ALEXLIB_DATA_URL`` when it is set,
+    else CIFAR-10 (official format) or Imagenette (320px) through torchvision, or the ImageNet
+    sample photos from GitHub. ImageNet itself has no public download (None)."""
     base, _ = data_root(root)
-    if name not in ("cifar10", "imagenette"):
+    mirror = os.environ.get(DATA_URL_ENV)
+    if not mirror and name not in ("cifar10", "imagenette", "imagenet-samples"):
         return None
     base.mkdir(parents=True, exist_ok=True)
     try:
-        if name == "cifar10":
+        if mirror:
+            _download_mirror(name, base, mirror)
+        elif name == "cifar10":
             for train in (True, False):
                 CIFAR10(str(base), train=train, download=True)
-        else:
+        elif name == "imagenette":
             for split in ("train", "val"):
                 Imagenette(str(base), split=split, size="320px", download=True)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        else:
+            _download_samples(base / "imagenet-samples")
+    except (OSError, RuntimeError, DataError) as exc:  # URLError is an OSError
+        where = f" from {mirror} (${DATA_URL_ENV})" if mirror else ""
         raise DataError(
-            f"downloading {name} into {base} failed ({exc}).\n{_not_found(name, root)}"
+            f"downloading {name}{where} into {base} failed ({exc}).\n{_not_found(name, root)}"
         ) from None
     return find(name, root)
+
+
+def _open_url(url: str):
+    try:
+        return urllib.request.urlopen(url, timeout=60)
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _fetch(url: str) -> bytes:
+    """The body of ``url`` (a small file)."""
+    with _open_url(url) as response:
+        return response.read()
+
+
+def _download_samples(folder: Path, url: str | None = None) -> None:
+    """The ImageNet sample photos into ``folder``: ``classes.json`` (index, wnid, name of all 1000
+    classes, from the repository's gallery) and ``images/`` (the photo of every
+    :data:`SAMPLES_EVERY`-th class, RGB, shorter side reduced to :data:`SAMPLES_SIZE` with bicubic
+    filtering, JPEG quality 90). The photos go to ``images.partial/`` first and are renamed at the
+    end, so an interrupted download never looks like a complete one."""
+    url = url or SAMPLES_URL
+    gallery = _fetch(url + "gallery.md").decode("utf-8")
+    rows = sorted(
+        (
+            (int(i), wnid, label.replace("_", " "), file)
+            for file, label, i, wnid in _GALLERY_ROW.findall(gallery)
+        ),
+    )
+    if [r[0] for r in rows] != list(range(1000)):
+        raise DataError(f"{url}gallery.md does not list the 1000 ImageNet classes once each")
+    partial = folder / "images.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    keep = [r for r in rows if r[0] % SAMPLES_EVERY == 0]
+
+    def one(row) -> None:
+        file = row[3]
+        if (partial / file).is_file():  # left by an interrupted download
+            return
+        data = _fetch(url + urllib.parse.quote(file))
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im = im.convert("RGB")
+                short = min(im.size)
+                if short > SAMPLES_SIZE:
+                    k = SAMPLES_SIZE / short
+                    im = im.resize(
+                        (round(im.width * k), round(im.height * k)), Image.Resampling.BICUBIC
+                    )
+                out = io.BytesIO()
+                im.save(out, "JPEG", quality=90)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"{url}{file} is not a readable photo ({exc})") from None
+        atomic_write(partial / file, lambda f: f.write(out.getvalue()))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(tqdm(pool.map(one, keep), total=len(keep), desc="imagenet-samples", leave=False))
+    table = [{"index": i, "wnid": wnid, "name": label} for i, wnid, label, _ in rows]
+    atomic_write_text(folder / "classes.json", json.dumps(table, indent=0))
+    images = folder / "images"
+    if images.exists():
+        shutil.rmtree(images)
+    os.replace(partial, images)
+
+
+def _download_mirror(name: str, base: Path, url: str) -> None:
+    """Every file of dataset ``name`` that the data root at ``url`` lists in its ``SHA256SUMS``,
+    into ``base`` at the same relative path, each checked against its SHA-256."""
+    url = url if url.endswith("/") else url + "/"
+    listing = _fetch(url + "SHA256SUMS").decode("utf-8")
+    tops = {p.relative_to(base).parts[0] for p, _ in search_locations(name, base)}
+    wanted = []
+    for line in listing.splitlines():
+        digest, _, path = line.strip().partition("  ")
+        path = path.removeprefix("./")
+        if path and path.split("/", 1)[0] in tops and ".." not in path.split("/"):
+            wanted.append((path, digest.lower()))
+    if not wanted:
+        raise DataError(
+            f"{url}SHA256SUMS lists no file under {', '.join(sorted(tops))}/, so that server "
+            f"does not hold {name}"
+        )
+    for path, digest in tqdm(wanted, desc=f"{name} from {url}", leave=False):
+        target = base / path
+        if target.is_file() and _sha256(target) == digest:
+            continue
+
+        def write(f, path=path, digest=digest):
+            h = hashlib.sha256()
+            with _open_url(url + urllib.parse.quote(path)) as response:
+                while chunk := response.read(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+            if h.hexdigest() != digest:
+                raise DataError(f"{url}{path} does not match its SHA-256 in SHA256SUMS")
+
+        atomic_write(target, write)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------- decoded

@@ -380,6 +380,118 @@ def test_failed_download_explains_both_fixes(tmp_path, monkeypatch, local_server
     assert "downloading cifar10" in str(err.value) and "ALEXLIB_DATA" in str(err.value)
 
 
+def _fake_sample_repository(folder: Path) -> dict[int, tuple[int, int]]:
+    """A stand-in for the sample photos' repository in ``folder``: a gallery.md with 1000 classes
+    (wnid n1000000k, name "class k" written class_k) and the photo of every 10th class, class k
+    coloured ``colour_of(k % 3)``. Returns each kept class's photo size (width, height)."""
+    rows, sizes = [], {}
+    for k in range(1000):
+        file = f"n{10000000 + k}_class_{k}.JPEG"
+        rows.append(f"| ![class_{k}]({file}) <br/> **class_{k} ({k})** <br/> `n{10000000 + k}` |")
+        if k % 10 == 0:
+            # a large photo (reduced to a 256-pixel shorter side), a small one (kept), one
+            # greyscale (made RGB)
+            size = (600, 400) if k == 0 else (120, 90) if k == 10 else (300, 260)
+            sizes[k] = size
+            mode = "L" if k == 20 else "RGB"
+            (folder / file).write_bytes(make_image(k % 3, mode, size=size))
+    (folder / "gallery.md").write_text("# Gallery\n\n" + "\n".join(rows) + "\n")
+    return sizes
+
+
+def test_imagenet_samples_download_from_a_local_server(tmp_path, monkeypatch, local_server):
+    folder, url = local_server
+    sizes = _fake_sample_repository(folder)
+    monkeypatch.delenv(data.DATA_URL_ENV, raising=False)
+    monkeypatch.setattr(data, "SAMPLES_URL", url)
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="DOWNLOAD = True"):
+        open_split("imagenet-samples", "all", root=root)
+    samples = open_split("imagenet-samples", "all", root=root, download=True)
+    assert len(samples) == 100 and len(samples.classes) == 1000
+    # labels index all 1000 classes (as torchvision's ImageNet nets do), names with spaces
+    assert samples.labels.tolist() == list(range(0, 1000, 10))
+    assert samples.classes[990] == "class 990" and samples.class_ids[990] == "n10000990"
+    big, small, grey = (samples.decode(i) for i in range(3))
+    assert big.shape == (3, 256, 384) and small.shape == (3, 90, 120) and grey.shape[0] == 3
+    assert class_of(big) == 0 and class_of(small) == 1 and sizes[20] == (300, 260)
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    table = (root / "imagenet-samples" / "classes.json").read_text()
+    assert (
+        '"wnid": "n10000007"' in table
+        and not (root / "imagenet-samples" / "images.partial").exists()
+    )
+
+
+def test_failed_sample_download_leaves_no_partial_dataset(tmp_path, monkeypatch, local_server):
+    folder, url = local_server
+    _fake_sample_repository(folder)
+    (folder / "n10000500_class_500.JPEG").unlink()  # HTTP 404 for one photo
+    monkeypatch.delenv(data.DATA_URL_ENV, raising=False)
+    monkeypatch.setattr(data, "SAMPLES_URL", url)
+    root = tmp_path / "root"
+    with pytest.raises(DataError) as err:
+        open_split("imagenet-samples", "all", root=root, download=True)
+    assert "downloading imagenet-samples" in str(err.value) and "404" in str(err.value)
+    assert data.find("imagenet-samples", root) is None  # the photos fetched so far are not used
+    (folder / "n10000500_class_500.JPEG").write_bytes(make_image(2))
+    assert len(open_split("imagenet-samples", "all", root=root, download=True)) == 100
+
+
+def _serve_data_root(folder: Path) -> Path:
+    """A data root in ``folder`` as a mirror serves it: CIFAR-10 as JPEG zips, and SHA256SUMS."""
+    make_folder(folder / "build", splits=("train", "test"), per_class=3)
+    (folder / "cifar10-jpeg").mkdir()
+    for split in ("train", "test"):
+        zip_folder(folder / "build", folder / "cifar10-jpeg" / f"{split}.zip", only=split + "/")
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  ./{p.relative_to(folder).as_posix()}"
+        for p in sorted((folder / "cifar10-jpeg").iterdir())
+    ]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_download_from_a_data_root_mirror(tmp_path, monkeypatch, local_server):
+    folder, url = local_server
+    _serve_data_root(folder)
+    monkeypatch.setenv(data.DATA_URL_ENV, url)
+    root = tmp_path / "root"
+    train = load("cifar10", "train", root=root, download=True, progress=False)
+    assert len(train) == 9 and train.classes == CLASSES
+    assert [class_of(im) for im in train.images] == train.labels.tolist()
+    assert (root / "cifar10-jpeg" / "test.zip").read_bytes() == (
+        folder / "cifar10-jpeg" / "test.zip"
+    ).read_bytes()
+    with pytest.raises(DataError, match="lists no file under"):
+        open_split("imagenette", "train", root=root, download=True)
+
+
+def test_mirror_file_that_does_not_match_its_checksum_is_refused(
+    tmp_path, monkeypatch, local_server
+):
+    folder, url = local_server
+    _serve_data_root(folder)
+    zip_path = folder / "cifar10-jpeg" / "train.zip"
+    zip_path.write_bytes(zip_path.read_bytes()[:-10])  # truncated on the server
+    monkeypatch.setenv(data.DATA_URL_ENV, url)
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="does not match its SHA-256") as err:
+        open_split("cifar10", "train", root=root, download=True)
+    assert data.DATA_URL_ENV in str(err.value)
+    assert not (root / "cifar10-jpeg" / "train.zip").exists()
+
+
+def test_decode_jpegs_on_the_cpu_matches_decode_image():
+    files = [make_image(0, size=(30, 20)), make_image(2, "L"), make_image(1, "CMYK")]
+    batch = data.decode_jpegs([torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files])
+    assert [tuple(im.shape) for im in batch] == [(3, 20, 30), (3, 16, 20), (3, 16, 20)]
+    for im, f in zip(batch, files):
+        assert torch.equal(im, data.decode_image(f))
+    with pytest.raises(DataError, match="file 1 of the batch"):
+        data.decode_jpegs([files[0], b"not a jpeg"])
+
+
 # ----------------------------------------------------------------------------------- the real
 # offline data
 
