@@ -14,10 +14,12 @@ Paper: section 4.1 (ten test patches, softmax averaged), section 6 (top-1/top-5,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from ._io import provenance, write_json
 from .augment import PAPER_CROP, DatasetStats, eval_batch
 from .config import resolve_device
 from .engine import autocast, probabilities, topk_errors, topk_hits
@@ -31,6 +33,7 @@ __all__ = [
     "confusion_matrix",
     "features",
     "views_and_ensembles",
+    "store_views",
     "input_stats",
 ]
 
@@ -210,3 +213,31 @@ def views_and_ensembles(
             probs[f"{name} {views}"] = p
             rows.append({"model": name, "views": views, **topk_errors(p, labels)})
     return rows, probs
+
+
+def store_views(
+    folder: str | Path,
+    model: nn.Module,
+    val,
+    stats: DatasetStats | None = None,
+    *,
+    crop: int = PAPER_CROP,
+    device="auto",
+    **extra,
+) -> dict:
+    """Evaluate a trained net on a validation split (``val.images``, ``val.labels``) with the
+    centre view and with ten views, and store both in ``folder``: the softmax outputs with the
+    labels in ``val_probs.pt`` (small; what an ensemble of stored nets averages) and the top-1 and
+    top-5 errors in ``views.json`` (with ``extra`` fields and the provenance). Returns
+    ``{"center": errors, "ten": errors}``. Paper: section 4.1."""
+    folder, device = Path(folder), resolve_device(device)
+    model = model.to(device)
+    probs = {
+        v: predict(model, val.images, stats, views=v, crop=crop, device=device)
+        for v in ("center", "ten")
+    }
+    torch.save({"labels": val.labels.clone(), **probs}, folder / "val_probs.pt")
+    views = {v: topk_errors(p, val.labels) for v, p in probs.items()}
+    record = {**views, "val_images": len(val.labels), **extra, "provenance": provenance()}
+    write_json(folder / "views.json", record)
+    return views

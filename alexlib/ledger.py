@@ -47,7 +47,7 @@ import torch
 from ._io import provenance, results_dir, write_json
 from .config import SCALES, preset, resolve_device
 from .errors import LedgerError
-from .evaluate import ensemble, predict, topk_errors
+from .evaluate import ensemble, predict, store_views, topk_errors
 from .experiments import run_figure1, save_figure3, summarise_figure1, tower_split
 from .model import get_layer
 from .train import RunSettings, load_checkpoint, model_from_checkpoint, read_metrics, train_run
@@ -203,22 +203,6 @@ def _train_chunked(
     meta["settings"]["epochs"] = settings.epochs
     write_json(folder / "settings.json", meta)
     return True
-
-
-def _evaluate_base(folder: Path, model, settings: RunSettings, stats, val, device) -> dict:
-    """Claim 7's measurement on one trained base net: centre crop against ten views on the
-    validation split, plus both sets of probabilities (``val_probs.pt``, small) for the ensembles of
-    claim 8."""
-    model.to(device)
-    stats = stats.to(device)
-    probs = {
-        v: predict(model, val.images, stats, views=v, crop=settings.crop, device=device)
-        for v in ("center", "ten")
-    }
-    torch.save({"labels": val.labels.clone(), **probs}, folder / "val_probs.pt")
-    views = {v: topk_errors(p, val.labels) for v, p in probs.items()}
-    write_json(folder / "views.json", {**views, "val_images": len(val), "provenance": provenance()})
-    return views
 
 
 def _write_ensemble(root: Path, scale: str) -> dict | None:
@@ -382,7 +366,8 @@ def run_ledger(
             )
             train_eval = _train_error_eval_mode(model, run_settings, stats, data[0], dev)
             if name == "base":
-                _evaluate_base(folder, model, run_settings, stats, data[1], dev)
+                # claim 7 (centre crop against ten views) and the probabilities claim 8 averages
+                store_views(folder, model, data[1], stats, crop=run_settings.crop, device=dev)
                 _save_kernels(root, scale, seed, folder, model.cpu())
             del model
             ckpt = folder / "checkpoint.pt"

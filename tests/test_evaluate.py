@@ -16,6 +16,7 @@ from alexlib.evaluate import (
     features,
     per_class_errors,
     predict,
+    store_views,
     topk_errors,
 )
 
@@ -81,6 +82,26 @@ def test_ten_views_average_the_softmax_of_each_view():
     )
     with pytest.raises(ValueError, match="views"):
         predict(ViewRecorder(), images, stats, views="five", crop=8, device="cpu")
+
+
+def test_store_views_keeps_both_views_probabilities_and_errors(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (6, 3, 12, 12), dtype=torch.uint8, generator=gen)
+    val = SimpleNamespace(images=images, labels=torch.tensor([0, 1, 2, 0, 1, 2]))
+    stats = DatasetStats(torch.full((3, 12, 12), 100.0), torch.ones(3), torch.eye(3), 6)
+    views = store_views(tmp_path, ViewRecorder(), val, stats, crop=8, device="cpu", note="x")
+    saved = torch.load(tmp_path / "val_probs.pt", weights_only=True)
+    assert torch.equal(saved["labels"], val.labels)
+    for v in ("center", "ten"):
+        expected = predict(ViewRecorder(), images, stats, views=v, crop=8, device="cpu")
+        torch.testing.assert_close(saved[v], expected)
+        assert views[v] == topk_errors(expected, val.labels)
+    record = json.loads((tmp_path / "views.json").read_text())
+    assert record["center"] == views["center"] and record["val_images"] == 6
+    assert record["note"] == "x" and "torch" in record["provenance"]
 
 
 def test_features_capture_a_hidden_layer_in_eval_mode():

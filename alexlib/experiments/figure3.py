@@ -12,6 +12,7 @@ from torchvision.models import AlexNet_Weights
 
 from .._io import results_dir
 from ..config import preset
+from ..evaluate import store_views
 from ..model import get_layer
 from ..train import (
     RunSettings,
@@ -231,3 +232,41 @@ def stored_figure3(tag: str = "full") -> list[dict]:
                 }
             )
     return runs
+
+
+def figure3_net(
+    variant: str, scale: str, seed: int, tag: str, runs_dir: Path, data_root=None
+) -> Path:
+    """One stored Figure 3 net, trained (or resumed) in
+    ``runs_dir/figure3-<tag>-<variant>-s<seed>``. Its kernels and curves are stored under
+    ``results/figure3/<tag>-<variant>-s<seed>`` and, for the paper net, its validation predictions
+    with the centre crop and ten views (``val_probs.pt``, ``views.json``: what the evaluation
+    chapter shows). Read back, not retrained, once stored. ``python -m alexlib.experiments
+    figure3 --scale laptop`` runs every seed."""
+    stored = results_dir() / "figure3" / f"{tag}-{variant}-s{seed}"
+    if (stored / "conv1.pt").is_file() and (
+        variant != "paper" or (stored / "views.json").is_file()
+    ):
+        print(f"figure3 {variant} seed {seed}: stored before ({stored})")
+        return stored
+    trained = train_for_kernels(
+        variant,
+        scale,
+        seed,
+        out=Path(runs_dir) / f"figure3-{tag}-{variant}-s{seed}",
+        data_root=data_root,
+        progress=True,
+    )
+    folder = save_figure3(variant, seed, trained, tag=tag)
+    if variant == "paper":
+        split = tower_split(*trained["conv1"].chunk(2, dim=0))
+        print(
+            f"paper seed {seed}: tower means {split['mean']}, separation {split['separation']:.3f}"
+        )
+        settings = trained["settings"]
+        val = settings.load_split("val", progress=False)
+        store_views(
+            folder, trained["model"], val, trained["stats"], crop=settings.crop, classes=val.classes
+        )
+    print("stored in", folder)
+    return folder

@@ -17,7 +17,7 @@ from ..data import load
 from ..engine import train_one_epoch
 from ..evaluate import features, predict
 from ..model import get_layer
-from ..train import load_checkpoint, model_from_checkpoint, stored_runs
+from ..train import load_checkpoint, model_from_checkpoint, read_metrics, stored_runs
 from .figure3 import train_for_kernels
 
 # ==============================================================================================
@@ -340,3 +340,22 @@ def stored_figure4(tag: str = "full") -> list[dict]:
         if path.is_file():
             runs.append({**run, "figure4": json.loads(path.read_text())})
     return runs
+
+
+def figure4_result(scale: str, tag: str, runs_dir: Path, data_root=None) -> Path | None:
+    """Figure 4 from the first seed's Figure 3 paper net (its run folder under ``runs_dir``,
+    trained there by :func:`alexlib.experiments.figure3.figure3_net`; trained here when missing),
+    stored under ``results/figure4/<tag>-s<seed>``. None when it is stored already."""
+    seed = preset("figure3", scale)["seeds"][0]
+    if (results_dir() / "figure4" / f"{tag}-s{seed}").is_dir():
+        print(f"figure4 seed {seed}: stored before")
+        return None
+    folder = Path(runs_dir) / f"figure3-{tag}-paper-s{seed}"
+    trained = None
+    if (folder / "checkpoint.pt").is_file():
+        trained = {"out": str(folder), "metrics": read_metrics(folder)}
+    result = run_figure4(scale, seed, trained=trained, data_root=data_root, progress=True)
+    print(json.dumps(result["retrieval"], indent=1))
+    where = save_figure4(result, tag=tag)
+    print("stored in", where)
+    return where

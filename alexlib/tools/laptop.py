@@ -15,8 +15,13 @@ from pathlib import Path
 
 from .._io import results_dir
 from ..config import preset
-from ..experiments import format_figure1, run_figure1, summarise_figure1
-from ..experiments.__main__ import figure3_net, figure4_result
+from ..experiments import (
+    figure3_net,
+    figure4_result,
+    format_figure1,
+    run_figure1,
+    summarise_figure1,
+)
 from ..ledger import run_ledger
 
 __all__ = ["laptop"]
