@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import inspect
 import json
 import os
 import re
@@ -50,6 +51,8 @@ __all__ = [
     "PageReport",
     "chromium_path",
     "check_html",
+    "check_pages",
+    "clean_outputs",
     "main_job",
 ]
 
@@ -92,10 +95,16 @@ def unlisted_chapters(root: Path) -> list[str]:
 
 
 def _digest(path: Path, scale: str) -> str:
-    """What a chapter's outputs depend on: its source, the scale, and the library's code."""
+    """What a chapter's outputs depend on: its source, the scale, the library's code (every module
+    of ``alexlib``, subpackages included) and how :func:`execute_chapter` runs it. The rest of this
+    file (staging, the build, the Chromium check) does not change what a chapter prints, so editing
+    it does not send every chapter back to papermill."""
+    package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(path.read_bytes() + scale.encode())
-    for module in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(module.read_bytes())
+    for module in sorted(package.rglob("*.py")):
+        if module.resolve() != Path(__file__).resolve():
+            h.update(str(module.relative_to(package)).encode() + module.read_bytes())
+    h.update(inspect.getsource(execute_chapter).encode())
     return h.hexdigest()[:16]
 
 
@@ -159,10 +168,85 @@ def execute_chapter(root: Path, notebook: Path, scale: str = "smoke", force: boo
     return seconds
 
 
-def stage(root: Path, scale: str) -> Path:
-    """Copy the book's sources to ``_build/stage`` with each chapter replaced by its executed
-    copy."""
-    dest = root / "_build" / "stage"
+# A tqdm progress bar as it reads once the bar is frozen: "decoding cifar10/train:   0%|    | 0/260
+# [00:00<?, ?it/s]", "12it [00:00, 1234.56it/s]". In a notebook tqdm draws it as a widget whose
+# text/plain copy is this line; on a terminal, as this line rewritten after each carriage return.
+_PROGRESS_LINE = re.compile(
+    r"^.*?(?:\d{1,3}%\|.*\| *)?[\d.]+[a-zA-Z]*(?:/[\d.?]+[a-zA-Z]*)? "
+    r"\[\d+:\d\d(?::\d\d)?(?:<[^\]]*)?(?:, [^\]]*)?\]\s*$"
+)
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _as_shown(text: str) -> str:
+    """A stream's text as a terminal leaves it: what follows the last carriage return of each line,
+    without the lines that a progress bar cleared or drew."""
+    lines = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            kept = [part for part in line.split("\r") if part]
+            line = kept[-1] if kept else ""
+            if not line.strip():
+                continue
+        if not _PROGRESS_LINE.match(line):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _is_progress_bar(output: dict) -> bool:
+    data = output.get("data", {})
+    return _WIDGET_VIEW in data and bool(_PROGRESS_LINE.match(_text(data.get("text/plain", ""))))
+
+
+def clean_outputs(nb: dict) -> dict:
+    """What the static book shows of an executed chapter (``nb`` is changed in place and returned).
+
+    - Progress bars go: tqdm's notebook widgets (frozen at "0%" in a page without a kernel) and its
+      terminal bars in stream text. ``TQDM_DISABLE`` cannot do this: alexlib passes ``disable=``
+      explicitly, and tqdm lets an argument win over the environment.
+    - Neighbouring stream outputs of the same name are joined, and empty ones dropped, so a cell's
+      text stays in one box per stretch between its figures, in the order it was printed (unlike
+      myst-nb's ``nb_merge_streams``, which moves all of a cell's text above its first figure).
+    - The saved widget state goes: the book has no kernel, so a widget in it would be a control that
+      does nothing, and drawing even that needs scripts from a CDN. Widget cells are tagged
+      ``remove-output`` and stand next to a static twin; the Chromium check fails on a widget output
+      left in a page (it renders as an empty box).
+    """
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        kept: list[dict] = []
+        for output in cell.get("outputs", []):
+            if _is_progress_bar(output):
+                continue
+            if output.get("output_type") == "stream":
+                text = _as_shown(_text(output.get("text", "")))
+                if not text.strip():
+                    continue
+                last = kept[-1] if kept else {}
+                if last.get("output_type") == "stream" and last["name"] == output["name"]:
+                    joiner = "" if last["text"].endswith("\n") else "\n"
+                    last["text"] += joiner + text
+                    continue
+                output = {**output, "text": text}
+            kept.append(output)
+        cell["outputs"] = kept
+    return nb
+
+
+def stage(root: Path, scale: str, *, dest: Path | None = None, stale_ok: bool = False) -> Path:
+    """Copy the book's sources to ``dest`` (default ``_build/stage``) with each chapter replaced by
+    its executed copy, cleaned for the page (:func:`clean_outputs`).
+
+    A chapter whose executed copy is older than its source or the library is refused, unless
+    ``stale_ok`` (``python -m alexlib book --no-execute``), which builds from it with a warning.
+    """
+    dest = dest or root / "_build" / "stage"
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -176,19 +260,31 @@ def stage(root: Path, scale: str) -> Path:
     for notebook in chapters(root):
         executed = executed_path(root, notebook, scale)
         if not is_fresh(root, notebook, scale):
-            raise BookError(
-                f"{notebook.name} has not been executed at {scale} scale since it last changed."
+            if not (stale_ok and executed.is_file()):
+                raise BookError(
+                    f"{notebook.name} has not been executed at {scale} scale since it (or the "
+                    "library) last changed: python -m alexlib book --only " + notebook.stem
+                )
+            print(
+                f"warning: {notebook.name}: building from an executed copy older than its source "
+                "or the library",
+                flush=True,
             )
-        shutil.copy2(executed, dest / "notebooks" / notebook.name)
+        nb = clean_outputs(json.loads(executed.read_text()))
+        (dest / "notebooks" / notebook.name).write_text(json.dumps(nb, indent=1))
     for extra in (root / "notebooks").iterdir():  # images or data files the chapters refer to
         if extra.suffix != ".ipynb" and extra.is_file():
             shutil.copy2(extra, dest / "notebooks" / extra.name)
     return dest
 
 
-def build_html(root: Path, scale: str = "smoke") -> Path:
-    """``jupyter-book build -W`` of the staged sources; returns the folder of the HTML book."""
-    staged = stage(root, scale)
+def build_html(
+    root: Path, scale: str = "smoke", *, stale_ok: bool = False, build: Path | None = None
+) -> Path:
+    """``jupyter-book build -W`` of the staged sources; returns the folder of the HTML book
+    (``<build>/html``; ``build`` defaults to ``_build``)."""
+    build = build or root / "_build"
+    staged = stage(root, scale, dest=build / "stage", stale_ok=stale_ok)
     jb = Path(sys.executable).with_name("jupyter-book")
     command = [
         str(jb) if jb.exists() else "jupyter-book",
@@ -202,7 +298,7 @@ def build_html(root: Path, scale: str = "smoke") -> Path:
         raise BookError(
             f"jupyter-book build failed (exit {result.returncode}); its warnings are printed above."
         )
-    html = root / "_build" / "html"
+    html = build / "html"
     if html.exists():
         shutil.rmtree(html)
     shutil.copytree(staged / "_build" / "html", html)
@@ -246,11 +342,75 @@ def _serve(folder: Path):
 _IMAGES_JS = """() => Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
     ok: i.complete && i.naturalWidth > 0}))"""
 _LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+# Resolves once MathJax has typeset the page: true, or false when its typesetting failed; null when
+# the page loads no MathJax (a page without maths) or MathJax never started (its script is missing).
+_MATHJAX_JS = """() => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? MathJax.startup.promise.then(() => true, () => false) : null"""
+# What a reader would see go wrong, page by page (each entry: one problem, in words):
+# - raw maths: TeX delimiters left in the page's text, outside code (MathJax did not typeset it);
+# - empty outputs: an output of a code cell that shows nothing (no text, no picture), e.g. a widget
+#   without a kernel, or a progress bar's leftovers;
+# - clipped code: a code block (a code cell's source, or a block in the prose) wider than its box,
+#   so its right end is hidden behind a scroll bar. Outputs are exempt: wide ones scroll on purpose.
+_READER_JS = r"""() => {
+  const problems = [];
+  const firstLine = el => {
+    const code = el.closest('div.cell') && el.closest('div.cell').querySelector('.cell_input pre');
+    return code ? ` (cell starting "${code.innerText.split('\n')[0].slice(0, 60)}")` : '';
+  };
+  const skip = 'pre, code, script, style, textarea, mjx-container, mjx-assistive-mml';
+  const raw = /\\\(|\\\[|\$\$|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$/;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.closest(skip) && raw.test(node.nodeValue)) {
+      problems.push(`raw maths in the text: "${node.nodeValue.trim().slice(0, 80)}"`);
+    }
+  }
+  const visual = 'img, svg, canvas, video, iframe, object, embed, table, mjx-container';
+  const shows = el => {
+    if (el.matches('script[type*="widget-view"]')) return false;
+    if (el.matches(visual) || el.querySelector(visual)) return true;
+    const texts = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      if (!node.parentElement.closest('script, style, template') && node.nodeValue.trim()) {
+        return true;
+      }
+    }
+    return false;
+  };
+  document.querySelectorAll('div.cell_output').forEach(out => {
+    const parts = out.children.length ? Array.from(out.children) : [out];
+    const empty = parts.filter(part => !shows(part)).length;
+    if (empty) {
+      problems.push(`empty output: ${empty} of ${parts.length} output(s) show nothing` +
+                    firstLine(out));
+    }
+  });
+  document.querySelectorAll('pre').forEach(pre => {
+    if (pre.closest('div.cell_output') || pre.scrollWidth <= pre.clientWidth + 1) return;
+    const longest = Math.max(...pre.innerText.split('\n').map(line => line.length));
+    const what = pre.closest('div.cell_input') ? 'code cell' : 'code block';
+    problems.push(`clipped code: a ${what} is ${pre.scrollWidth}px wide in a ` +
+                  `${pre.clientWidth}px box (longest line ${longest} characters)${firstLine(pre)}`);
+  });
+  return problems;
+}"""
+# The window the check reads the book in: a common laptop screen. The theme's text column is then
+# 786px wide, and book/_static/alexlib.css sizes code cells so 88 columns fit it.
+VIEWPORT = {"width": 1440, "height": 900}
 
 
 def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[PageReport]:
-    """Load every toc page of the built book in headless Chromium: the page loads, every image in it
-    is decoded by the browser, and every internal link points at a file (and anchor) that exists."""
+    """Load every toc page of the built book in headless Chromium (see :func:`check_pages`)."""
+    return check_pages(html, toc_files(root), screenshots)
+
+
+def check_pages(html: Path, pages: list[str], screenshots: Path | None = None) -> list[PageReport]:
+    """Load each page (``pages``: paths under ``html`` without ``.html``) in headless Chromium, with
+    every request that leaves the local server blocked, as a reader without a network would: the
+    page loads; every image in it is decoded by the browser; every internal link points at a file
+    (and anchor) that exists; MathJax typesets every formula (no TeX left in the text); no output
+    of a code cell is empty; no code block is wider than its box (at :data:`VIEWPORT`)."""
     from playwright.sync_api import sync_playwright
 
     server = _serve(html)
@@ -271,7 +431,7 @@ def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[
                     "--no-first-run",
                 ],
             )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport=VIEWPORT)
             # Block everything that is not the local server (fonts or scripts from a CDN): offline
             # here.
             page.route(
@@ -280,7 +440,7 @@ def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[
                     route.continue_() if route.request.url.startswith(base) else route.abort()
                 ),
             )
-            for name in toc_files(root):
+            for name in pages:
                 report = PageReport(name)
                 reports.append(report)
                 response = page.goto(base + name + ".html", wait_until="load")
@@ -289,6 +449,8 @@ def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[
                         f"page did not load (HTTP {response.status if response else '?'})"
                     )
                     continue
+                if page.evaluate(_MATHJAX_JS) is False:
+                    report.problems.append("MathJax failed to typeset the page")
                 if screenshots is not None:
                     screenshots.mkdir(parents=True, exist_ok=True)
                     page.screenshot(
@@ -303,6 +465,7 @@ def check_html(root: Path, html: Path, screenshots: Path | None = None) -> list[
                     if href.startswith(base):
                         report.links += 1
                         links_seen.setdefault(href, name)
+                report.problems += page.evaluate(_READER_JS)
             browser.close()
         problems = _check_links(base, links_seen)
         for report in reports:
@@ -353,7 +516,7 @@ def main_job(
             print(f"executing {notebook.name} at {scale} scale ...", flush=True)
             seconds = execute_chapter(root, notebook, scale)
             print(f"  {'reused the last run' if seconds == 0 else f'{seconds:.1f} s'}", flush=True)
-    html = build_html(root, scale)
+    html = build_html(root, scale, stale_ok=not execute)
     print(f"built the book: {html / 'index.html'}")
     if check:
         reports = check_html(root, html, screenshots=root / "_build" / "screenshots")
@@ -367,7 +530,7 @@ def main_job(
             raise BookError(f"{len(bad)} page(s) of the built book have problems (listed above).")
         print(
             f"checked {len(reports)} pages in headless Chromium: every image shown, no broken "
-            f"internal link"
+            f"internal link, every formula typeset, no empty output, no clipped code"
         )
     print(f"main job done in {time.perf_counter() - total:.0f} s")
     return 0

@@ -1,0 +1,235 @@
+"""The book's build and its browser check, on small inputs: what the static page keeps of an
+executed chapter (progress bars dropped, text kept in the order it was printed), the 88-column limit
+of the chapters' code, and the Chromium check failing on crafted pages with each problem it looks
+for (so it cannot pass silently). The full build and the check of every page are in
+tests/test_chapters.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from alexlib.tools.book import check_pages, clean_outputs, repo_root
+from alexlib.tools.sphinx_mathjax import copy_mathjax
+
+ROOT = repo_root()
+COLUMNS = 88
+
+# TEMPORARY allow-list: chapters whose code was still wider than 88 columns when the limit came in.
+# Their test is an expected failure until they fit (then it passes like any other); delete each name
+# once its chapter is wrapped, and this list with the last one.
+NOT_YET_WRAPPED = {
+    "00_how_to_use",
+    "01_convolution",
+    "04_overlapping_pooling",
+    "05_architecture",
+    "08_training",
+    "09_evaluation",
+    "10_figure1_relu_vs_tanh",
+    "12_figure4_what_it_learned",
+    "14_claims_ledger",
+}
+
+
+# --------------------------------------------------------------------------- what a page keeps
+
+
+def _stream(name: str, text: str) -> dict:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def _figure() -> dict:
+    return {"output_type": "display_data", "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}}
+
+
+def _progress_widget(text: str) -> dict:
+    view = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    data = {"application/vnd.jupyter.widget-view+json": view, "text/plain": text}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+def test_clean_outputs_drops_progress_bars_and_keeps_the_printed_order():
+    interactive = {
+        "output_type": "execute_result",
+        "data": {
+            "application/vnd.jupyter.widget-view+json": {"model_id": "def"},
+            "text/plain": "interactive(children=(FloatSlider(value=2.0),))",
+        },
+    }
+    nb = {
+        "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}}},
+        "cells": [
+            {"cell_type": "markdown", "source": "text"},
+            {
+                "cell_type": "code",
+                "outputs": [
+                    _stream("stdout", "half: 48 kernels\n"),
+                    _progress_widget(
+                        "decoding cifar10/train:   0%|          | 0/260 [00:00<?, ?it/s]"
+                    ),
+                    _stream("stderr", "\repoch 1/2:  50%|#####     | 3/6 [00:01<00:01, 2.9it/s]"),
+                    _stream("stderr", "\r                                   \r"),
+                    _stream("stdout", "seed 0\n"),
+                    _figure(),
+                    _stream("stdout", "onegpu2014: 64 kernels\n"),
+                    _stream("stderr", "12it [00:00, 1234.56it/s]\nUserWarning: a real warning\n"),
+                    _figure(),
+                    interactive,
+                ],
+            },
+        ],
+    }
+    out = clean_outputs(nb)["cells"][1]["outputs"]
+    shown = [(o["output_type"], o.get("name"), o.get("text")) for o in out]
+    assert shown == [
+        ("stream", "stdout", "half: 48 kernels\nseed 0\n"),  # joined across the dropped bars
+        ("display_data", None, None),
+        ("stream", "stdout", "onegpu2014: 64 kernels\n"),  # still between its two figures
+        ("stream", "stderr", "UserWarning: a real warning\n"),
+        ("display_data", None, None),
+        ("execute_result", None, None),  # a real widget stays: its cell's tags decide
+    ]
+    assert "widgets" not in nb["metadata"]
+
+
+# --------------------------------------------------------------------------- 88 columns
+
+
+def _code_lines(path) -> list[tuple[int, str]]:
+    """(cell index, line) for every line of a chapter's code: code cells, and fenced blocks in its
+    markdown cells."""
+    nb = json.loads(path.read_text())
+    lines = []
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"]).split("\n")
+        if cell["cell_type"] == "code":
+            lines += [(i, line) for line in source]
+        elif cell["cell_type"] == "markdown":
+            fence = None
+            for line in source:
+                mark = re.match(r"\s*(```+|~~~+)", line)
+                if fence is None and mark:
+                    fence = mark.group(1)
+                elif fence is not None and line.strip().startswith(fence):
+                    fence = None
+                elif fence is not None:
+                    lines.append((i, line))
+    return lines
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_chapter_code_fits_88_columns(path):
+    long = [(i, len(line)) for i, line in _code_lines(path) if len(line) > COLUMNS]
+    if long and path.stem in NOT_YET_WRAPPED:
+        pytest.xfail(f"{path.stem}: {len(long)} lines wider than {COLUMNS} (NOT_YET_WRAPPED)")
+    assert not long, (
+        f"{path.name}: lines wider than {COLUMNS} columns (cell index, length): {long}; the book "
+        "cuts a wider line off"
+    )
+
+
+def test_allow_list_names_real_chapters():
+    assert NOT_YET_WRAPPED <= {p.stem for p in NOTEBOOKS}
+
+
+# --------------------------------------------------------------------------- the book's config
+
+
+def test_config_serves_its_own_mathjax_and_css():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    sphinx = config["sphinx"]["config"]
+    assert "alexlib.tools.sphinx_mathjax" in config["sphinx"]["extra_extensions"]
+    assert sphinx["mathjax_path"] == "mathjax/tex-mml-chtml.js"
+    assert sphinx["smartquotes"] is False  # "--scale" must not become an en dash
+    assert sphinx["nb_merge_streams"] is False  # it reorders text and figures
+    for folder in sphinx["html_static_path"]:
+        for css in sphinx["html_css_files"]:
+            assert (ROOT / folder / css).is_file()
+
+
+# --------------------------------------------------------------------------- the Chromium check
+
+
+def _cell(code: str, outputs: str = "") -> str:
+    shown = f'<div class="cell_output">{outputs}</div>' if outputs else ""
+    return f'<div class="cell"><div class="cell_input"><pre>{code}</pre></div>{shown}</div>'
+
+
+_SVG = '<svg width="20" height="20"><rect width="20" height="20" fill="black"/></svg>'
+
+
+PAGES = {
+    # typeset by the MathJax the book ships; TeX in code and in an output is not maths
+    "clean": (
+        '<script defer src="_static/mathjax/tex-mml-chtml.js"></script>'
+        '<p>Inline <span class="math">\\(k^\\beta\\)</span>, and displayed:</p>'
+        '<div class="math">\\[ b = a / (k + \\alpha \\sum_j a_j^2)^\\beta \\]</div>'
+        + _cell('print("short")', '<div class="output stream"><pre>short</pre></div>')
+        + _cell("x = 1", f'<div class="output">{_SVG}</div>')
+        + "<pre>pattern = r'\\(' + '$$'  # in code: not maths</pre>"
+    ),
+    "raw-maths": (
+        '<p>Write <span class="math">\\(a^i_{x,y}\\)</span> for the activity.</p>'
+        '<div class="math">\\[ b = a \\]</div><p>$$ k + \\alpha $$</p>'
+        "<p>with $\\beta = 0.75$ chosen on a validation set, for $5 a coffee.</p>"
+    ),
+    "empty-output": (
+        _cell(
+            "lrn_explorer(maps)",
+            '<script type="application/vnd.jupyter.widget-view+json">{"model_id": "x"}</script>',
+        )
+        + _cell("bar()", '<div class="output stream"><pre>  </pre></div>')
+        + _cell("print(1)", '<div class="output stream"><pre>1</pre></div>')
+    ),
+    "clipped-code": (
+        '<div style="width: 500px">'
+        + _cell("x = " + " + ".join(["1"] * 60))
+        + _cell("y = 2", '<div class="output"><pre>' + "wide output " * 30 + "</pre></div>")
+        + "</div>"
+    ),
+    "broken": '<img src="missing.png"><a href="nowhere.html">a link</a>',
+}
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    html = tmp_path_factory.mktemp("crafted")
+    copy_mathjax(html)
+    for name, body in PAGES.items():
+        (html / f"{name}.html").write_text(
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{name}</title></head>'
+            f"<body>{body}</body></html>"
+        )
+    return {r.page: r.problems for r in check_pages(html, list(PAGES))}
+
+
+def test_check_passes_a_clean_page(crafted):
+    assert crafted["clean"] == []
+
+
+def test_check_fails_on_raw_maths(crafted):
+    raw = [p for p in crafted["raw-maths"] if p.startswith("raw maths")]
+    assert len(raw) == 4, crafted["raw-maths"]  # \( \[ $$ and $...\beta...$, not "$5"
+
+
+def test_check_fails_on_empty_outputs(crafted):
+    empty = [p for p in crafted["empty-output"] if p.startswith("empty output")]
+    assert len(empty) == 2, crafted["empty-output"]
+    assert "lrn_explorer(maps)" in empty[0]
+
+
+def test_check_fails_on_clipped_code(crafted):
+    assert len(crafted["clipped-code"]) == 1, crafted["clipped-code"]  # the wide output scrolls
+    assert crafted["clipped-code"][0].startswith("clipped code: a code cell")
+
+
+def test_check_fails_on_broken_images_and_links(crafted):
+    problems = crafted["broken"]
+    assert any(p.startswith("image not displayed") for p in problems), problems
+    assert any(p.startswith("broken link: nowhere.html") for p in problems), problems
