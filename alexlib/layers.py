@@ -309,7 +309,10 @@ class ReLU(nn.Module):
 # local response normalisation
 
 #: "paper": alpha multiplies the sum, as the formula is printed in section 3.3.
-#: "code": alpha / n multiplies the sum, as in cuda-convnet and ``torch.nn.LocalResponseNorm``.
+#: "code": alpha / n multiplies the sum, as in cuda-convnet and ``torch.nn.LocalResponseNorm``
+#: (the 2012 code's ``layer.py`` divides a ``cmrnorm`` layer's configured ``scale`` by its
+#: ``size``: scale=0.0001 in ``layer-params-145.cfg`` with size=5 in ``layers-145.cfg`` weighs
+#: each square by 2e-5).
 LRN_CONVENTIONS = ("paper", "code")
 
 
