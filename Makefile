@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make book   set up .venv, execute every chapter at smoke scale with papermill, build the HTML book
 #   make test   set up .venv (and headless Chromium), run the whole test suite
-# Other targets: make setup, make lab (JupyterLab on the chapters), make clean.
+# Other targets: make setup, make lab (JupyterLab on the chapters), make clean, make html (rebuild
+# the HTML from the chapters executed last time, running none, and check it in Chromium).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -12,13 +13,16 @@ BIN    := $(VENV)/bin
 ALEXLIB_DATA ?= $(wildcard $(abspath ../shared/data))
 export ALEXLIB_DATA
 
-.PHONY: book test setup chromium lab clean laptop
+.PHONY: book test setup chromium lab clean laptop html
 
 book: setup
 	$(BIN)/python -m alexlib book --scale smoke
 
 test: setup chromium
 	$(BIN)/python -m pytest
+
+html: setup chromium
+	$(BIN)/python -m alexlib book --no-execute --check
 
 setup: $(VENV)/.installed
 
