@@ -3,6 +3,12 @@
 Every file the library writes (decode and statistics caches, checkpoints, metrics, ledger JSON,
 executed chapters) goes through :func:`atomic_write`, so a crash at any moment leaves either the old
 file or the new one, never a torn one. Every stored result carries :func:`provenance`.
+
+Where the book's repository is (:data:`REPOSITORY`, :data:`BRANCH`) is said once, here: the book's
+``_config.yml`` and every chapter's Colab setup cell (which installs :data:`INSTALL_SPEC`) must say
+the same (``tests/test_colab.py`` checks both). A wheel of ``alexlib`` carries the repository's
+``results/`` folder inside the package (``alexlib/_results``, see ``pyproject.toml``), so a chapter
+run outside a checkout (Colab, ``pip install``) reads the same stored results as the book.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ import torch
 from .errors import BookError
 
 __all__ = [
+    "REPOSITORY",
+    "BRANCH",
+    "INSTALL_SPEC",
     "atomic_write",
     "atomic_save",
     "atomic_write_text",
@@ -26,7 +35,14 @@ __all__ = [
     "provenance",
     "repo_root",
     "results_dir",
+    "packaged_results",
 ]
+
+# The book's public repository and the branch the chapters install from.
+REPOSITORY = "https://github.com/alexnet-executable/alexnet-executable"
+BRANCH = "main"
+# What a chapter's Colab setup cell hands to pip when alexlib is missing.
+INSTALL_SPEC = f"alexlib @ git+{REPOSITORY}@{BRANCH}"
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -126,8 +142,20 @@ def repo_root(start: Path | None = None) -> Path:
     return root
 
 
+def packaged_results() -> Path:
+    """The copy of ``results/`` that a wheel of alexlib carries (``alexlib/_results``; it may be
+    absent, e.g. in a checkout that was never built into a wheel)."""
+    return Path(__file__).resolve().parent / "_results"
+
+
 def results_dir() -> Path:
-    """The repository's ``results/`` folder (stored runs with their provenance): next to
-    ``_toc.yml``, else ``results/`` in the working directory."""
+    """The stored runs with their provenance: the ``results/`` folder next to ``_toc.yml`` in a
+    checkout of the repository (found upwards from the working directory, then from this package);
+    outside a checkout (an installed wheel, e.g. in Colab) the copy the wheel carries; else
+    ``results/`` in the working directory."""
     root = _checkout(marks=("_toc.yml",))
-    return (root if root is not None else Path.cwd()) / "results"
+    if root is not None:
+        return root / "results"
+    if packaged_results().is_dir():
+        return packaged_results()
+    return Path.cwd() / "results"

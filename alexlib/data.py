@@ -31,15 +31,17 @@ there instead: a web server holding a data root (the layouts above) and a ``SHA2
 lists its files (``find . -type f ! -name SHA256SUMS | xargs sha256sum > SHA256SUMS``), e.g. a lab's
 copy of the data for Colab or GPU machines.
 
-Images are decoded to RGB with Pillow: greyscale and CMYK are converted (the paper replicated
-greyscale into three channels), palette images are expanded, and an alpha channel is dropped.
-:func:`decode_jpegs` decodes a batch of JPEG files on a device (nvJPEG through torchcodec on CUDA).
+Images are decoded to RGB (JPEGs by torchcodec, other formats by Pillow, which also stands in
+where torchcodec does not load): greyscale and CMYK are converted (the paper replicated greyscale
+into three channels), palette images are expanded, and an alpha channel is dropped.
+:func:`decode_jpegs` decodes a batch of JPEG files on a device (nvJPEG on CUDA).
 
 Paper: section 2 (the dataset) and section 4.1 (images are rescaled to 256x256).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -221,18 +223,33 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def decode_image(data: bytes, where: str = "image") -> torch.Tensor:
-    """Decode encoded image bytes to an RGB uint8 tensor ``(3, H, W)``.
+    """Decode encoded image bytes to an RGB uint8 tensor ``(3, H, W)``: a channels-first view of
+    the decoder's ``(H, W, 3)`` pixels, as torchvision's decoder gave (copying it to contiguous
+    memory would cost a third of the decode; the copy into a batch does that anyway).
 
     Greyscale, CMYK and palette images become RGB; an alpha channel is dropped. A corrupt or
-    truncated file raises :class:`DataError` naming it (never a partly grey image).
+    truncated file raises :class:`DataError` naming it (never a partly grey image). A JPEG is
+    decoded by torchcodec (libjpeg-turbo; about twice Pillow's speed, see
+    ``benchmarks/bench_decode.py``); any other format, a JPEG that torchcodec refuses, or every
+    file where torchcodec does not load, by Pillow. Both give the same pixels.
     """
+    decode_jpeg = _torchcodec_jpeg() if data[:2] == b"\xff\xd8" else None
+    if decode_jpeg is not None:
+        try:
+            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        except RuntimeError:
+            pass  # Pillow decodes it, or says what is wrong with it
+    return _decode_pillow(data, where)
+
+
+def _decode_pillow(data: bytes, where: str = "image") -> torch.Tensor:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # raises on truncated data (PIL does not pad truncated images by default)
             if im.mode != "RGB":
                 im = im.convert("RGB")
             array = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            return array.view(im.height, im.width, 3).permute(2, 0, 1).contiguous()
+            return array.view(im.height, im.width, 3).permute(2, 0, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(
             f"cannot decode {where}: {exc}. The file is corrupt, truncated or not an image; "
@@ -240,38 +257,45 @@ def decode_image(data: bytes, where: str = "image") -> torch.Tensor:
         ) from None
 
 
+@functools.cache
+def _torchcodec_jpeg():
+    """torchcodec's JPEG decoder (RGB output by default), or None where torchcodec is missing or
+    does not load with this torch (its wheels are built for one torch release)."""
+    try:
+        from torchcodec.decoders import decode_jpeg
+    except (ImportError, OSError, RuntimeError):
+        return None
+    return decode_jpeg
+
+
 def decode_jpegs(files: Sequence[torch.Tensor | bytes], device=None) -> list[torch.Tensor]:
     """Decode a batch of JPEG files (1-D uint8 tensors or bytes) to RGB uint8 tensors
     ``(3, H_i, W_i)`` on ``device``.
 
-    On a CUDA device the whole batch is one nvJPEG call through torchcodec (``pip install
-    torchcodec``, the ``gpu`` extra); without torchcodec, or on the CPU, each file is decoded by
-    :func:`decode_image` (Pillow) and the result copied to the device. A file that is not a valid
-    image raises :class:`DataError`.
+    With torchcodec the batch goes to its decoder in one call: nvJPEG on a CUDA device,
+    libjpeg-turbo on the CPU (greyscale and CMYK converted by the decoder). Where torchcodec does
+    not load, Pillow decodes each file and the result is copied to the device: the same pixels,
+    more slowly. A file that is not a valid JPEG raises :class:`DataError`.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda":
+    decode_jpeg = _torchcodec_jpeg()
+    if decode_jpeg is not None:
+        tensors = [
+            f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
+            for f in files
+        ]
         try:
-            from torchcodec.decoders import decode_jpeg
-        except ImportError:
-            decode_jpeg = None
-        if decode_jpeg is not None:
-            tensors = [
-                f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
-                for f in files
-            ]
-            try:
-                return decode_jpeg(tensors, mode="RGB", device=device)
-            except RuntimeError as exc:
-                raise DataError(
-                    f"nvJPEG could not decode a batch of {len(files)} files ({exc}); one of them "
-                    "is not a valid JPEG. Decode them one by one with alexlib.data.decode_image to "
-                    "find it (that decoder also reads PNG and other formats)."
-                ) from None
+            return decode_jpeg(tensors, mode="RGB", device=device)
+        except RuntimeError as exc:
+            raise DataError(
+                f"decoding a batch of {len(files)} JPEG files failed ({exc}); one of them is not a "
+                "valid JPEG. Decode them one by one with alexlib.data.decode_image to find it "
+                "(that decoder also reads PNG and other formats)."
+            ) from None
     images = []
     for k, f in enumerate(files):
         data = f.numpy().tobytes() if torch.is_tensor(f) else bytes(f)
-        images.append(decode_image(data, f"file {k} of the batch").to(device))
+        images.append(_decode_pillow(data, f"file {k} of the batch").to(device))
     return images
 
 

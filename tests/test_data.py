@@ -482,7 +482,8 @@ def test_mirror_file_that_does_not_match_its_checksum_is_refused(
     assert not (root / "cifar10-jpeg" / "train.zip").exists()
 
 
-def test_decode_jpegs_on_the_cpu_matches_decode_image():
+def test_decode_jpegs_without_torchcodec_matches_decode_image(monkeypatch):
+    monkeypatch.setattr(data, "_torchcodec_jpeg", lambda: None)
     files = [make_image(0, size=(30, 20)), make_image(2, "L"), make_image(1, "CMYK")]
     batch = data.decode_jpegs([torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files])
     assert [tuple(im.shape) for im in batch] == [(3, 20, 30), (3, 16, 20), (3, 16, 20)]
@@ -490,6 +491,59 @@ def test_decode_jpegs_on_the_cpu_matches_decode_image():
         assert torch.equal(im, data.decode_image(f))
     with pytest.raises(DataError, match="file 1 of the batch"):
         data.decode_jpegs([files[0], b"not a jpeg"])
+
+
+def test_decode_jpegs_hands_the_whole_batch_to_torchcodec(monkeypatch):
+    calls = []
+
+    def fake_decode_jpeg(tensors, mode, device):
+        calls.append((len(tensors), mode, device))
+        if any(int(t[0]) != 0xFF for t in tensors):  # not a JPEG's first byte
+            raise RuntimeError("Not a JPEG file")
+        return [data._decode_pillow(t.numpy().tobytes()).to(device) for t in tensors]
+
+    monkeypatch.setattr(data, "_torchcodec_jpeg", lambda: fake_decode_jpeg)
+    files = [make_image(k) for k in range(3)]
+    batch = data.decode_jpegs(files, device="cpu")
+    assert calls == [(3, "RGB", torch.device("cpu"))]
+    assert [class_of(im) for im in batch] == [0, 1, 2]
+    with pytest.raises(DataError, match="batch of 2 JPEG files failed"):
+        data.decode_jpegs([files[0], b"GIF89a"])
+
+
+def test_torchcodec_and_pillow_give_the_same_pixels(monkeypatch):
+    pytest.importorskip("torchcodec")
+    assert data._torchcodec_jpeg() is not None
+    g = torch.Generator().manual_seed(0)
+    noise = (torch.rand(40, 56, 3, generator=g) * 255).to(torch.uint8).numpy()
+    for mode in ("RGB", "L", "CMYK"):
+        out = io.BytesIO()
+        Image.fromarray(noise).convert(mode).save(out, "JPEG", quality=90)
+        jpeg = out.getvalue()
+        assert torch.equal(data.decode_image(jpeg), data._decode_pillow(jpeg)), mode
+        assert torch.equal(data.decode_jpegs([jpeg])[0], data._decode_pillow(jpeg)), mode
+    with pytest.raises(DataError, match="truncated"):  # torchcodec refuses it, Pillow explains
+        data.decode_image(jpeg[: len(jpeg) // 2], "half.jpg")
+
+
+def test_bench_decode_tiny_run_decoders_agree(capsys):
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_decode.py"
+    spec = importlib.util.spec_from_file_location("bench_decode", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--tiny"])
+    printed = capsys.readouterr().out
+    rows = report["decoders"]
+    assert {
+        "torchvision.io.decode_jpeg (deprecated)",
+        "Pillow",
+        "alexlib.data.decode_image",
+    } <= set(rows)
+    for name, row in rows.items():
+        assert row["max_diff"] == 0, name  # the same pixels as torchvision's decoder
+        assert row["images_per_s"] > 0 and f"{row['ratio']:.2f}x" in printed
 
 
 # ----------------------------------------------------------------------------------- the real
