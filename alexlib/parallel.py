@@ -18,8 +18,11 @@ two devices; :func:`cross_device_traffic` counts the bytes that cross between th
 
 *Data parallelism* (``torch.nn.parallel.DistributedDataParallel``): every process holds the whole
 net, trains on its share of the batch, and the gradients are averaged (all-reduced) after every
-backward pass. :func:`run_training` launches ``python -m alexlib train`` under ``torchrun`` from
-Python; :func:`communication_per_step` sets the two schemes' traffic side by side, layer by layer.
+backward pass. Every process draws the same global batch, augmentation included, and keeps its
+share, so each image's crop and flip are a one-process run's; each process draws its own dropout
+masks (seeded by seed, epoch and rank in :func:`alexlib.train.train_run`). :func:`run_training`
+launches ``python -m alexlib train`` under ``torchrun`` from Python; :func:`communication_per_step`
+sets the two schemes' traffic side by side, layer by layer.
 
 Module order: this module imports from ``model`` and ``train``; ``figures`` draws its rows without
 importing it.

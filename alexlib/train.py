@@ -22,6 +22,7 @@ net on the preprocessing it was trained with. Paper: section 5 (details of learn
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -446,6 +447,14 @@ def _set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _dropout_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of process ``rank``'s dropout masks in ``epoch`` of a data-parallel run: different
+    for every (seed, epoch, rank), the same on every machine and Python version (a hash, not
+    ``hash()``)."""
+    digest = hashlib.sha256(f"alexlib dropout {seed} {epoch} {rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")  # 64 bits, what torch.manual_seed takes
+
+
 def _dist() -> tuple[int, int]:
     """(rank, world size) when launched by torchrun with an initialised process group, else (0,
     1)."""
@@ -623,6 +632,14 @@ def train_run(
     for epoch in range(start_epoch, settings.epochs + 1):
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr
+        if world > 1:
+            # every process draws the same global batch, augmentation included, and keeps its
+            # share, so the crops and flips are a one-process run's; dropout is drawn per process
+            # from torch's generator, which the seed above left equal on every rank: the i-th
+            # image of every share would get the same mask. A seed per rank and epoch (the init
+            # is done, and DDP copies rank 0's weights anyway) also keeps --resume exact on every
+            # rank, where the checkpoint holds rank 0's random state only
+            torch.manual_seed(_dropout_seed(settings.seed, epoch, rank))
         started = time.perf_counter()
         try:
             trained = train_one_epoch(
