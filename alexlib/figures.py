@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .augment import center_crop, pca_colour
+from .augment import PAPER_CROP, center_crop, pca_colour
 from .layers import local_response_norm
 from .ledger import CLAIM_NAMES, METRIC_LABELS, LedgerRow, mean_sd
 
@@ -1172,12 +1172,15 @@ def neighbour_rows(
 # Figure 4 from its experiment's result, and the ledger's effects
 
 
-def figure4_figures(result: dict, train, val, title: str = ""):
+def figure4_figures(result: dict, train, val, title: str = "", crop: int | None = None):
     """The two halves of Figure 4 drawn from :func:`alexlib.experiments.run_figure4`'s (or a stored)
-    result and the data it indexes: ``(top-5 figure, neighbours figure)``."""
+    result and the data it indexes: ``(top-5 figure, neighbours figure)``. ``crop``: the side of
+    the centre views shown (default: the result's own crop, 224 unless its settings say else)."""
+    if crop is None:
+        crop = result.get("settings", {}).get("crop", PAPER_CROP)
     t = result["top5"]
     left = top5_bars(
-        center_crop(val.images[t["images"]]),
+        center_crop(val.images[t["images"]], crop),
         t["classes"],
         t["probs"],
         t["labels"],
@@ -1187,9 +1190,9 @@ def figure4_figures(result: dict, train, val, title: str = ""):
     n = result["neighbours"]
     spaces = {"fc7": torch.tensor(n["fc7"]), "pixels": torch.tensor(n["pixels"])}
     right = neighbour_rows(
-        center_crop(val.images[n["queries"]]),
+        center_crop(val.images[n["queries"]], crop),
         {
-            space: center_crop(train.images[idx.flatten()]).unflatten(0, idx.shape)
+            space: center_crop(train.images[idx.flatten()], crop).unflatten(0, idx.shape)
             for space, idx in spaces.items()
         },
         title=f"nearest training images{title}",
