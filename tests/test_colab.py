@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -116,9 +117,16 @@ def _run(args: list, **kw) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def colab_venv(tmp_path_factory) -> Path:
-    """A fresh venv with torch, alexlib from a wheel of this checkout, and Jupyter's kernel."""
-    base = tmp_path_factory.mktemp("colab")
+    """A fresh venv with torch, alexlib from a wheel of this checkout, and Jupyter's kernel.
+
+    Building it takes minutes (torch's wheels). To work on one chapter, set
+    ``ALEXLIB_COLAB_VENV=/some/folder``: the venv is built there once and reused by later runs
+    (delete the folder after changing alexlib). CI leaves it unset and gets a fresh one."""
+    keep = os.environ.get("ALEXLIB_COLAB_VENV")
+    base = Path(keep) if keep else tmp_path_factory.mktemp("colab")
     venv = base / "venv"
+    if keep and (venv / "bin" / "papermill").is_file():
+        return venv
     start = time.perf_counter()
     _run([sys.executable, "-m", "venv", venv])
     pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
@@ -129,6 +137,7 @@ def colab_venv(tmp_path_factory) -> Path:
     for rel in _tracked("alexlib", "results", "pyproject.toml", "README.md"):
         (source / rel).parent.mkdir(parents=True, exist_ok=True)
         (source / rel).write_bytes((ROOT / rel).read_bytes())
+    shutil.rmtree(base / "wheel", ignore_errors=True)
     _run([*pip, "wheel", "-q", "--no-deps", source, "-w", base / "wheel"])
     wheel = next((base / "wheel").glob("alexlib-*.whl"))
     _run([*pip, "install", "-q", wheel, *COLAB_EXTRAS])
