@@ -11,7 +11,7 @@ parameters can be fed to two implementations and their pixels compared:
 * the **CPU path** transforms one image at a time in ``DataLoader`` workers with torchvision
   transforms v2 (:class:`TrainTransform`, :func:`cpu_loader`);
 * the **streaming path** reads encoded JPEG bytes in workers and decodes whole batches where the
-  batch is going (``torchvision.io.decode_jpeg`` on CUDA, or on the CPU) (:class:`StreamLoader`).
+  batch is going (torchcodec's decoder, nvJPEG on CUDA, or on the CPU) (:class:`StreamLoader`).
 
 All three draw their randomness from the same samplers (:func:`sample_params`).
 
@@ -43,8 +43,8 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ._io import atomic_save
-from .data import ImageTensors, cache_dir, resize_center_crop
-from .errors import DataError, SettingsError
+from .data import ImageTensors, cache_dir, decode_jpegs, resize_center_crop
+from .errors import SettingsError
 
 # Paper: section 2 and 4.1.
 PAPER_SIZE = 256  # images are rescaled and centre-cropped to 256 x 256
@@ -134,7 +134,7 @@ def to_rgb(image: torch.Tensor) -> torch.Tensor:
     """Give a greyscale image three channels: ``(1, H, W)`` or ``(N, 1, H, W)`` -> 3 channels.
 
     RGB input is returned unchanged. CMYK and palette files are converted to RGB when decoded
-    (``alexlib.data.decode_image``, ``decode_jpeg(mode=RGB)``): a 4-channel tensor is ambiguous
+    (``alexlib.data.decode_image`` and ``decode_jpegs``): a 4-channel tensor is ambiguous
     (RGBA or CMYK?) and is refused. Paper: section 2 (greyscale images get their channel
     replicated).
     """
@@ -995,22 +995,11 @@ def decode_batch(
     them.
 
     Returns uint8 ``(B, 3, size, size)`` on ``device``: RGB (greyscale and CMYK converted by the
-    decoder), shorter side rescaled to ``size``, central crop. On CUDA this is nvJPEG's batched
-    decode; on the CPU, libjpeg. Paper: section 2.
+    decoder), shorter side rescaled to ``size``, central crop. The decoding is
+    :func:`alexlib.data.decode_jpegs` (torchcodec: nvJPEG's batched decode on CUDA, libjpeg-turbo
+    on the CPU). Paper: section 2.
     """
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    try:
-        images = decode_jpeg(
-            list(files), mode=ImageReadMode.RGB, device=device
-        )  # list of (3, H_i, W_i)
-    except RuntimeError as exc:
-        raise DataError(
-            f"decode_jpeg failed on a batch of {len(files)} files ({exc}); one of them is not a "
-            "valid JPEG. Decode the files one by one with alexlib.data.decode_image to find it "
-            "(that decoder also reads PNG and other formats)."
-        ) from None
+    images = decode_jpegs(list(files), device)  # list of (3, H_i, W_i)
     return preprocess(images, size)
 
 
@@ -1021,8 +1010,7 @@ class StreamLoader:
     Yields ``(x, y)`` like :class:`GPULoader`; ``stats`` are the training set's (compute them once,
     e.g. with :func:`dataset_stats` on a subset, or :func:`mean_image`/:func:`rgb_pca` on batches
     from
-    :func:`decode_batch`). Tested on the CPU (``decode_jpeg`` on CPU); the CUDA decode is the same
-    call.
+    :func:`decode_batch`). Tested on the CPU; the CUDA decode is the same call.
     """
 
     def __init__(

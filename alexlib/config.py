@@ -272,7 +272,10 @@ PRESETS: dict[str, dict[str, dict]] = {
             chunk_epochs=5,
         ),
     },
-    # Chapter 13: one process against data-parallel processes, a small net on CIFAR-10
+    # Chapter 13: one process against data-parallel processes, a small net on CIFAR-10 where the
+    # two must agree up to rounding (cifar4: no dropout; whole-image crops; standardised inputs,
+    # and a rate at which rounding differences are not amplified: at lr 0.02 they grow to 5e-3 of
+    # the largest weight within three smoke epochs, at 0.01 they stay near 4e-7)
     "ddp": {
         "smoke": dict(
             dataset="cifar10",
@@ -280,12 +283,12 @@ PRESETS: dict[str, dict[str, dict]] = {
             image_size=32,
             crop=32,
             batch_size=32,
-            lr=0.002,
+            lr=0.01,
             schedule="constant",
             train_per_class=40,
             val_per_class=10,
             epochs=3,
-            inputs="mean-image",
+            inputs="standardise",
         ),
         "laptop": dict(
             dataset="cifar10",
@@ -293,12 +296,12 @@ PRESETS: dict[str, dict[str, dict]] = {
             image_size=32,
             crop=32,
             batch_size=128,
-            lr=0.002,
+            lr=0.01,
             schedule="constant",
             train_per_class=500,
             val_per_class=100,
             epochs=5,
-            inputs="mean-image",
+            inputs="standardise",
         ),
         "full": dict(
             dataset="cifar10",
@@ -311,7 +314,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             train_per_class=None,
             val_per_class=None,
             epochs=20,
-            inputs="mean-image",
+            inputs="standardise",
         ),
     },
 }

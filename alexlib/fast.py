@@ -1,9 +1,10 @@
 """Faster, equal forms of the paper net's slow layers: LRN, the towers' grouped convolutions, conv1.
 
 The paper's network and torchvision's slimmer ``alexnet`` cost about the same arithmetic per image,
-yet written with PyTorch's stock layers the paper's net trains at half the speed on an H100
-(``../shared/GPU.md``): ``nn.LocalResponseNorm`` (a padded 3-D average pool over the squared maps),
-cuDNN's grouped convolutions, and conv1's 3-channel, stride-4 input all leave the tensor cores idle.
+yet written with PyTorch's stock layers the paper's net trains much more slowly on a GPU
+(``python -m alexlib bench`` measures by how much): ``nn.LocalResponseNorm`` (a padded 3-D average
+pool over the squared maps), cuDNN's grouped convolutions, and conv1's 3-channel, stride-4 input all
+leave the tensor cores idle.
 This module computes the same functions in other ways, and :func:`speed_up` swaps them into a
 built net *keeping its parameters*, so state dicts, checkpoints and the paper's init are unchanged.
 

@@ -44,8 +44,9 @@ from pathlib import Path
 
 import torch
 
-from ._io import provenance, results_dir, write_json
+from ._io import packaged_results, provenance, results_dir, write_json
 from .config import SCALES, preset, resolve_device
+from .data import cache_dir
 from .errors import LedgerError
 from .evaluate import ensemble, predict, store_views, topk_errors
 from .experiments import run_figure1, save_figure3, summarise_figure1, tower_split
@@ -136,8 +137,12 @@ def ledger_dir(root: Path, scale: str) -> Path:
 
 def smoke_root() -> Path:
     """Where smoke-scale ledger runs go by default: ``_build/ledger-smoke`` next to ``results/``
+    in a checkout, the per-user cache folder (``alexlib.data.cache_dir``) with an installed wheel
     (never under ``results/``, and refused by the ledger wherever they are)."""
-    return results_dir().parent / "_build" / "ledger-smoke"
+    results = results_dir()
+    if results == packaged_results():  # an installed package: no checkout to write next to
+        return cache_dir() / "ledger-smoke"
+    return results.parent / "_build" / "ledger-smoke"
 
 
 def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:

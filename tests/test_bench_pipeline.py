@@ -43,7 +43,7 @@ def test_tiny_run_on_cpu(bench, tmp_path, capsys, shared_data):
         "stream_pipeline/train_step",
         "gpu_pipeline/cpu_pipeline",
     }
-    assert result["goal_met"] == (result["ratios"]["gpu_pipeline/train_step"] >= 3)
+    assert result["keeps_up"] == (result["ratios"]["gpu_pipeline/train_step"] >= 3)
     assert (
         "training step (paper)" in printed
         and "GPU pipeline" in printed

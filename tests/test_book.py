@@ -21,12 +21,6 @@ COLUMNS = 88
 # TEMPORARY allow-list: chapters whose code was still wider than 88 columns when the limit came in.
 # Their test is an expected failure until they fit (then it passes like any other); delete each name
 # once its chapter is wrapped, and this list with the last one.
-NOT_YET_WRAPPED = {
-    "08_training",
-    "10_figure1_relu_vs_tanh",
-    "12_figure4_what_it_learned",
-    "14_claims_ledger",
-}
 
 
 # --------------------------------------------------------------------------- what a page keeps
@@ -121,16 +115,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_chapter_code_fits_88_columns(path):
     long = [(i, len(line)) for i, line in _code_lines(path) if len(line) > COLUMNS]
-    if long and path.stem in NOT_YET_WRAPPED:
-        pytest.xfail(f"{path.stem}: {len(long)} lines wider than {COLUMNS} (NOT_YET_WRAPPED)")
     assert not long, (
         f"{path.name}: lines wider than {COLUMNS} columns (cell index, length): {long}; the book "
         "cuts a wider line off"
     )
-
-
-def test_allow_list_names_real_chapters():
-    assert NOT_YET_WRAPPED <= {p.stem for p in NOTEBOOKS}
 
 
 # --------------------------------------------------------------------------- the book's config
