@@ -39,6 +39,7 @@ __all__ = [
     "PRESETS",
     "DATASET_DEFAULTS",
     "check_scale",
+    "DOWNLOAD_ENV",
     "preset",
     "Config",
     "get_config",
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 SCALES: tuple[str, ...] = ("smoke", "laptop", "full")
+
+# "1": a loader that is not told otherwise fetches a missing dataset (alexlib.data); get_config
+# sets it from a chapter's DOWNLOAD so that every loader of the kernel, and the training processes
+# it starts, follow the parameter
+DOWNLOAD_ENV = "ALEXLIB_DOWNLOAD"
 
 PRESETS: dict[str, dict[str, dict]] = {
     # `python -m alexlib train` and RunSettings.for_scale: the paper's recipe (Paper: section 5)
@@ -388,7 +394,8 @@ class Config:
 
 def get_config(scale: str = "smoke", **overrides) -> Config:
     """The :class:`Config` for ``scale`` with ``overrides`` (``seed``, ``device``, ``data_root``,
-    ``download``).
+    ``download``). A ``download`` given here also becomes the default of every loader in this
+    process and the processes it starts (``$ALEXLIB_DOWNLOAD``), so one parameter cell decides.
 
     >>> get_config("smoke", seed=3).seed
     3
@@ -399,7 +406,10 @@ def get_config(scale: str = "smoke", **overrides) -> Config:
         raise UnknownSettingError(
             f"get_config() got unknown setting(s) {unknown}; the settings are: {sorted(known)}"
         )
-    return Config(scale=scale, **overrides)
+    config = Config(scale=scale, **overrides)
+    if "download" in overrides:
+        os.environ[DOWNLOAD_ENV] = "1" if config.download else "0"
+    return config
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

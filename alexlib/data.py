@@ -29,7 +29,9 @@ EliSchwartz/imagenet-sample-images (one photo of each ILSVRC-2012 class; every 1
 shorter side reduced to 256 pixels). With ``$ALEXLIB_DATA_URL`` set, every dataset is fetched from
 there instead: a web server holding a data root (the layouts above) and a ``SHA256SUMS`` file that
 lists its files (``find . -type f ! -name SHA256SUMS | xargs sha256sum > SHA256SUMS``), e.g. a lab's
-copy of the data for Colab or GPU machines.
+copy of the data for Colab or GPU machines. ``download`` left unset follows ``$ALEXLIB_DOWNLOAD``
+(``1``: fetch), which a chapter's ``get_config(..., download=DOWNLOAD)`` sets for the whole kernel
+and the processes it starts (the training runs of the library read data themselves).
 
 Images are decoded to RGB (JPEGs by torchcodec, other formats by Pillow, which also stands in
 where torchcodec does not load): greyscale and CMYK are converted (the paper replicated greyscale
@@ -68,6 +70,7 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from ._io import atomic_save, atomic_write, atomic_write_text
+from .config import DOWNLOAD_ENV
 from .errors import DataError
 
 DATA_ENV = "ALEXLIB_DATA"
@@ -574,12 +577,18 @@ def _imagenet_names(location: Path, class_ids: list[str]) -> dict[str, str]:
     return {}
 
 
+def download_default() -> bool:
+    """Whether a dataset that is not found is fetched when ``download`` is not given:
+    ``$ALEXLIB_DOWNLOAD`` set to anything but ``0`` (see the module docstring)."""
+    return os.environ.get(DOWNLOAD_ENV, "0") not in ("", "0")
+
+
 def open_split(
     name: str,
     split: str = "train",
     *,
     root: str | os.PathLike | None = None,
-    download: bool = False,
+    download: bool | None = None,
 ) -> Split:
     """List one split of a dataset (see the module docstring for names and layouts).
 
@@ -591,6 +600,8 @@ def open_split(
     """
     if name not in DATASETS:
         return _open_path(name, split)
+    if download is None:
+        download = download_default()
     found = find(name, root)
     if found is None and download:
         found = _download(name, root)
@@ -951,7 +962,7 @@ def load(
     size: int | None = None,
     per_class: int | None = None,
     seed: int = 0,
-    download: bool = False,
+    download: bool | None = None,
     cache: bool = True,
     progress: bool = True,
 ) -> ImageTensors:

@@ -56,6 +56,7 @@ __all__ = [
     "model_from_checkpoint",
     "paper_sgd_step",
     "stored_runs",
+    "describe_stored",
 ]
 
 
@@ -758,6 +759,23 @@ def paper_sgd_step(
     """
     v = momentum * v - weight_decay * lr * w - lr * grad
     return w + v, v
+
+
+def describe_stored(run: dict) -> str:
+    """One line naming a stored run (a :func:`stored_runs` dict) and where it was made: the GPU, or
+    the CPU model with its cores and threads; torch; commit; date; epochs; training time; seed."""
+    p, s = run["provenance"], run["settings"]
+    machine = str(p.get("device", "?"))
+    if machine.startswith("cpu"):
+        threads = machine[3:].strip(" ()")  # "cpu (2 threads)" -> "2 threads"
+        threads = f", {threads}" if threads else ""
+        machine = f"{p.get('cpu', 'CPU')} ({p.get('cores', '?')} cores{threads})"
+    return (
+        f"{run['name']}: {machine}, torch {p.get('torch', '?')}, "
+        f"commit {str(p.get('commit', '?'))[:12]}, {str(p.get('date', '?'))[:10]}; "
+        f"{len(run['metrics'])} epochs, {run['wall_s'] / 60:.0f} min of training, "
+        f"seed {s.get('seed', '?')}"
+    )
 
 
 def stored_runs(kind: str, prefix: str = "", base: Path | None = None) -> list[dict]:

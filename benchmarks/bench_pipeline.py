@@ -11,8 +11,8 @@ What it measures, on one device, in one process (compare only numbers from the s
 * **CPU pipeline** (``alexlib.augment.cpu_loader``): the same transforms one image at a time in
   ``DataLoader`` workers (torchvision transforms v2), each batch then copied to the device;
 * **stream pipeline** (``alexlib.augment.StreamLoader``): Imagenette's JPEG files read by workers,
-  decoded in batches on the device (torchcodec, via ``alexlib.data.decode_jpegs``), rescaled, cropped and augmented
-  there (skipped when Imagenette is not under $ALEXLIB_DATA or --data);
+  decoded in batches on the device (torchcodec, via ``alexlib.data.decode_jpegs``), rescaled,
+  cropped and augmented there (skipped when Imagenette is not under $ALEXLIB_DATA or --data);
 * **training step** of the paper's net (``alexlib.model.build("paper")`` with
 ``alexlib.fast.speed_up``,
   as ``train_run`` trains it): forward, backward and an SGD step on a batch already on the device;

@@ -16,6 +16,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _no_download_default(monkeypatch):
+    """Each test starts without $ALEXLIB_DOWNLOAD, and what a test's get_config(download=...)
+    sets is undone after it."""
+    monkeypatch.delenv("ALEXLIB_DOWNLOAD", raising=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Keep the decode cache of the test run out of the user's own cache folder."""

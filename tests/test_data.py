@@ -590,3 +590,32 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert torch.equal(
         torch.load(target.with_suffix(".pt"), weights_only=True)["x"], torch.arange(3)
     )
+
+
+def test_the_chapters_download_parameter_is_every_loaders_default(tmp_path, monkeypatch):
+    import os
+
+    # get_config(download=...) decides for every loader that is not told otherwise, in this
+    # process and (through the environment) in the training processes it starts
+    from alexlib import data
+    from alexlib.config import get_config
+
+    fetched = []
+    monkeypatch.setattr(data, "_download", lambda name, root: fetched.append(name))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="not found"):
+        data.open_split("cifar10", root=empty)  # no default set: nothing is fetched
+    assert fetched == []
+    assert get_config("smoke", download=True).download and data.download_default()
+    assert os.environ["ALEXLIB_DOWNLOAD"] == "1"
+    with pytest.raises(DataError, match="not found"):  # the stub fetched nothing
+        data.open_split("cifar10", root=empty)
+    assert fetched == ["cifar10"]
+    with pytest.raises(DataError):
+        data.open_split("cifar10", root=empty, download=False)  # an explicit False wins
+    assert fetched == ["cifar10"]
+    get_config("smoke", download=False)
+    assert not data.download_default()
+    get_config("smoke", seed=1)  # a call that does not mention download leaves it alone
+    assert os.environ["ALEXLIB_DOWNLOAD"] == "0"

@@ -1,7 +1,8 @@
 """Every example in an ``alexlib`` docstring runs and prints what the docstring says.
 
 Every module of the package (subpackages included, ``__main__`` modules left out, since importing
-one starts the command line) is imported and searched for docstring examples; each module that
+one starts the command line) whose source has an example (``>>>``) is imported and searched for
+them; each module that
 has some is one test, which runs them with ``doctest`` and fails with doctest's report when an
 output differs. A module whose examples need a GPU is skipped where there is none; a module that
 cannot be imported for want of an optional package (Triton) is skipped with that reason.
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,10 +31,20 @@ def _module_names() -> list[str]:
     return sorted(["alexlib"] + [m.name for m in walked if not m.name.endswith("__main__")])
 
 
+def _may_have_examples(name: str) -> bool:
+    # read the source before importing: importing every module at collection time would load
+    # modules the other tests need unloaded (the Triton kernels, which test_fast.py runs in
+    # Triton's interpreter, decide how they run when first imported)
+    spec = importlib.util.find_spec(name)
+    return bool(spec and spec.origin) and ">>>" in Path(spec.origin).read_text()
+
+
 def _collect() -> list:
     """One pytest param per module with examples: (name, its doctests), or a skip mark."""
     params = []
     for name in _module_names():
+        if not _may_have_examples(name):
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

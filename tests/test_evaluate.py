@@ -108,9 +108,12 @@ def test_features_capture_a_hidden_layer_in_eval_mode():
     net = nn.Sequential(
         nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4)
     )
-    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    images = torch.randint(
+        0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     stats = DatasetStats(torch.zeros(3, 8, 8), torch.ones(3), torch.eye(3), 6)
     f = features(net, images, stats, net[2], crop=8, batch_size=4, device="cpu")
     assert f.shape == (6, 16) and (f >= 0).all()
-    torch.testing.assert_close(f, net[2](net[1](net[0](images.float()))))
+    # batches of 4 against one batch of 6: the same sums in another order (float32 rounding)
+    torch.testing.assert_close(f, net[2](net[1](net[0](images.float()))), rtol=1e-5, atol=1e-4)
     assert net.training  # the mode is restored

@@ -504,6 +504,23 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
     (stored,) = ex.stored_figure3("full")
     assert stored["variant"] == "paper" and stored["seed"] == 3 and stored["wall_s"] == 2.0
     assert torch.equal(stored["conv1"], kernels)
+    assert stored["views"] is None and stored["val_probs"] is None  # not a figure3_net run
+    from alexlib.train import describe_stored
+
+    line = describe_stored(
+        {
+            **stored,
+            "provenance": {
+                "device": "cpu (2 threads)",
+                "cpu": "X",
+                "cores": 2,
+                "commit": "abc",
+                "date": "d",
+            },
+        }
+    )
+    assert line.startswith(f"{stored['name']}: X (2 cores, 2 threads), torch ?, commit abc, d;")
+    assert line.endswith("1 epochs, 0 min of training, seed 3")
     result = {
         "top5": {"images": [1, 2]},
         "neighbours": {"queries": [0]},

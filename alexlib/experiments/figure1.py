@@ -225,7 +225,7 @@ def run_figure1(
     regime: str = "today",
     data=None,
     data_root=None,
-    download: bool = False,
+    download: bool | None = None,
     device="auto",
     progress: bool = True,
     store: str | Path | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
@@ -218,17 +219,24 @@ def save_figure3(
 
 def stored_figure3(tag: str = "full") -> list[dict]:
     """The stored runs of :func:`save_figure3`: ``stored_runs`` dicts with ``conv1`` (the kernels),
-    ``variant`` and ``seed`` added. Empty when none are stored."""
+    ``variant`` and ``seed`` added, and for a paper net stored by :func:`figure3_net` ``views``
+    (``views.json``: centre and ten-view errors, the class names) and ``val_probs`` (the path of
+    ``val_probs.pt``), else None. Empty when none are stored."""
     runs = []
     for run in stored_runs("figure3", f"{tag}-"):
         path = results_dir() / "figure3" / run["name"] / "conv1.pt"
         if path.is_file():
+            views = path.parent / "views.json"
+            probs = path.parent / "val_probs.pt"
             runs.append(
                 {
                     **run,
                     "conv1": torch.load(path, weights_only=True),
                     "variant": run["settings"]["variant"],
                     "seed": run["settings"]["seed"],
+                    # a paper net's validation errors with one view and ten, and its outputs
+                    "views": json.loads(views.read_text()) if views.is_file() else None,
+                    "val_probs": probs if probs.is_file() else None,
                 }
             )
     return runs
