@@ -16,6 +16,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def http_server():
+    """``serve(folder) -> URL``: an HTTP server on 127.0.0.1 for ``folder`` (standing in for a
+    dataset's host or a data mirror), shut down at the end of the test session."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    servers = []
+
+    def serve(folder: Path) -> str:
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _no_download_default(monkeypatch):
     """Each test starts without $ALEXLIB_DOWNLOAD, and what a test's get_config(download=...)

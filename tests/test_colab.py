@@ -146,12 +146,8 @@ def colab_venv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def data_server(tmp_path_factory, shared_data):
+def data_server(tmp_path_factory, shared_data, http_server):
     """A local HTTP server serving the offline datasets as a data root with a SHA256SUMS."""
-    import functools
-    import http.server
-    import threading
-
     folder = tmp_path_factory.mktemp("served")
     lines = []
     for name in DATASETS:
@@ -161,17 +157,7 @@ def data_server(tmp_path_factory, shared_data):
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 lines.append(f"{digest}  ./{path.relative_to(shared_data).as_posix()}")
     (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    return http_server(folder)
 
 
 def _colab_env(venv: Path, home: Path, url: str) -> dict:

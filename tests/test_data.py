@@ -317,26 +317,12 @@ def _fake_cifar_tarball(folder: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture
-def local_server(tmp_path):
+def local_server(tmp_path, http_server):
     """An HTTP server on 127.0.0.1 serving ``tmp_path/server`` (stands in for the dataset's
-    host)."""
-    import functools
-    import http.server
-    import threading
-
+    host): ``(folder, url)``."""
     folder = tmp_path / "server"
     folder.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    return folder, http_server(folder)
 
 
 def test_download_through_torchvision_from_a_local_server(tmp_path, monkeypatch, local_server):
