@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 ALEXLIB_DATA ?= $(wildcard $(abspath ../shared/data))
 export ALEXLIB_DATA
 
-.PHONY: book test setup chromium lab clean laptop html
+.PHONY: book test setup chromium lab clean laptop html gpu-plan
 
 book: setup
 	$(BIN)/python -m alexlib book --scale smoke
@@ -49,6 +49,10 @@ lab: setup
 # every laptop-scale result the book shows (about 8 CPU-hours; resumable: run it again to go on)
 laptop: setup
 	$(BIN)/python -m alexlib laptop
+
+# a GPU sitting: each step's data zip into _build/gpu/<step>/, and the commands to send (README)
+gpu-plan: setup
+	$(BIN)/python -m alexlib gpu plan
 
 clean:
 	rm -rf _build

@@ -43,6 +43,9 @@ REPOSITORY = "https://github.com/alexnet-executable/alexnet-executable"
 BRANCH = "main"
 # What a chapter's Colab setup cell hands to pip when alexlib is missing.
 INSTALL_SPEC = f"alexlib @ git+{REPOSITORY}@{BRANCH}"
+# Environment: another results folder than the checkout's; the commit of a copy without .git.
+RESULTS_ENV = "ALEXLIB_RESULTS"
+COMMIT_ENV = "ALEXLIB_COMMIT"
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -109,6 +112,10 @@ def provenance() -> dict:
             info["commit"] = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
+    if "commit" not in info and os.environ.get(COMMIT_ENV):
+        # a copy of the working tree without its git folder (a GPU machine's): the commit it was
+        # copied from, as the copying side wrote it down (``python -m alexlib gpu plan``)
+        info["commit"] = os.environ[COMMIT_ENV]
     return info
 
 
@@ -149,10 +156,13 @@ def packaged_results() -> Path:
 
 
 def results_dir() -> Path:
-    """The stored runs with their provenance: the ``results/`` folder next to ``_toc.yml`` in a
-    checkout of the repository (found upwards from the working directory, then from this package);
-    outside a checkout (an installed wheel, e.g. in Colab) the copy the wheel carries; else
-    ``results/`` in the working directory."""
+    """The stored runs with their provenance: ``$ALEXLIB_RESULTS`` when set (a trial run's own
+    folder, e.g. the GPU script's CPU rehearsal); else the ``results/`` folder next to ``_toc.yml``
+    in a checkout of the repository (found upwards from the working directory, then from this
+    package); outside a checkout (an installed wheel, e.g. in Colab) the copy the wheel carries;
+    else ``results/`` in the working directory."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
     root = _checkout(marks=("_toc.yml",))
     if root is not None:
         return root / "results"

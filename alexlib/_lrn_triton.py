@@ -20,7 +20,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from .fast import _interpreting
+from .fast import _collapsible, _interpreting
 
 # Tile shapes to try on the GPU (the first call per shape times them all and keeps the fastest);
 # one tile in Triton's interpreter, where timing means nothing.
@@ -163,7 +163,7 @@ def _bwd(
 
 
 def _strides(t: Tensor) -> tuple[int, int, int]:
-    # (B, C, H, W) -> strides of the (B, C, H*W) view; both memory formats collapse H and W
+    # (B, C, H, W) -> strides of the (B, C, H*W) view (see alexlib.fast._collapsible)
     return t.stride(0), t.stride(1), t.stride(3)
 
 
@@ -229,6 +229,8 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad):
     (x,) = ctx.saved_tensors
+    if not _collapsible(grad):  # autograd may hand back any layout, e.g. a transposed gradient
+        grad = grad.contiguous()
     return (lrn_backward(grad, x, *ctx.hyper),) + (None,) * 5
 
 

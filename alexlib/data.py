@@ -271,17 +271,40 @@ def _torchcodec_jpeg():
     return decode_jpeg
 
 
+def _nvjpeg_torchvision(files, device: torch.device) -> list[torch.Tensor] | None:
+    """The batch decoded by torchvision's nvJPEG decoder, or None where it is missing or refuses
+    the batch (Pillow then decodes file by file, and names a file that is not a JPEG)."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        return None
+    tensors = [
+        f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
+        for f in files
+    ]
+    try:
+        return decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        return None
+
+
 def decode_jpegs(files: Sequence[torch.Tensor | bytes], device=None) -> list[torch.Tensor]:
     """Decode a batch of JPEG files (1-D uint8 tensors or bytes) to RGB uint8 tensors
     ``(3, H_i, W_i)`` on ``device``.
 
     With torchcodec the batch goes to its decoder in one call: nvJPEG on a CUDA device,
     libjpeg-turbo on the CPU (greyscale and CMYK converted by the decoder). Where torchcodec does
-    not load, Pillow decodes each file and the result is copied to the device: the same pixels,
-    more slowly. A file that is not a valid JPEG raises :class:`DataError`.
+    not load, a CUDA batch goes to torchvision's nvJPEG decoder instead (an environment with an
+    older torch, such as a GPU machine's own image), and otherwise Pillow decodes each file and the
+    result is copied to the device: the same pixels, more slowly. A file that is not a valid JPEG
+    raises :class:`DataError`.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     decode_jpeg = _torchcodec_jpeg()
+    if decode_jpeg is None and device.type == "cuda":
+        images = _nvjpeg_torchvision(files, device)
+        if images is not None:
+            return images
     if decode_jpeg is not None:
         tensors = [
             f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)

@@ -176,7 +176,8 @@ def lrn_banded(
     _check_lrn_input(x, size, towers)
     xf = _compute_dtype(x).permute(0, 2, 3, 1)  # (B, H, W, C)
     band = _band(x.shape[1], size, towers, xf.dtype, x.device)
-    total = xf.square() @ band  # (B, H, W, C)
+    with torch.autocast(x.device.type, enabled=False):  # autocast would run the matmul in bf16
+        total = xf.square() @ band  # (B, H, W, C)
     y = xf * (k + (alpha / size) * total).pow(-beta)
     return y.permute(0, 3, 1, 2).to(x.dtype)
 

@@ -523,7 +523,8 @@ def train_run(
     - ``checkpoint.pt``: model, optimiser, schedule, random-number states, metrics and the input
       statistics after the last finished epoch, written atomically. ``resume=True`` continues from
       it and ends with the same numbers as a run that was never interrupted (same seed, same
-      device).
+      device; on CUDA up to the rounding of kernels that are not deterministic, such as the
+      reference LRN's backward, unless ``torch.use_deterministic_algorithms`` is on).
 
     A loss that becomes NaN or infinite stops the run (:class:`TrainingError`) with the last good
     checkpoint kept; a loss that stays at ln(classes) (chance) is reported with what to check.

@@ -48,6 +48,7 @@ def _no_download_default(monkeypatch):
     """Each test starts without $ALEXLIB_DOWNLOAD, and what a test's get_config(download=...)
     sets is undone after it."""
     monkeypatch.delenv("ALEXLIB_DOWNLOAD", raising=False)
+    monkeypatch.delenv("ALEXLIB_RESULTS", raising=False)  # a test sets its own, or none
 
 
 @pytest.fixture(scope="session", autouse=True)

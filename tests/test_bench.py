@@ -135,3 +135,31 @@ def test_merged_latest_joins_the_parts_of_the_newest_gpu_run(tiny):
     ]
     assert [r["run"] for r in merged["rows"]] == [0, 0, 1]
     assert bench.merged_latest([tiny]) is None  # a CPU run is never shown as a GPU benchmark
+
+
+def test_fastest_forms_picks_each_axis_from_its_own_sweep_row():
+    def row(name, fast, ratio, mode="default"):
+        return {
+            "name": name,
+            "net": "paper",
+            "fast": fast,
+            "vs_torchvision": ratio,
+            "compile_mode": mode,
+        }
+
+    ref = {"lrn": "reference", "conv": "native", "conv1": "native"}
+    rows = [
+        {"name": "torchvision alexnet", "net": "torchvision", "fast": None, "vs_torchvision": 1.0},
+        row("paper, reference layers", None, 0.40),
+        row("paper, LRN=shift", {**ref, "lrn": "shift"}, 0.55),
+        row("paper, LRN=banded", {**ref, "lrn": "banded"}, 0.60),
+        row("paper, towers=dense", {**ref, "conv": "dense"}, 0.35),  # slower: native stays
+        row("paper, conv1=s2d", {**ref, "conv1": "s2d"}, 0.45),
+        # a combination and another compile mode say nothing about one axis alone
+        row("paper, LRN=shift + towers=dense", {"lrn": "shift", "conv": "dense"}, 0.9),
+        row("paper, alexlib, max-autotune", {**ref, "lrn": "triton"}, 0.99, "max-autotune"),
+    ]
+    gpu = {"rows": rows, "settings": {"amp": True}}
+    assert bench.fastest_forms(gpu) == {"lrn": "banded", "conv": "native", "conv1": "s2d"}
+    assert bench.fastest_forms({**gpu, "settings": {"amp": False}}) is None  # not a GPU run
+    assert bench.fastest_forms({**gpu, "rows": rows[:3]}) is None  # no sweep of every axis

@@ -82,6 +82,18 @@ def test_triton_lrn_gradient_of_a_non_contiguous_gradient(interpret):
     assert_close(dx, want, rtol=1e-5, atol=1e-6)
 
 
+def test_triton_lrn_gradient_whose_h_and_w_do_not_collapse(interpret):
+    # a gradient through a transpose has strides no (B, C, H*W) view can describe: the backward
+    # copies it first (it read out of bounds before)
+    x = torch.randn(2, 16, 6, 10, requires_grad=True)
+    g = torch.randn(2, 16, 10, 6)
+    (dx,) = torch.autograd.grad(fast.lrn_triton(x, 5, towers=2, **HYPER).transpose(2, 3), x, g)
+    x2 = x.detach().requires_grad_(True)
+    want = reference_lrn(x2, 5, HYPER["alpha"], HYPER["beta"], HYPER["k"], 2)
+    (want_dx,) = torch.autograd.grad(want.transpose(2, 3), x2, g)
+    assert_close(dx, want_dx, rtol=1e-5, atol=1e-6)
+
+
 def test_bf16_maps_are_summed_in_float32(interpret):
     # under autocast the maps are bf16; the fast forms sum in float32 and return bf16
     torch.manual_seed(2)
@@ -372,3 +384,14 @@ print([str(n.target) for n in graph.nodes if n.op == "call_function"])
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "alexlib.lrn_forward.default" in done.stdout
+
+
+def test_banded_lrn_sums_in_float32_under_autocast():
+    # autocast runs a matmul in bf16 unless told otherwise; the window sums must stay float32
+    torch.manual_seed(3)
+    x = torch.randn(2, 16, 3, 3) * 3
+    want = fast.lrn(x, 5, towers=2, impl="banded", **HYPER)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = fast.lrn(x, 5, towers=2, impl="banded", **HYPER)
+    assert got.dtype == torch.float32
+    assert_close(got, want, rtol=1e-6, atol=1e-6)

@@ -53,7 +53,16 @@ from ..errors import SettingsError
 from ..fast import DEFAULTS, triton_available
 from ..model import AlexNet, _fc_head, _five_convs, build, layer_names
 
-__all__ = ["Row", "bench_rows", "measure", "run", "format_table", "main", "saved_runs"]
+__all__ = [
+    "Row",
+    "bench_rows",
+    "measure",
+    "run",
+    "format_table",
+    "main",
+    "saved_runs",
+    "fastest_forms",
+]
 
 
 @dataclass
@@ -455,6 +464,32 @@ def summary_lines(result: dict) -> list[str]:
             "(not a GPU in bf16: these numbers show the code runs, not how fast a GPU trains)"
         )
     return out
+
+
+def fastest_forms(result: dict) -> dict[str, str] | None:
+    """What :data:`alexlib.fast.DEFAULTS` should be on this GPU: for each of ``lrn``, ``conv`` and
+    ``conv1``, the form whose sweep row (that form alone, the rest reference layers, compiled in
+    the default mode) trained fastest, by its ratio to the torchvision row of its own process;
+    the reference form where no other one beat it. None without a measured CUDA sweep."""
+    if not result or not result["settings"].get("amp"):
+        return None
+    base = {"lrn": "reference", "conv": "native", "conv1": "native"}
+    score: dict[str, dict[str, float]] = {k: {} for k in base}
+    for row in result["rows"]:
+        if row.get("net") != "paper" or "vs_torchvision" not in row:
+            continue
+        if row.get("compile_mode", "default") != "default":
+            continue
+        forms = {**base, **(row.get("fast") or {})}
+        changed = [k for k in base if forms[k] != base[k]]
+        if row.get("fast") is None:  # the reference layers: every axis's baseline
+            for k in base:
+                score[k][base[k]] = row["vs_torchvision"]
+        elif len(changed) == 1:
+            score[changed[0]][forms[changed[0]]] = row["vs_torchvision"]
+    if not all(len(v) > 1 for v in score.values()):
+        return None
+    return {k: max(v, key=v.get) for k, v in score.items()}
 
 
 def results_path(result: dict) -> Path:
