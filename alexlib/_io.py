@@ -13,6 +13,7 @@ run outside a checkout (Colab, ``pip install``) reads the same stored results as
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ __all__ = [
     "atomic_save",
     "atomic_write_text",
     "write_json",
+    "sha256_file",
     "provenance",
     "repo_root",
     "results_dir",
@@ -73,6 +75,15 @@ def atomic_save(obj, path: str | os.PathLike) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex (read a megabyte at a time)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

@@ -69,7 +69,7 @@ from torchvision.models import AlexNet_Weights
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from ._io import atomic_save, atomic_write, atomic_write_text
+from ._io import atomic_save, atomic_write, atomic_write_text, sha256_file
 from .config import DOWNLOAD_ENV
 from .errors import DataError
 
@@ -845,7 +845,7 @@ def _download_mirror(name: str, base: Path, url: str) -> None:
         )
     for path, digest in tqdm(wanted, desc=f"{name} from {url}", leave=False):
         target = base / path
-        if target.is_file() and _sha256(target) == digest:
+        if target.is_file() and sha256_file(target) == digest:
             continue
 
         def write(f, path=path, digest=digest):
@@ -858,14 +858,6 @@ def _download_mirror(name: str, base: Path, url: str) -> None:
                 raise DataError(f"{url}{path} does not match its SHA-256 in SHA256SUMS")
 
         atomic_write(target, write)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------- decoded

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import statistics
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from ._io import packaged_results, provenance, results_dir, write_json
+from ._io import packaged_results, provenance, results_dir, sha256_file, write_json
 from .config import SCALES, preset, resolve_device
 from .data import cache_dir
 from .errors import LedgerError
@@ -163,14 +162,6 @@ def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:
 
 # ==============================================================================================
 # The runner
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _epochs_done(folder: Path) -> int:
@@ -385,7 +376,7 @@ def run_ledger(
                 "final": metrics[-1],
                 "train_eval": train_eval,
                 "wall_s": sum(m["seconds"] for m in metrics),
-                "checkpoint_sha256": _sha256(ckpt),
+                "checkpoint_sha256": sha256_file(ckpt),
                 "checkpoint_bytes": ckpt.stat().st_size,
                 "checkpoint_kept": keep,
                 "provenance": provenance(),

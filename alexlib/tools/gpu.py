@@ -53,7 +53,6 @@ its results in ``_build/gpu-tiny/results`` rather than the checkout's.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -66,7 +65,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._io import COMMIT_ENV, RESULTS_ENV, provenance, repo_root, results_dir, write_json
+from .._io import (
+    COMMIT_ENV,
+    RESULTS_ENV,
+    provenance,
+    repo_root,
+    results_dir,
+    sha256_file,
+    write_json,
+)
 from ..errors import SettingsError
 
 __all__ = ["STEPS", "JOBS", "plan", "run_step", "unpack", "add_arguments"]
@@ -181,14 +188,6 @@ def _carry_dir(root: Path, step: str) -> Path:
     return root / "_build" / "gpu" / step
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sums(path: Path) -> dict[str, str]:
     """``SHA256SUMS`` as ``{relative path: sum}`` (``./`` prefixes dropped)."""
     sums = {}
@@ -228,7 +227,7 @@ def plan(data_root: str | os.PathLike | None = None, root: Path | None = None) -
             target = folder / "data" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-            if _sha256(target) != sums[name]:
+            if sha256_file(target) != sums[name]:
                 raise SettingsError(f"{source} does not match its SHA256SUMS line: recopy it")
         (folder / "SHA256SUMS").write_text("".join(f"{sums[n]}  ./{n}\n" for n in step.files))
         (folder / "COMMIT").write_text(commit + "\n")
@@ -259,10 +258,10 @@ def install(step: Step, root: Path, data_dir: Path) -> dict:
     for name in step.files:
         carried, target = folder / "data" / name, data_dir / name
         if not carried.is_file():
-            ok = target.is_file() and _sha256(target) == sums.get(name)
+            ok = target.is_file() and sha256_file(target) == sums.get(name)
             status[name] = "ok (installed before)" if ok else "missing: run gpu plan here first"
             continue
-        digest = _sha256(carried)
+        digest = sha256_file(carried)
         if digest != sums.get(name):
             status[name] = f"damaged in transfer (sha256 {digest[:12]}...): not used"
             continue
