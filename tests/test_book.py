@@ -216,3 +216,18 @@ def test_check_fails_on_broken_images_and_links(crafted):
     problems = crafted["broken"]
     assert any(p.startswith("image not displayed") for p in problems), problems
     assert any(p.startswith("broken link: nowhere.html") for p in problems), problems
+
+
+def test_a_chapter_is_executed_again_when_the_stored_results_change(tmp_path, monkeypatch):
+    # the chapters lead with results/: a new stored run must not leave an old executed copy fresh
+    from alexlib.tools.book import _digest
+
+    monkeypatch.setenv("ALEXLIB_RESULTS", str(tmp_path))
+    chapter = repo_root() / "notebooks" / "10_figure1_relu_vs_tanh.ipynb"
+    (tmp_path / "figure1" / "run").mkdir(parents=True)
+    (tmp_path / "figure1" / "run" / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    before = _digest(chapter, "smoke")
+    (tmp_path / "figure1" / "run" / "checkpoint.pt").write_bytes(b"weights")  # not a result
+    assert _digest(chapter, "smoke") == before
+    (tmp_path / "figure1" / "run" / "metrics.jsonl").write_text('{"epoch": 2}\n')
+    assert _digest(chapter, "smoke") != before

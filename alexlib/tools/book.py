@@ -34,7 +34,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import atomic_write_text, repo_root
+from .._io import atomic_write_text, repo_root, results_dir
 from ..errors import BookError
 
 __all__ = [
@@ -96,14 +96,19 @@ def unlisted_chapters(root: Path) -> list[str]:
 
 def _digest(path: Path, scale: str) -> str:
     """What a chapter's outputs depend on: its source, the scale, the library's code (every module
-    of ``alexlib``, subpackages included) and how :func:`execute_chapter` runs it. The rest of this
-    file (staging, the build, the Chromium check) does not change what a chapter prints, so editing
-    it does not send every chapter back to papermill."""
+    of ``alexlib``, subpackages included), the stored results the chapters lead with, and how
+    :func:`execute_chapter` runs it. The rest of this file (staging, the build, the Chromium check)
+    does not change what a chapter prints, so editing it does not send every chapter back to
+    papermill."""
     package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(path.read_bytes() + scale.encode())
     for module in sorted(package.rglob("*.py")):
         if module.resolve() != Path(__file__).resolve():
             h.update(str(module.relative_to(package)).encode() + module.read_bytes())
+    results = results_dir()
+    for stored in sorted(results.rglob("*")) if results.is_dir() else ():
+        if stored.is_file() and stored.name != "checkpoint.pt":
+            h.update(str(stored.relative_to(results)).encode() + stored.read_bytes())
     h.update(inspect.getsource(execute_chapter).encode())
     return h.hexdigest()[:16]
 
