@@ -303,7 +303,6 @@ def run_figure1(
                 init=REGIMES[regime]["init"],
             )
             name = _run_name(tag, activation, lr, seed)
-            started = time.perf_counter()
             history = train_resident(
                 model,
                 data.images,
@@ -325,7 +324,9 @@ def run_figure1(
                 "seed": seed,
                 "role": role,
                 "history": history,
-                "settings": {**settings, "wall_s": round(time.perf_counter() - started, 1)},
+                # the epochs' seconds, summed over every session the run took (as the ledger
+                # counts them); this process's share alone undercounts a resumed run
+                "settings": {**settings, "wall_s": round(sum(h["seconds"] for h in history), 1)},
                 "activations": _activations_of(
                     activation, regime, seed, model, data, getattr(model, "input_stats", None)
                 ),
