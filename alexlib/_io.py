@@ -34,6 +34,7 @@ __all__ = [
     "atomic_write_text",
     "write_json",
     "sha256_file",
+    "parse_sha256sums",
     "provenance",
     "repo_root",
     "results_dir",
@@ -84,6 +85,17 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def parse_sha256sums(text: str) -> dict[str, str]:
+    """A ``sha256sum`` listing (``<hex>  ./<path>`` per line) as ``{path: lower-case hex}``, in
+    the listing's order; ``./`` prefixes dropped, blank lines skipped."""
+    sums = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, path = line.split(maxsplit=1)
+            sums[path.strip().removeprefix("./")] = digest.lower()
+    return sums
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

@@ -69,7 +69,7 @@ from torchvision.models import AlexNet_Weights
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from ._io import atomic_save, atomic_write, atomic_write_text, sha256_file
+from ._io import atomic_save, atomic_write, atomic_write_text, parse_sha256sums, sha256_file
 from .config import DOWNLOAD_ENV
 from .errors import DataError
 
@@ -271,17 +271,13 @@ def _torchcodec_jpeg():
     return decode_jpeg
 
 
-def _nvjpeg_torchvision(files, device: torch.device) -> list[torch.Tensor] | None:
+def _nvjpeg_torchvision(tensors: list[torch.Tensor], device: torch.device):
     """The batch decoded by torchvision's nvJPEG decoder, or None where it is missing or refuses
     the batch (Pillow then decodes file by file, and names a file that is not a JPEG)."""
     try:
         from torchvision.io import ImageReadMode, decode_jpeg
     except ImportError:
         return None
-    tensors = [
-        f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
-        for f in files
-    ]
     try:
         return decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
@@ -301,15 +297,15 @@ def decode_jpegs(files: Sequence[torch.Tensor | bytes], device=None) -> list[tor
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     decode_jpeg = _torchcodec_jpeg()
+    tensors = [
+        f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
+        for f in files
+    ]
     if decode_jpeg is None and device.type == "cuda":
-        images = _nvjpeg_torchvision(files, device)
+        images = _nvjpeg_torchvision(tensors, device)
         if images is not None:
             return images
     if decode_jpeg is not None:
-        tensors = [
-            f if torch.is_tensor(f) else torch.frombuffer(bytearray(f), dtype=torch.uint8)
-            for f in files
-        ]
         try:
             return decode_jpeg(tensors, mode="RGB", device=device)
         except RuntimeError as exc:
@@ -832,12 +828,11 @@ def _download_mirror(name: str, base: Path, url: str) -> None:
     url = url if url.endswith("/") else url + "/"
     listing = _fetch(url + "SHA256SUMS").decode("utf-8")
     tops = {p.relative_to(base).parts[0] for p, _ in search_locations(name, base)}
-    wanted = []
-    for line in listing.splitlines():
-        digest, _, path = line.strip().partition("  ")
-        path = path.removeprefix("./")
-        if path and path.split("/", 1)[0] in tops and ".." not in path.split("/"):
-            wanted.append((path, digest.lower()))
+    wanted = [
+        (path, digest)
+        for path, digest in parse_sha256sums(listing).items()
+        if path.split("/", 1)[0] in tops and ".." not in path.split("/")
+    ]
     if not wanted:
         raise DataError(
             f"{url}SHA256SUMS lists no file under {', '.join(sorted(tops))}/, so that server "

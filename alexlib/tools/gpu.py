@@ -30,7 +30,7 @@ On the GPU machine, one command per step (what ``plan`` prints)::
 
     python -m alexlib gpu run cifar --out $OUT
 
-Each step first moves its zip out of the checkout into ``/tmp/alexlib-data`` (the next command on
+Each step first copies its zip out of the checkout into ``/tmp/alexlib-data`` (the next command on
 the same machine still finds it there; the checkout is replaced by each command's copy) and checks
 it against the ``SHA256SUMS`` it carries; a file that arrived damaged is named and not used. Then
 it runs its jobs in order, each in its own process with what is left of the step's time budget as
@@ -68,6 +68,7 @@ from pathlib import Path
 from .._io import (
     COMMIT_ENV,
     RESULTS_ENV,
+    parse_sha256sums,
     provenance,
     repo_root,
     results_dir,
@@ -188,16 +189,6 @@ def _carry_dir(root: Path, step: str) -> Path:
     return root / "_build" / "gpu" / step
 
 
-def _sums(path: Path) -> dict[str, str]:
-    """``SHA256SUMS`` as ``{relative path: sum}`` (``./`` prefixes dropped)."""
-    sums = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.strip().removeprefix("./")] = digest
-    return sums
-
-
 # ----------------------------------------------------------------------------------- plan (here)
 
 
@@ -213,7 +204,7 @@ def plan(data_root: str | os.PathLike | None = None, root: Path | None = None) -
             f"no SHA256SUMS in {data_root}: point --data (or $ALEXLIB_DATA) at the offline data "
             "root (its SHA256SUMS says which bytes each zip must have)"
         )
-    sums = _sums(sums_file)
+    sums = parse_sha256sums(sums_file.read_text())
     commit = provenance().get("commit", "unknown")
     commands = []
     for step in STEPS.values():
@@ -250,10 +241,14 @@ def plan(data_root: str | os.PathLike | None = None, root: Path | None = None) -
 
 
 def install(step: Step, root: Path, data_dir: Path) -> dict:
-    """Move the step's carried files into ``data_dir``, each checked against its carried sum.
+    """Copy the step's carried files into ``data_dir``, each checked against its carried sum.
     Returns ``{path: "ok" | "damaged ..." | "missing"}``."""
     folder = _carry_dir(root, step.name)
-    sums = _sums(folder / "SHA256SUMS") if (folder / "SHA256SUMS").is_file() else {}
+    sums = (
+        parse_sha256sums((folder / "SHA256SUMS").read_text())
+        if (folder / "SHA256SUMS").is_file()
+        else {}
+    )
     status = {}
     for name in step.files:
         carried, target = folder / "data" / name, data_dir / name
@@ -419,6 +414,10 @@ def _junit_summary(path: Path) -> dict:
                 outcome = "skipped" if kind == "skipped" else "failed"
                 message = (node.get("message") or "")[:300]
         tests.append({"name": case.get("name"), "outcome": outcome, "message": message})
+    return _report(tests)
+
+
+def _report(tests: list[dict]) -> dict:
     counts = {k: sum(t["outcome"] == k for t in tests) for k in ("passed", "failed", "skipped")}
     return {"counts": counts, "tests": tests}
 
@@ -433,8 +432,7 @@ def _verbose_summary(text: str) -> dict:
         {"name": name, "outcome": kinds.get(word, "failed"), "message": ""}
         for name, word in _OUTCOME.findall(text)
     ]
-    counts = {k: sum(t["outcome"] == k for t in tests) for k in ("passed", "failed", "skipped")}
-    return {"counts": counts, "tests": tests}
+    return _report(tests)
 
 
 def run_job(name: str, seconds: float, tiny: bool = False) -> int:
