@@ -50,7 +50,14 @@ from .errors import LedgerError
 from .evaluate import ensemble, predict, store_views, topk_errors
 from .experiments import run_figure1, save_figure3, summarise_figure1, tower_split
 from .model import get_layer
-from .train import RunSettings, load_checkpoint, model_from_checkpoint, read_metrics, train_run
+from .train import (
+    RunSettings,
+    load_checkpoint,
+    machine_name,
+    model_from_checkpoint,
+    read_metrics,
+    train_run,
+)
 
 __all__ = [
     "Ablation",
@@ -1006,17 +1013,9 @@ def _direction(claim: Claim, m: Measurement) -> str:
     return f"{word}{' (within the seed spread)' if noisy else ''}"
 
 
-def _machine(where: dict) -> str:
-    # a GPU by its name; a CPU by its model and core count
-    device = str(where.get("device", "?"))
-    if device.startswith("cpu"):
-        return f"{where.get('cpu', 'CPU')} ({where.get('cores', '?')} cores)"
-    return device
-
-
 def _measured_on(m: Measurement, scale: str = "full") -> str:
     settings = m.runs[0]["settings"]
-    devices = sorted({_machine(r["provenance"]) for r in m.runs})
+    devices = sorted({machine_name(r["provenance"]) for r in m.runs})
     commits = sorted({str(r["provenance"].get("commit", "?"))[:10] for r in m.runs})
     dates = sorted(r["provenance"].get("date", "?") for r in m.runs)
     dataset = settings.get("dataset", "cifar10")

@@ -57,6 +57,7 @@ __all__ = [
     "paper_sgd_step",
     "stored_runs",
     "describe_stored",
+    "machine_name",
 ]
 
 
@@ -762,17 +763,23 @@ def paper_sgd_step(
     return w + v, v
 
 
+def machine_name(provenance: dict) -> str:
+    """The machine of a run's ``provenance``: a GPU by its name, a CPU by its model, cores and
+    threads (``"AMD EPYC 7B13 (2 cores, 2 threads)"``)."""
+    machine = str(provenance.get("device", "?"))
+    if machine.startswith("cpu"):
+        threads = machine[3:].strip(" ()")  # "cpu (2 threads)" -> "2 threads"
+        threads = f", {threads}" if threads else ""
+        machine = f"{provenance.get('cpu', 'CPU')} ({provenance.get('cores', '?')} cores{threads})"
+    return machine
+
+
 def describe_stored(run: dict) -> str:
     """One line naming a stored run (a :func:`stored_runs` dict) and where it was made: the GPU, or
     the CPU model with its cores and threads; torch; commit; date; epochs; training time; seed."""
     p, s = run["provenance"], run["settings"]
-    machine = str(p.get("device", "?"))
-    if machine.startswith("cpu"):
-        threads = machine[3:].strip(" ()")  # "cpu (2 threads)" -> "2 threads"
-        threads = f", {threads}" if threads else ""
-        machine = f"{p.get('cpu', 'CPU')} ({p.get('cores', '?')} cores{threads})"
     return (
-        f"{run['name']}: {machine}, torch {p.get('torch', '?')}, "
+        f"{run['name']}: {machine_name(p)}, torch {p.get('torch', '?')}, "
         f"commit {str(p.get('commit', '?'))[:12]}, {str(p.get('date', '?'))[:10]}; "
         f"{len(run['metrics'])} epochs, {run['wall_s'] / 60:.0f} min of training, "
         f"seed {s.get('seed', '?')}"

@@ -521,6 +521,10 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
     )
     assert line.startswith(f"{stored['name']}: X (2 cores, 2 threads), torch ?, commit abc, d;")
     assert line.endswith("1 epochs, 0 min of training, seed 3")
+    from alexlib.train import machine_name
+
+    assert machine_name({"device": "cuda (NVIDIA H200)"}) == "cuda (NVIDIA H200)"
+    assert machine_name({"device": "cpu", "cpu": "X", "cores": 2}) == "X (2 cores)"
     result = {
         "top5": {"images": [1, 2]},
         "neighbours": {"queries": [0]},
