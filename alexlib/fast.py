@@ -178,8 +178,10 @@ def lrn_banded(
     band = _band(x.shape[1], size, towers, xf.dtype, x.device)
     with torch.autocast(x.device.type, enabled=False):  # autocast would run the matmul in bf16
         total = xf.square() @ band  # (B, H, W, C)
-    y = xf * (k + (alpha / size) * total).pow(-beta)
-    return y.permute(0, 3, 1, 2).to(x.dtype)
+    y = (xf * (k + (alpha / size) * total).pow(-beta)).permute(0, 3, 1, 2).to(x.dtype)
+    # the permuted result is channels-last: give a contiguous input a contiguous output, so the
+    # layers after it keep the memory format the net chose
+    return y if x.is_contiguous(memory_format=torch.channels_last) else y.contiguous()
 
 
 # -- the Triton kernel --------------------------------------------------------------------------

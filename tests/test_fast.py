@@ -52,6 +52,15 @@ def test_pytorch_lrn_forms_match_reference_in_float64(impl, towers, size):
     )
 
 
+@pytest.mark.parametrize("impl", ["shift", "banded"])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_pytorch_lrn_forms_keep_the_memory_format(impl, memory_format):
+    # a contiguous net must stay contiguous after its LRN, a channels-last one channels-last
+    x = torch.randn(2, 8, 5, 6).contiguous(memory_format=memory_format)
+    y = fast.lrn(x, 5, impl=impl, **HYPER)
+    assert y.is_contiguous(memory_format=memory_format)
+
+
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("towers", [1, 2])
 @pytest.mark.parametrize("size", [5, 4])
