@@ -116,7 +116,7 @@ def provenance() -> dict:
         "device": (
             torch.cuda.get_device_name()
             if torch.cuda.is_available()
-            else f"cpu ({torch.get_num_threads()} threads)"
+            else f"cpu ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})"
         ),
     }
     try:

@@ -769,6 +769,7 @@ def machine_name(provenance: dict) -> str:
     machine = str(provenance.get("device", "?"))
     if machine.startswith("cpu"):
         threads = machine[3:].strip(" ()")  # "cpu (2 threads)" -> "2 threads"
+        threads = "1 thread" if threads == "1 threads" else threads  # runs stored before 2026-12
         threads = f", {threads}" if threads else ""
         machine = f"{provenance.get('cpu', 'CPU')} ({provenance.get('cores', '?')} cores{threads})"
     return machine

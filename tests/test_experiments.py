@@ -525,6 +525,12 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
 
     assert machine_name({"device": "cuda (NVIDIA H200)"}) == "cuda (NVIDIA H200)"
     assert machine_name({"device": "cpu", "cpu": "X", "cores": 2}) == "X (2 cores)"
+    one = {"device": "cpu (1 threads)", "cpu": "X", "cores": 2}
+    assert (
+        machine_name(one)
+        == machine_name({**one, "device": "cpu (1 thread)"})
+        == ("X (2 cores, 1 thread)")
+    )
     result = {
         "top5": {"images": [1, 2]},
         "neighbours": {"queries": [0]},
