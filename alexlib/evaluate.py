@@ -24,6 +24,7 @@ from .augment import PAPER_CROP, DatasetStats, eval_batch
 from .config import resolve_device
 from .engine import autocast, probabilities, topk_errors, topk_hits
 from .errors import SettingsError
+from .fast import for_device
 
 __all__ = [
     "predict",
@@ -231,7 +232,7 @@ def store_views(
     top-5 errors in ``views.json`` (with ``extra`` fields and the provenance). Returns
     ``{"center": errors, "ten": errors}``. Paper: section 4.1."""
     folder, device = Path(folder), resolve_device(device)
-    model = model.to(device)
+    model = for_device(model, device)  # the layout it trained in: same outputs, faster
     probs = {
         v: predict(model, val.images, stats, views=v, crop=crop, device=device)
         for v in ("center", "ten")

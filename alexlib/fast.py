@@ -71,6 +71,7 @@ __all__ = [
     "block_diagonal",
     "space_to_depth_conv",
     "speed_up",
+    "for_device",
     "describe",
     "check_equal",
 ]
@@ -632,6 +633,25 @@ def speed_up(
         if isinstance(features, TowerFeatures):
             features = nn.Sequential(OrderedDict(features.named_children()))
         model.features = TowerFeatures(features, towers)
+    return model
+
+
+def for_device(
+    model: nn.Module, device: torch.device | str, *, channels_last: bool = True, fast: bool = True
+) -> nn.Module:
+    """Put ``model`` on ``device`` in the layout alexlib trains it with there, in place; returns
+    ``model``. ``channels_last``: channels-last memory on a CPU or CUDA device. ``fast``: the fast
+    layer forms (:func:`speed_up`): :data:`DEFAULTS` on CUDA; on a CPU the banded LRN, the one form
+    that pays there (``benchmarks/bench_cpu.py``). The same function and the same state dict, so
+    what a trained net computes (and evaluates to) does not depend on it."""
+    device = torch.device(device)
+    model.to(device)
+    if channels_last and device.type in ("cuda", "cpu"):
+        model.to(memory_format=torch.channels_last)
+    if fast and device.type == "cuda":
+        speed_up(model, device=device)
+    elif fast and device.type == "cpu":
+        speed_up(model, lrn="banded", device=device)
     return model
 
 

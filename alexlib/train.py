@@ -43,7 +43,7 @@ from .config import DATASET_DEFAULTS, preset, resolve_device
 from .data import load
 from .engine import Diverged, evaluate, sgd_paper, train_one_epoch
 from .errors import SettingsError, TrainingError, UnknownSettingError
-from .fast import speed_up
+from .fast import for_device
 from .model import build, check_input_size, expected_inputs, options
 
 __all__ = [
@@ -562,17 +562,11 @@ def train_run(
 
     torch.manual_seed(settings.seed)
     model = build(settings.variant, num_classes=num_classes, **_model_options(settings))
-    model.to(device)
-    model.input_stats = stats
     # channels-last memory and the fast layer forms on either device (same parameters, same state
     # dict); on the CPU the one fast form that pays is the banded LRN (benchmarks/bench_cpu.py)
+    for_device(model, device, channels_last=settings.channels_last, fast=settings.fast)
+    model.input_stats = stats
     channels_last = settings.channels_last and device.type in ("cuda", "cpu")
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    if settings.fast and cuda:
-        speed_up(model, device=device)
-    elif settings.fast and device.type == "cpu":
-        speed_up(model, lrn="banded", device=device)
     optimizer = sgd_paper(
         model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
     )

@@ -1,4 +1,5 @@
-"""The laptop scale's CPU training step against plain eager PyTorch, side by side in one run.
+"""The laptop scale's CPU training step (and evaluation pass) against plain eager PyTorch, side by
+side in one run.
 
     python benchmarks/bench_cpu.py                 # batch 128, the nets the laptop runs train
     python benchmarks/bench_cpu.py --tiny          # CI size: a few steps of small batches
@@ -12,6 +13,9 @@ memory, two ways, alternating, in the same process:
 * **alexlib**: what ``alexlib.train.train_run`` and ``alexlib.experiments.train_resident`` do on a
   CPU: channels-last weights and batches, and LRN as one banded matmul
   (``alexlib.fast.speed_up(model, lrn="banded")``).
+
+It then times the evaluation pass the same two ways (eval mode, no gradients: what the ten-view
+scoring and Figure 4's features run), with :func:`alexlib.fast.for_device` as the alexlib form.
 
 Both compute the same function (the test checks the losses agree); the ratio alexlib / plain is
 what the laptop runs gain. Compare only numbers from the same run: a shared machine's speed drifts
@@ -29,7 +33,7 @@ from pathlib import Path
 import torch
 
 from alexlib.engine import train_step
-from alexlib.fast import speed_up
+from alexlib.fast import for_device
 from alexlib.model import build
 
 # (name, variant, build options, input side)
@@ -43,17 +47,23 @@ NETS = (
 def _prepared(variant: str, options: dict, fast: bool, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = build(variant, **options)
-    if fast:
-        model.to(memory_format=torch.channels_last)
-        speed_up(model, lrn="banded", device="cpu")
-    return model
+    return for_device(model, "cpu") if fast else model
 
 
 def measure(
-    variant: str, options: dict, side: int, *, batch: int, steps: int, warmup: int, rounds: int
+    variant: str,
+    options: dict,
+    side: int,
+    *,
+    batch: int,
+    steps: int,
+    warmup: int,
+    rounds: int,
+    mode: str = "train",
 ) -> dict:
     """Images per second of both forms (best round of ``rounds``, each ``steps`` timed steps after
-    ``warmup``), and each form's first loss (the same weights and batch: they agree)."""
+    ``warmup``), and each form's first loss (the same weights and batch: they agree). ``mode``:
+    ``"train"`` times SGD steps, ``"eval"`` forward passes in eval mode without gradients."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, side, side, generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
@@ -67,14 +77,23 @@ def measure(
         state["model"].eval()  # dropout off: both forms see the same function
         with torch.no_grad():
             state["loss"] = torch.nn.functional.cross_entropy(state["model"](state["x"]), y).item()
-        state["model"].train()
-        for _ in range(warmup):
+        state["model"].train(mode == "train")
+
+    def step(state):
+        if mode == "train":
             train_step(state["model"], state["x"], y, state["opt"])
+        else:
+            with torch.no_grad():
+                state["model"](state["x"])
+
+    for state in forms.values():
+        for _ in range(warmup):
+            step(state)
     for _ in range(rounds):
         for state in forms.values():
             started = time.perf_counter()
             for _ in range(steps):
-                train_step(state["model"], state["x"], y, state["opt"])
+                step(state)
             rate = steps * batch / (time.perf_counter() - started)
             state["best"] = max(state["best"], rate)
     return {name: {"images_per_s": s["best"], "first_loss": s["loss"]} for name, s in forms.items()}
@@ -95,24 +114,27 @@ def main(argv: list[str] | None = None) -> dict:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
         f"best of {args.rounds} rounds of {args.steps} steps"
     )
-    print(f"{'net':>30} {'plain img/s':>12} {'alexlib img/s':>14} {'alexlib / plain':>16}")
-    result = {"batch_size": args.batch_size, "torch": torch.__version__, "nets": {}}
-    for label, variant, options, side in NETS:
-        got = measure(
-            variant,
-            options,
-            side,
-            batch=args.batch_size,
-            steps=args.steps,
-            warmup=args.warmup,
-            rounds=args.rounds,
-        )
-        ratio = got["alexlib"]["images_per_s"] / got["plain"]["images_per_s"]
-        result["nets"][variant] = {**got, "ratio": ratio}
-        print(
-            f"{label:>30} {got['plain']['images_per_s']:>12.0f} "
-            f"{got['alexlib']['images_per_s']:>14.0f} {ratio:>15.2f}x"
-        )
+    result = {"batch_size": args.batch_size, "torch": torch.__version__, "nets": {}, "eval": {}}
+    for mode, key in (("train", "nets"), ("eval", "eval")):
+        print(f"\n{'training step' if mode == 'train' else 'evaluation pass (no gradients)'}")
+        print(f"{'net':>30} {'plain img/s':>12} {'alexlib img/s':>14} {'alexlib / plain':>16}")
+        for label, variant, options, side in NETS:
+            got = measure(
+                variant,
+                options,
+                side,
+                batch=args.batch_size,
+                steps=args.steps,
+                warmup=args.warmup,
+                rounds=args.rounds,
+                mode=mode,
+            )
+            ratio = got["alexlib"]["images_per_s"] / got["plain"]["images_per_s"]
+            result[key][variant] = {**got, "ratio": ratio}
+            print(
+                f"{label:>30} {got['plain']['images_per_s']:>12.0f} "
+                f"{got['alexlib']['images_per_s']:>14.0f} {ratio:>15.2f}x"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result

@@ -22,8 +22,8 @@ def bench():
 def test_tiny_run_compares_the_same_nets(bench, tmp_path, capsys):
     result = bench.main(["--tiny", "--json", str(tmp_path / "cpu.json")])
     printed = capsys.readouterr().out
-    assert set(result["nets"]) == {"cifar4", "mini", "paper"}
-    for variant, got in result["nets"].items():
+    assert set(result["nets"]) == set(result["eval"]) == {"cifar4", "mini", "paper"}
+    for variant, got in [*result["nets"].items(), *result["eval"].items()]:
         plain, fast = got["plain"], got["alexlib"]
         assert math.isfinite(plain["images_per_s"]) and plain["images_per_s"] > 0
         # channels-last and the banded LRN change the arithmetic's order, not the function

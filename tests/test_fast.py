@@ -16,7 +16,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from alexlib import fast
-from alexlib.model import TowerLRN, build, layer_names
+from alexlib.model import TowerLRN, build, get_layer, layer_names
 
 
 def reference_lrn(x, size, alpha, beta, k, towers):
@@ -404,3 +404,17 @@ def test_banded_lrn_sums_in_float32_under_autocast():
         got = fast.lrn(x, 5, towers=2, impl="banded", **HYPER)
     assert got.dtype == torch.float32
     assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_for_device_is_the_training_layout_and_the_same_function():
+    torch.manual_seed(0)
+    plain = build("paper", input_size=128, num_classes=10).eval()
+    moved = fast.for_device(copy.deepcopy(plain), "cpu")
+    assert get_layer(moved, "conv1").weight.is_contiguous(memory_format=torch.channels_last)
+    assert set(fast.describe(moved).values()) >= {"banded"}
+    assert moved.state_dict().keys() == plain.state_dict().keys()
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        assert_close(moved(x), plain(x), rtol=1e-4, atol=1e-5)
+    untouched = fast.for_device(copy.deepcopy(plain), "cpu", channels_last=False, fast=False)
+    assert get_layer(untouched, "conv1").weight.is_contiguous() and not fast.describe(untouched)

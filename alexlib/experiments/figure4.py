@@ -16,6 +16,7 @@ from ..config import preset, resolve_device
 from ..data import load
 from ..engine import train_one_epoch
 from ..evaluate import features, predict
+from ..fast import for_device
 from ..model import get_layer
 from ..train import load_checkpoint, model_from_checkpoint, read_metrics, stored_runs
 from .figure3 import train_for_kernels
@@ -240,7 +241,7 @@ def run_figure4(
         model, _, stats = model_from_checkpoint(
             load_checkpoint(Path(trained["out"]) / "checkpoint.pt")
         )
-    model.to(device)
+    for_device(model, device)  # the layout it trained in: same outputs, faster
     stats = stats.to(device)
 
     shown = _picked(len(val), 8, seed)
