@@ -777,14 +777,14 @@ def _relu_tanh(root: Path, scale: str = "full"):
 
 def _towers(root: Path, scale: str = "full"):
     """Claim 9 through alexlib.experiments: the colour-selectivity split of the two towers' conv1
-    kernels (``tower_split``), per stored two-tower net at ``scale`` (the ledger's base variant:
-    ``paper``, or ``mini`` at laptop scale)."""
+    kernels (``tower_split``), per stored two-tower net at ``scale``: the ``paper`` net (Figure 3's
+    own, on Imagenette) and the ledger's base variant (``mini`` at laptop scale, on CIFAR-10)."""
     stored, refused = _stored_experiment_runs(root, "figure3", scale)
-    variant = preset("ledger", scale)["variant"]
+    variants = {"paper", preset("ledger", scale)["variant"]}
     stored = [
         r
         for r in stored
-        if r["settings"].get("variant") == variant and (r["folder"] / "conv1.pt").is_file()
+        if r["settings"].get("variant") in variants and (r["folder"] / "conv1.pt").is_file()
     ]
     if not stored:
         job = (
@@ -1018,10 +1018,11 @@ def _measured_on(m: Measurement, scale: str = "full") -> str:
     devices = sorted({machine_name(r["provenance"]) for r in m.runs})
     commits = sorted({str(r["provenance"].get("commit", "?"))[:10] for r in m.runs})
     dates = sorted(r["provenance"].get("date", "?") for r in m.runs)
-    dataset = settings.get("dataset", "cifar10")
+    runs_settings = [r["settings"] for r in m.runs]
+    dataset = ", ".join(sorted({s.get("dataset", "cifar10") for s in runs_settings}))
     images = m.runs[0].get("train_images") or settings.get("images")
-    epochs = settings.get("epochs", "?")
-    variant = settings.get("variant", "cifar4")
+    epochs = "/".join(sorted({str(s.get("epochs", "?")) for s in runs_settings}, key=len))
+    variant = " and ".join(sorted({s.get("variant", "cifar4") for s in runs_settings}))
     where = f"{dataset}, {variant}, {scale} scale, {epochs} epochs"
     if images:
         where += f", {images:,} images"

@@ -214,7 +214,9 @@ def test_paired_effect_spread_and_direction(tmp_path):
     mean, sd = statistics.fmean(effects1), statistics.stdev(effects1)
     assert f"top-1 +{mean:.2f} ± {sd:.2f}" in lrn.ours and "over 3 seeds" in lrn.ours
     assert lrn.direction == "agrees"
-    assert "imagenette, paper, full scale, 2 epochs, 9,469 images" in lrn.measured_on
+    assert "imagenette, paper and paper-nolrn, full scale, 2 epochs, 9,469 images" in (
+        lrn.measured_on
+    )
     assert "NVIDIA H100" in lrn.measured_on and "abc1234567" in lrn.measured_on
     pool = row(rows, "3")
     assert pool.values["val_top1_err"] == pytest.approx([-1.0] * 3)
@@ -385,6 +387,22 @@ def test_claim9_reads_figure3_kernels(tmp_path):
     r = row(ledger_rows(tmp_path), "9")
     assert r.measured and r.values["separation"] == pytest.approx([1.0, 1.0])
     assert r.direction == "agrees (2 of 2 runs split)"
+    # at laptop scale both two-tower nets count: Figure 3's paper net (Imagenette) and the
+    # ledger's mini base nets (CIFAR-10)
+    for variant, seed in (("paper", 0), ("mini", 0), ("mini", 1)):
+        scale = "full" if variant == "paper" else "laptop"  # fake_run's paper net is full-scale
+        run = fake_run(tmp_path / f"runs-{variant}", "base", seed, [(40.0, 18.0)], scale=scale)
+        kernels = torch.cat([grey, colour]) if variant == "paper" else torch.randn(96, 3, 5, 5)
+        save_figure3(
+            variant,
+            seed,
+            {"out": str(run), "conv1": kernels},
+            base=tmp_path / "figure3",
+            tag="laptop",
+        )
+    r = row(ledger_rows(tmp_path, "laptop"), "9")
+    assert r.measured and len(r.values["separation"]) == 3
+    assert "mini and paper" in r.measured_on
 
 
 # ---------------------------------------------------------------------------------------------
