@@ -13,6 +13,7 @@ run outside a checkout (Colab, ``pip install``) reads the same stored results as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -119,6 +120,18 @@ def provenance() -> dict:
             else f"cpu ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})"
         ),
     }
+    commit = _code_commit()
+    if commit:
+        info["commit"] = commit
+    return info
+
+
+@functools.cache
+def _code_commit() -> str | None:
+    """The commit of the code this process runs, read once, on the first call (a long run records
+    the commit it started from, not whatever the checkout holds when it finishes): ``git
+    rev-parse HEAD``, with ``+dirty`` for uncommitted changes to tracked files; without a git
+    folder, ``$ALEXLIB_COMMIT`` (see :data:`COMMIT_ENV`); else ``None``."""
     try:
         repo = Path(__file__).resolve().parents[1]
         git = ["git", "-C", str(repo)]
@@ -132,14 +145,15 @@ def provenance() -> dict:
             timeout=10,
         )
         if commit.returncode == 0:
-            info["commit"] = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    if "commit" not in info and os.environ.get(COMMIT_ENV):
-        # a copy of the working tree without its git folder (a GPU machine's): the commit it was
-        # copied from, as the copying side wrote it down (``python -m alexlib gpu plan``)
-        info["commit"] = os.environ[COMMIT_ENV]
-    return info
+    # a copy of the working tree without its git folder (a GPU machine's): the commit it was
+    # copied from, as the copying side wrote it down (``python -m alexlib gpu plan``)
+    return os.environ.get(COMMIT_ENV) or None
+
+
+_code_commit()  # at import: the commit of the code this process loaded
 
 
 def _cpu_model() -> str:

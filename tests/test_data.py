@@ -605,3 +605,14 @@ def test_the_chapters_download_parameter_is_every_loaders_default(tmp_path, monk
     assert not data.download_default()
     get_config("smoke", seed=1)  # a call that does not mention download leaves it alone
     assert os.environ["ALEXLIB_DOWNLOAD"] == "0"
+
+
+def test_provenance_keeps_the_commit_the_process_started_with(monkeypatch):
+    # a long run stores the commit of the code it loaded, even if the checkout moves on meanwhile
+    before = _io.provenance().get("commit")
+
+    def moved_on(*args, **kwargs):
+        raise AssertionError("provenance asked git again")
+
+    monkeypatch.setattr(_io.subprocess, "run", moved_on)
+    assert _io.provenance().get("commit") == before
