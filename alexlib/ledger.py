@@ -429,14 +429,20 @@ def run_ledger(
 
 def _scale_of(folder: Path, settings: dict) -> str:
     """The scale of a stored run (``"smoke"``, ``"laptop"``, ``"full"``): its ``summary.json``
-    says so; else the folder name's tag (``laptop-...``, the experiments' layout); else its
-    settings' ``scale``; else a run on a subset (``train_per_class`` set) counts as smoke."""
+    says so; else the folder name's tag (``laptop-...``, the experiments' layout), or the runner's
+    ``ledger-<scale>`` folder; else its settings' ``scale``; else a run on a subset
+    (``train_per_class`` set) counts as smoke."""
     summary = folder / "summary.json"
     if summary.is_file():
         return json.loads(summary.read_text()).get("scale", "smoke")
     tag = folder.name.split("-")[0]
     if tag in SCALES:
         return tag
+    # the runner's own layout: <root>/ledger-<scale>/<ablation>/seed<k> (a run still in progress
+    # has no summary.json yet)
+    parent = folder.parent.parent.name
+    if parent.startswith("ledger-") and parent.removeprefix("ledger-") in SCALES:
+        return parent.removeprefix("ledger-")
     if settings.get("scale") in SCALES:
         return settings["scale"]
     return (

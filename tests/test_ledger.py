@@ -137,6 +137,10 @@ def test_the_laptop_column_is_the_same_claims_on_cifar10_with_the_mini_net(tmp_p
     assert "ledger-laptop/no-dropout/" in ledger.ledger_details(laptop)
     with pytest.raises(LedgerError, match="full and a laptop column"):
         ledger_rows(tmp_path, "smoke")
+    # a laptop run in progress is unfinished, not a run of another scale
+    fake_run(tmp_path, "no-lrn", 0, [(30.0, 5.0)], scale="laptop", epochs=16, summary=False)
+    status = row(ledger_rows(tmp_path, "laptop"), "2").status
+    assert "seed0: unfinished (1 of 16 epochs)" in status and "full-scale" not in status
 
 
 # ---------------------------------------------------------------------------------------------
