@@ -72,6 +72,7 @@ __all__ = [
     "space_to_depth_conv",
     "speed_up",
     "for_device",
+    "uses_channels_last",
     "describe",
     "check_equal",
 ]
@@ -636,6 +637,13 @@ def speed_up(
     return model
 
 
+def uses_channels_last(device: torch.device | str, channels_last: bool = True) -> bool:
+    """Whether a net asked for ``channels_last`` memory gets it on ``device`` (a CPU or CUDA
+    device; elsewhere it stays contiguous): what :func:`for_device` does to the weights and the
+    training loop to the batches."""
+    return channels_last and torch.device(device).type in ("cuda", "cpu")
+
+
 def for_device(
     model: nn.Module, device: torch.device | str, *, channels_last: bool = True, fast: bool = True
 ) -> nn.Module:
@@ -646,7 +654,7 @@ def for_device(
     what a trained net computes (and evaluates to) does not depend on it."""
     device = torch.device(device)
     model.to(device)
-    if channels_last and device.type in ("cuda", "cpu"):
+    if uses_channels_last(device, channels_last):
         model.to(memory_format=torch.channels_last)
     if fast and device.type == "cuda":
         speed_up(model, device=device)

@@ -440,9 +440,10 @@ def _scale_of(folder: Path, settings: dict) -> str:
         return tag
     # the runner's own layout: <root>/ledger-<scale>/<ablation>/seed<k> (a run still in progress
     # has no summary.json yet)
-    parent = folder.parent.parent.name
-    if parent.startswith("ledger-") and parent.removeprefix("ledger-") in SCALES:
-        return parent.removeprefix("ledger-")
+    runner = folder.parent.parent.name
+    tag = runner.removeprefix("ledger-")
+    if tag != runner and tag in SCALES:
+        return tag
     if settings.get("scale") in SCALES:
         return settings["scale"]
     return (
@@ -1027,7 +1028,10 @@ def _measured_on(m: Measurement, scale: str = "full") -> str:
     runs_settings = [r["settings"] for r in m.runs]
     dataset = ", ".join(sorted({s.get("dataset", "cifar10") for s in runs_settings}))
     images = m.runs[0].get("train_images") or settings.get("images")
-    epochs = "/".join(sorted({str(s.get("epochs", "?")) for s in runs_settings}, key=len))
+    # in numeric order ("9/16/30"), the same on every build (a set's own order is not)
+    epochs = "/".join(
+        sorted({str(s.get("epochs", "?")) for s in runs_settings}, key=lambda e: (len(e), e))
+    )
     variant = " and ".join(sorted({s.get("variant", "cifar4") for s in runs_settings}))
     where = f"{dataset}, {variant}, {scale} scale, {epochs} epochs"
     if images:

@@ -43,7 +43,7 @@ from .config import DATASET_DEFAULTS, preset, resolve_device
 from .data import load
 from .engine import Diverged, evaluate, sgd_paper, train_one_epoch
 from .errors import SettingsError, TrainingError, UnknownSettingError
-from .fast import for_device
+from .fast import for_device, uses_channels_last
 from .model import build, check_input_size, expected_inputs, options
 
 __all__ = [
@@ -566,7 +566,7 @@ def train_run(
     # dict); on the CPU the one fast form that pays is the banded LRN (benchmarks/bench_cpu.py)
     for_device(model, device, channels_last=settings.channels_last, fast=settings.fast)
     model.input_stats = stats
-    channels_last = settings.channels_last and device.type in ("cuda", "cpu")
+    channels_last = uses_channels_last(device, settings.channels_last)  # for the batches
     optimizer = sgd_paper(
         model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
     )
