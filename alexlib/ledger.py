@@ -201,6 +201,11 @@ def _train_chunked(
             data=data,
         )
         done = target
+        # between chunks settings.json holds the chunk's target; "planned_epochs" keeps the run's
+        # own length, so that a run in progress reads "unfinished (8 of 16 epochs)"
+        meta = json.loads((folder / "settings.json").read_text())
+        meta["planned_epochs"] = settings.epochs
+        write_json(folder / "settings.json", meta)
     # settings.json must carry the run's real number of epochs, not the last chunk's target
     meta = json.loads((folder / "settings.json").read_text())
     meta["settings"]["epochs"] = settings.epochs
@@ -483,12 +488,12 @@ def read_run(folder: Path, scale: str = "full") -> dict:
     }
     if found != scale:
         return {**run, "ok": False, "reason": _wrong_scale(folder.name, found, scale)}
-    if not (folder / "summary.json").is_file() or len(metrics) < settings.get("epochs", 0):
+    planned = meta.get("planned_epochs", settings.get("epochs", 0))
+    if not (folder / "summary.json").is_file() or len(metrics) < planned:
         return {
             **run,
             "ok": False,
-            "reason": f"{folder.name}: unfinished ({len(metrics)} of {settings.get('epochs', '?')} "
-            f"epochs)",
+            "reason": f"{folder.name}: unfinished ({len(metrics)} of {planned or '?'} epochs)",
         }
     return {**run, "ok": True, "reason": ""}
 

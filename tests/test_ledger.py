@@ -539,3 +539,30 @@ def test_chunked_training_equals_one_go(shared_data, tmp_path, monkeypatch):
             "lr",
         ):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def test_a_run_paused_between_chunks_reads_its_own_length(shared_data, tmp_path, monkeypatch):
+    # between chunks settings.json holds the chunk's target (1 epoch); the run is 2 epochs long
+    tiny = dict(
+        PRESETS["ledger"]["smoke"],
+        epochs=2,
+        batch_size=10,
+        train_per_class=2,
+        val_per_class=1,
+        chunk_epochs=1,
+    )
+    monkeypatch.setitem(PRESETS["ledger"], "smoke", tiny)
+    clock = iter([0.0, 0.0])  # the deadline, the check before chunk 1; then past it
+
+    monkeypatch.setattr(ledger.time, "monotonic", lambda: next(clock, 100.0))
+    out = tmp_path / "paused"
+    kw = dict(only=["half"], data_root=str(shared_data), device="cpu", progress=False)
+    report = run_ledger("smoke", out=out, budget_s=10.0, **kw)
+    assert [(j["status"], j["epochs"]) for j in report] == [("paused", 1)]
+    folder = out / "ledger" / "half" / "seed0"
+    run = read_run(folder, "smoke")
+    assert not run["ok"] and run["reason"] == "seed0: unfinished (1 of 2 epochs)"
+    monkeypatch.undo()
+    monkeypatch.setitem(PRESETS["ledger"], "smoke", tiny)
+    assert [j["status"] for j in run_ledger("smoke", out=out, **kw)] == ["done"]
+    assert read_run(folder, "smoke")["ok"]
