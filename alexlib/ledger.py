@@ -1169,6 +1169,32 @@ def ledger_details(rows: Sequence[LedgerRow]) -> str:
     return "\n".join(out) if out else "- nothing measured at this scale yet"
 
 
+def claim_rows(
+    ids: Sequence[str], results: str | os.PathLike | None = None
+) -> dict[str, list[LedgerRow]]:
+    """Rows ``ids`` of the ledger (``"2"``, ``"6a"``, ...) at both scales, ``{"laptop": [...],
+    "full": [...]}``: what a chapter shows of its own claims."""
+    known = [c.id for c in CLAIMS]
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise LedgerError(f"no claim {unknown} in the ledger; its claims are {', '.join(known)}")
+    return {
+        scale: [r for r in ledger_rows(results, scale) if r.id in ids]
+        for scale in ("laptop", "full")
+    }
+
+
+def claims_markdown(rows: dict[str, Sequence[LedgerRow]]) -> str:
+    """:func:`claim_rows`' rows as Markdown: the two columns' table, then for each scale where
+    every measured number came from (:func:`ledger_details`)."""
+    parts = [ledger_columns(rows["laptop"], rows["full"])]
+    for scale in ("laptop", "full"):
+        measured = [r for r in rows[scale] if r.measured]
+        if measured:
+            parts.append(f"Measured at {scale} scale:\n\n" + ledger_details(measured))
+    return "\n\n".join(parts)
+
+
 # ==============================================================================================
 # Command line: ``python -m alexlib ledger run|table``
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
+from alexlib.errors import BookError
 from alexlib.tools.book import check_pages, clean_outputs, repo_root
 from alexlib.tools.sphinx_mathjax import copy_mathjax
 
@@ -231,3 +233,41 @@ def test_a_chapter_is_executed_again_when_the_stored_results_change(tmp_path, mo
     assert _digest(chapter, "smoke") == before
     (tmp_path / "figure1" / "run" / "metrics.jsonl").write_text('{"epoch": 2}\n')
     assert _digest(chapter, "smoke") != before
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    nb.cells = [nbformat.v4.new_code_cell('SCALE = "smoke"', metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_cell_that_hangs_is_run_once_more_then_refused(tmp_path, capsys):
+    # a hang (nbclient#312) costs one cell timeout and a second run, not the whole CI budget
+    from alexlib.tools.book import execute_chapter, executed_path
+
+    once = _notebook(
+        tmp_path / "once.ipynb",
+        "import pathlib, time\n"
+        "flag = pathlib.Path('hung-once')\n"
+        "if not flag.exists():\n"
+        "    flag.write_text('1')\n"
+        "    time.sleep(120)\n"
+        "print('ran')",
+    )
+    execute_chapter(tmp_path, once, "smoke", cell_timeout_s=4)
+    assert "once.ipynb: a cell ran past 4 s at smoke scale; running the chapter once more" in (
+        capsys.readouterr().err
+    )
+    outputs = json.loads(executed_path(tmp_path, once, "smoke").read_text())["cells"][-1]
+    assert "".join(outputs["outputs"][0]["text"]) == "ran\n"
+    always = _notebook(tmp_path / "always.ipynb", "import time\ntime.sleep(120)")
+    with pytest.raises(BookError, match="always.ipynb: a cell ran past 4 s at smoke scale, twice"):
+        execute_chapter(tmp_path, always, "smoke", cell_timeout_s=4)

@@ -141,6 +141,15 @@ def test_the_laptop_column_is_the_same_claims_on_cifar10_with_the_mini_net(tmp_p
     fake_run(tmp_path, "no-lrn", 0, [(30.0, 5.0)], scale="laptop", epochs=16, summary=False)
     status = row(ledger_rows(tmp_path, "laptop"), "2").status
     assert "seed0: unfinished (1 of 16 epochs)" in status and "full-scale" not in status
+    # a chapter's own rows: both columns, and where the measured ones came from
+    mine = ledger.claim_rows(["6a", "2"], tmp_path)
+    assert [[r.id for r in mine[s]] for s in ("laptop", "full")] == [["2", "6a"], ["2", "6a"]]
+    text = ledger.claims_markdown(mine)
+    assert text.count("\n| 6a |") == 1 and "13% -> 11%" in text
+    assert "Measured at laptop scale" in text and "ledger-laptop/no-dropout/" in text
+    assert "Measured at full scale" not in text  # nothing finished there
+    with pytest.raises(LedgerError, match="no claim \\['6c'\\] in the ledger"):
+        ledger.claim_rows(["6c"], tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,34 +126,67 @@ def is_fresh(root: Path, notebook: Path, scale: str) -> bool:
     return meta.get("source_digest") == _digest(notebook, scale) and meta.get("ok") is True
 
 
-def execute_chapter(root: Path, notebook: Path, scale: str = "smoke", force: bool = False) -> float:
+# A smoke-scale cell takes seconds (the slowest chapter runs in about 80 s). nbclient can wait
+# forever on a cell that displays a widget when a kernel message goes missing
+# (jupyter/nbclient#312): seen here once, under load, in a cell that had run hundreds of times.
+# So a smoke cell gets this long, and a chapter that runs past it is run once more.
+SMOKE_CELL_TIMEOUT_S = 600
+
+
+def execute_chapter(
+    root: Path,
+    notebook: Path,
+    scale: str = "smoke",
+    force: bool = False,
+    cell_timeout_s: float | None = None,
+) -> float:
     """Execute one chapter with papermill at ``scale``; returns its wall time in seconds (0 when
     reused).
 
+    ``cell_timeout_s``: the most one cell may take (default: :data:`SMOKE_CELL_TIMEOUT_S` at smoke
+    scale, no limit at the others, whose cells train for an hour). A chapter whose cell runs past
+    it is executed once more from the start; a second overrun is an error.
     A failed run leaves its partly executed copy at ``_build/executed/<scale>/<name>.failed.ipynb``.
     """
     import papermill
+    from nbclient.exceptions import CellTimeoutError
 
     if not force and is_fresh(root, notebook, scale):
         return 0.0
     out = executed_path(root, notebook, scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     failed = out.with_suffix(".failed.ipynb")
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(failed),
-            parameters={"SCALE": scale},
-            kernel_name="python3",
-            cwd=str(notebook.parent),
-            progress_bar=False,
-        )
-    except papermill.PapermillExecutionError as exc:
-        raise BookError(
-            f"{notebook.name} failed at smoke scale in cell {exc.exec_count}: {exc.ename}: "
-            f"{exc.evalue}\nthe executed copy with the traceback is {failed}"
-        ) from None
+    if cell_timeout_s is None and scale == "smoke":
+        cell_timeout_s = SMOKE_CELL_TIMEOUT_S
+    for attempt in (1, 2):
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(failed),
+                parameters={"SCALE": scale},
+                kernel_name="python3",
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                execution_timeout=cell_timeout_s,
+            )
+            break
+        except papermill.PapermillExecutionError as exc:
+            raise BookError(
+                f"{notebook.name} failed at {scale} scale in cell {exc.exec_count}: {exc.ename}: "
+                f"{exc.evalue}\nthe executed copy with the traceback is {failed}"
+            ) from None
+        except CellTimeoutError:
+            if attempt == 2:
+                raise BookError(
+                    f"{notebook.name}: a cell ran past {cell_timeout_s:g} s at {scale} scale, "
+                    f"twice; the executed copy (the cell marked running) is {failed}"
+                ) from None
+            print(
+                f"{notebook.name}: a cell ran past {cell_timeout_s:g} s at {scale} scale; "
+                "running the chapter once more",
+                file=sys.stderr,
+            )
     seconds = time.perf_counter() - start
     nb = json.loads(failed.read_text())
     for cell in nb["cells"]:
