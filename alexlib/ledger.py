@@ -189,6 +189,10 @@ def _train_chunked(
         (folder / "metrics.jsonl").unlink()
     # the "fixed" schedule places its drops by the total epochs, so only the others may be chunked
     step = chunk if settings.schedule != "fixed" else settings.epochs
+    # while a chunk trains, settings.json holds the chunk's target (train_run writes it); the run's
+    # own length goes beside it, so that a run in progress reads "unfinished (7 of 16 epochs)"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "plan.json", {"epochs": settings.epochs})
     while done < settings.epochs:
         if deadline is not None and time.monotonic() > deadline:
             return False
@@ -201,11 +205,6 @@ def _train_chunked(
             data=data,
         )
         done = target
-        # between chunks settings.json holds the chunk's target; "planned_epochs" keeps the run's
-        # own length, so that a run in progress reads "unfinished (8 of 16 epochs)"
-        meta = json.loads((folder / "settings.json").read_text())
-        meta["planned_epochs"] = settings.epochs
-        write_json(folder / "settings.json", meta)
     # settings.json must carry the run's real number of epochs, not the last chunk's target
     meta = json.loads((folder / "settings.json").read_text())
     meta["settings"]["epochs"] = settings.epochs
@@ -488,7 +487,10 @@ def read_run(folder: Path, scale: str = "full") -> dict:
     }
     if found != scale:
         return {**run, "ok": False, "reason": _wrong_scale(folder.name, found, scale)}
-    planned = meta.get("planned_epochs", settings.get("epochs", 0))
+    plan = folder / "plan.json"  # the run's own length (settings.json: the chunk's target)
+    planned = settings.get("epochs", 0)
+    if plan.is_file():
+        planned = json.loads(plan.read_text())["epochs"]
     if not (folder / "summary.json").is_file() or len(metrics) < planned:
         return {
             **run,

@@ -551,10 +551,10 @@ def test_chunked_training_equals_one_go(shared_data, tmp_path, monkeypatch):
 
 
 def test_a_run_paused_between_chunks_reads_its_own_length(shared_data, tmp_path, monkeypatch):
-    # between chunks settings.json holds the chunk's target (1 epoch); the run is 2 epochs long
+    # settings.json holds the target of the chunk that trains (or last trained): not the run's
     tiny = dict(
         PRESETS["ledger"]["smoke"],
-        epochs=2,
+        epochs=3,
         batch_size=10,
         train_per_class=2,
         val_per_class=1,
@@ -570,7 +570,12 @@ def test_a_run_paused_between_chunks_reads_its_own_length(shared_data, tmp_path,
     assert [(j["status"], j["epochs"]) for j in report] == [("paused", 1)]
     folder = out / "ledger" / "half" / "seed0"
     run = read_run(folder, "smoke")
-    assert not run["ok"] and run["reason"] == "seed0: unfinished (1 of 2 epochs)"
+    assert not run["ok"] and run["reason"] == "seed0: unfinished (1 of 3 epochs)"
+    # as the next chunk starts, train_run writes its target (2) into settings.json
+    meta = json.loads((folder / "settings.json").read_text())
+    meta["settings"]["epochs"] = 2
+    (folder / "settings.json").write_text(json.dumps(meta))
+    assert read_run(folder, "smoke")["reason"] == "seed0: unfinished (1 of 3 epochs)"
     monkeypatch.undo()
     monkeypatch.setitem(PRESETS["ledger"], "smoke", tiny)
     assert [j["status"] for j in run_ledger("smoke", out=out, **kw)] == ["done"]
