@@ -692,8 +692,14 @@ def _ensembles(root: Path, scale: str = "full"):
     base, refused = _runs(root, "base", scale)
     path = ledger_dir(root, scale) / "base" / "ensemble.json"
     if not path.is_file():
+        if len(base) == 1 and not refused:
+            on = "on a GPU" if scale == "full" else "on a CPU"
+            return (
+                f"unmeasured: 1 finished {scale}-scale base run (seed {next(iter(base))}); an "
+                f"average needs 2 or more. Run {on}: `{_job(scale, 'base')}`"
+            )
         if len(base) < 2:
-            return _missing(scale, ["base"], refused, _job(scale, "base") + " (at least 2 seeds)")
+            return _missing(scale, ["base"], refused, _job(scale, "base"))
         return (
             "unmeasured: ensemble.json missing; rerun the runner (it averages the stored base "
             "predictions)"
@@ -1004,8 +1010,11 @@ def _describe(m: Measurement) -> str:
             if metric not in ("ratio", "separation")
             else f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
         )
-    n = len(m.seeds)
-    return " / ".join(parts) + (f" (mean ± sd over {n} seeds)" if n > 1 else " (1 seed: no spread)")
+    # a per-run measure (claim 9) may hold two nets of the same seed: count runs, not seeds
+    n, what = len(m.seeds), "run" if m.agrees_each is not None else "seed"
+    return " / ".join(parts) + (
+        f" (mean ± sd over {n} {what}s)" if n > 1 else f" (1 {what}: no spread)"
+    )
 
 
 def _direction(claim: Claim, m: Measurement) -> str:

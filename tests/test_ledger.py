@@ -399,7 +399,10 @@ def test_claim9_reads_figure3_kernels(tmp_path):
         )
     r = row(ledger_rows(tmp_path), "9")
     assert r.measured and r.values["separation"] == pytest.approx([1.0, 1.0])
-    assert r.direction == "agrees (2 of 2 runs split)"
+    assert (
+        r.direction == "agrees (2 of 2 runs split)"
+        and r.ours == "1.00 ± 0.00 (mean ± sd over 2 runs)"
+    )
     # at laptop scale both two-tower nets count: Figure 3's paper net (Imagenette) and the
     # ledger's mini base nets (CIFAR-10)
     for variant, seed in (("paper", 0), ("mini", 0), ("mini", 1)):
@@ -413,8 +416,9 @@ def test_claim9_reads_figure3_kernels(tmp_path):
             base=tmp_path / "figure3",
             tag="laptop",
         )
-    r = row(ledger_rows(tmp_path, "laptop"), "9")
-    assert r.measured and len(r.values["separation"]) == 3
+    rows = ledger_rows(tmp_path, "laptop")
+    r = row(rows, "9")
+    assert r.measured and len(r.values["separation"]) == 3 and "over 3 runs" in r.ours
     assert "mini and paper" in r.measured_on
 
 
@@ -580,3 +584,14 @@ def test_a_run_paused_between_chunks_reads_its_own_length(shared_data, tmp_path,
     monkeypatch.setitem(PRESETS["ledger"], "smoke", tiny)
     assert [j["status"] for j in run_ledger("smoke", out=out, **kw)] == ["done"]
     assert read_run(folder, "smoke")["ok"]
+
+
+def test_claim8_says_how_many_base_nets_it_has(tmp_path):
+    status = row(ledger_rows(tmp_path, "laptop"), "8").status
+    assert "nothing under results/ledger-laptop/base" in status
+    assert status.endswith("`python -m alexlib ledger run --scale laptop --only base`")
+    fake_run(tmp_path, "base", 0, [(30.0, 5.0)], scale="laptop")
+    assert row(ledger_rows(tmp_path, "laptop"), "8").status == (
+        "unmeasured: 1 finished laptop-scale base run (seed 0); an average needs 2 or more. Run "
+        "on a CPU: `python -m alexlib ledger run --scale laptop --only base`"
+    )
