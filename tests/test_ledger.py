@@ -46,9 +46,10 @@ def fake_run(
     epochs: int | None = None,
     summary: bool = True,
     train_eval: float | None = None,
+    lr_drop_at: int | None = None,
 ) -> Path:
     """A run folder as the runner writes it, with one metrics line per (val top-1, val top-5)
-    pair."""
+    pair; the learning rate is 0.01, and 0.001 from epoch ``lr_drop_at`` on."""
     folder = ledger.ledger_dir(root, scale if scale != "smoke" else "full") / ablation
     folder = folder / f"seed{seed}"
     folder.mkdir(parents=True)
@@ -77,7 +78,7 @@ def fake_run(
             "val_loss": 1.0,
             "val_top1_err": t1,
             "val_top5_err": t5,
-            "lr": 0.01,
+            "lr": 0.001 if lr_drop_at and e + 1 >= lr_drop_at else 0.01,
             "images_per_s": 1000.0,
             "seconds": 2.0,
         }
@@ -312,8 +313,8 @@ def test_dropout_rows(tmp_path):
     with_dropout = [(70.0, 30.0), (60.0, 25.0), (50.0, 20.0), (40.5, 18.0), (40.0, 18.0)]
     without = [(60.0, 30.0), (45.5, 20.0), (45.0, 20.0), (45.2, 20.0), (45.0, 20.0)]
     for seed in range(2):
-        fake_run(tmp_path, "base", seed, with_dropout, train_top1=30.0)
-        fake_run(tmp_path, "no-dropout", seed, without, train_top1=5.0)
+        fake_run(tmp_path, "base", seed, with_dropout, train_top1=30.0, lr_drop_at=4)
+        fake_run(tmp_path, "no-dropout", seed, without, train_top1=5.0, lr_drop_at=3)
     assert (
         converged_epoch([v for v, _ in with_dropout]) == 4
         and converged_epoch([v for v, _ in without]) == 2
@@ -323,8 +324,31 @@ def test_dropout_rows(tmp_path):
     assert row(rows, "6a").values["gap"] == pytest.approx([30.0, 30.0])
     assert row(rows, "6b").values["ratio"] == pytest.approx([2.0, 2.0])
     assert row(rows, "6b").direction == "agrees"
+    assert row(rows, "6b").ours == "2.00 ± 0.00 (mean ± sd over 2 seeds)"
     with pytest.raises(ValueError):
         converged_epoch([])
+
+
+def test_a_run_still_improving_bounds_the_convergence_ratio(tmp_path):
+    # the laptop runs stop after 16 epochs: a plateau run whose lr never dropped had not converged
+    with_dropout = [(70.0, 30.0), (60.0, 25.0), (50.0, 20.0), (40.5, 18.0), (40.0, 18.0)]
+    without = [(60.0, 30.0), (45.5, 20.0), (45.0, 20.0), (45.2, 20.0), (45.0, 20.0)]
+    fake_run(tmp_path, "base", 0, with_dropout)
+    fake_run(tmp_path, "no-dropout", 0, without, lr_drop_at=3)
+    fake_run(tmp_path, "base", 1, with_dropout, lr_drop_at=5)
+    fake_run(tmp_path, "no-dropout", 1, without, lr_drop_at=3)
+    r = row(ledger_rows(tmp_path), "6b")
+    assert r.ours == (
+        "2.00 ± 0.00 (mean ± sd over 2 seeds); a lower bound: with dropout the validation error "
+        "was still falling at the last epoch (the lr never dropped) in 1 of 2 seeds"
+    )
+    fake_run(tmp_path, "no-dropout", 2, without)
+    fake_run(tmp_path, "base", 2, with_dropout, lr_drop_at=5)
+    r = row(ledger_rows(tmp_path), "6b")
+    assert r.ours.endswith(
+        "; not yet a convergence ratio: without dropout the validation error was still falling "
+        "at the last epoch (the lr never dropped) in 1 of 3 seeds"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
