@@ -1212,6 +1212,38 @@ def ledger_details(rows: Sequence[LedgerRow]) -> str:
     return "\n".join(out) if out else "- nothing measured at this scale yet"
 
 
+def runs_markdown(results: str | os.PathLike | None = None, scale: str = "laptop") -> str:
+    """Every finished ledger run at ``scale`` as a Markdown table: its final validation errors,
+    its training error measured in eval mode over the whole training set, the epochs where its
+    learning rate dropped, its wall time (summed epoch times) and machine."""
+    root = Path(results) if results is not None else results_dir()
+    lines = [
+        "| run | epochs | val top-1 % | val top-5 % | train top-1 % (eval mode) | lr dropped at "
+        "epoch | wall time | machine |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for ablation in ABLATIONS:
+        for seed, run in sorted(_runs(root, ablation, scale)[0].items()):
+            metrics, final = run["metrics"], run["final"]
+            drops = [b["epoch"] for a, b in zip(metrics, metrics[1:]) if b["lr"] < a["lr"]]
+            train = (run["train_eval"] or {}).get("top1_err")
+            cells = [
+                f"{ablation}/seed{seed}",
+                str(len(metrics)),
+                f"{final['val_top1_err']:.2f}",
+                f"{final['val_top5_err']:.2f}",
+                "-" if train is None else f"{train:.2f}",
+                ", ".join(map(str, drops)) or "never",
+                f"{run['wall_s'] / 60:.0f} min",
+                machine_name(run["provenance"]),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        folder = ledger_dir(Path(""), scale).name
+        return f"no finished {scale}-scale ledger run is stored under results/{folder} yet"
+    return "\n".join(lines)
+
+
 def claim_rows(
     ids: Sequence[str], results: str | os.PathLike | None = None
 ) -> dict[str, list[LedgerRow]]:
@@ -1306,4 +1338,6 @@ def _cli_table(args) -> int:
     print(ledger_columns(laptop, full))
     for name, rows in (("laptop", laptop), ("full", full)):
         print(f"\nmeasured at {name} scale:\n{ledger_details(rows)}")
+    for name in ("laptop", "full"):
+        print(f"\nthe {name}-scale runs:\n{runs_markdown(args.results, name)}")
     return 0

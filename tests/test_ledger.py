@@ -337,6 +337,13 @@ def test_a_run_still_improving_bounds_the_convergence_ratio(tmp_path):
     fake_run(tmp_path, "no-dropout", 0, without, lr_drop_at=3)
     fake_run(tmp_path, "base", 1, with_dropout, lr_drop_at=5)
     fake_run(tmp_path, "no-dropout", 1, without, lr_drop_at=3)
+    table = ledger.runs_markdown(tmp_path, "full").splitlines()
+    assert (
+        table[2] == "| base/seed0 | 5 | 40.00 | 18.00 | - | never | 0 min | NVIDIA H100 80GB HBM3 |"
+    )
+    assert table[3].startswith("| base/seed1 | 5 | 40.00 | 18.00 | - | 5 |")
+    assert table[5].startswith("| no-dropout/seed1 | 5 | 45.00 | 20.00 | - | 3 |")
+    assert ledger.runs_markdown(tmp_path, "laptop").startswith("no finished laptop-scale")
     r = row(ledger_rows(tmp_path), "6b")
     assert r.ours == (
         "2.00 ± 0.00 (mean ± sd over 2 seeds); a lower bound: with dropout the validation error "
