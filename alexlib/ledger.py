@@ -600,9 +600,11 @@ def _with_base(root: Path, ablation: str, scale: str):
     other, refused_o = _runs(root, ablation, scale)
     seeds = sorted(set(base) & set(other))
     if not seeds:
-        return _missing(
-            scale, ["base", ablation], refused_b + refused_o, _job(scale, "base", ablation)
-        )
+        # name what lacks a finished run (both, when their seeds do not meet), with its refusals
+        lacking = [n for n, runs in (("base", base), (ablation, other)) if not runs]
+        lacking = lacking or ["base", ablation]
+        refused = [r for r in refused_b + refused_o if r.split("/")[0] in lacking]
+        return _missing(scale, lacking, refused, _job(scale, "base", ablation))
     return base, other, seeds
 
 
@@ -722,11 +724,12 @@ def _ensembles(root: Path, scale: str = "full"):
     base, refused = _runs(root, "base", scale)
     path = ledger_dir(root, scale) / "base" / "ensemble.json"
     if not path.is_file():
-        if len(base) == 1 and not refused:
+        if len(base) == 1:
             on = "on a GPU" if scale == "full" else "on a CPU"
+            also = f" ({'; '.join(refused[:4])})" if refused else ""
             return (
-                f"unmeasured: 1 finished {scale}-scale base run (seed {next(iter(base))}); an "
-                f"average needs 2 or more. Run {on}: `{_job(scale, 'base')}`"
+                f"unmeasured: 1 finished {scale}-scale base run (seed {next(iter(base))}){also}; "
+                f"an average needs 2 or more. Run {on}: `{_job(scale, 'base')}`"
             )
         if len(base) < 2:
             return _missing(scale, ["base"], refused, _job(scale, "base"))

@@ -267,7 +267,8 @@ def test_smoke_and_unfinished_runs_are_refused(tmp_path):
     r = row(rows, "2")
     assert not r.measured
     assert "base/seed0: smoke-scale run (smoke numbers never enter the ledger)" in r.status
-    assert "no-lrn/seed0: smoke-scale run" in r.status
+    # no-lrn has a finished seed (1): what is missing is a finished base run
+    assert r.status.startswith("unmeasured: no finished full-scale run of base (base/seed0")
     assert "base/seed1: unfinished (3 of 90 epochs)" in r.status
     assert read_run(tmp_path / "ledger" / "no-lrn" / "seed1")["ok"]
     assert not read_run(tmp_path / "ledger" / "base" / "seed0")["ok"]
@@ -625,4 +626,14 @@ def test_claim8_says_how_many_base_nets_it_has(tmp_path):
     assert row(ledger_rows(tmp_path, "laptop"), "8").status == (
         "unmeasured: 1 finished laptop-scale base run (seed 0); an average needs 2 or more. Run "
         "on a CPU: `python -m alexlib ledger run --scale laptop --only base`"
+    )
+    # a second seed in progress is named; the pooling row lacks only its pool2 runs
+    fake_run(tmp_path, "base", 1, [(30.0, 5.0)], scale="laptop", epochs=16, summary=False)
+    rows = ledger_rows(tmp_path, "laptop")
+    assert row(rows, "8").status.startswith(
+        "unmeasured: 1 finished laptop-scale base run (seed 0) (base/seed1: unfinished (1 of 16 "
+        "epochs)); an average needs 2 or more."
+    )
+    assert row(rows, "3").status.startswith(
+        "unmeasured: no laptop-scale run stored yet (nothing under results/ledger-laptop/pool2)"
     )
