@@ -569,7 +569,7 @@ def _missing(
 ) -> str:
     """Why a claim is unmeasured at ``scale``: the refused runs (smoke, another scale, unfinished)
     or no run at all, and the command."""
-    on = "on a GPU" if scale == "full" else "on a CPU"
+    on = _run_on(scale)
     if refused:
         shown = "; ".join(refused[:4]) + (
             f"; and {len(refused) - 4} more" if len(refused) > 4 else ""
@@ -587,6 +587,10 @@ def _missing(
         )
     what = "GPU run" if scale == "full" else f"{scale}-scale run"
     return f"unmeasured: no {what} stored yet (nothing under results/{where}). Run {on}: `{job}`"
+
+
+def _run_on(scale: str) -> str:
+    return "on a GPU" if scale == "full" else "on a CPU"
 
 
 def _job(scale: str, *names: str) -> str:
@@ -672,13 +676,18 @@ _dropout_ratio = _paired(
 )
 
 
+def _lr_drops(run: dict) -> list[int]:
+    """The epochs whose learning rate is lower than the epoch's before."""
+    metrics = run["metrics"]
+    return [b["epoch"] for a, b in zip(metrics, metrics[1:]) if b["lr"] < a["lr"]]
+
+
 def _stopped_improving(run: dict) -> bool | None:
     """Whether a run's validation error stopped improving before its end, by the paper's own rule:
     its plateau schedule divided the learning rate at least once. None for other schedules."""
     if run["settings"].get("schedule") != "plateau":
         return None
-    lrs = [m["lr"] for m in run["metrics"]]
-    return min(lrs) < lrs[0]
+    return bool(_lr_drops(run))
 
 
 def _dropout_speed(root: Path, scale: str = "full"):
@@ -725,11 +734,10 @@ def _ensembles(root: Path, scale: str = "full"):
     path = ledger_dir(root, scale) / "base" / "ensemble.json"
     if not path.is_file():
         if len(base) == 1:
-            on = "on a GPU" if scale == "full" else "on a CPU"
             also = f" ({'; '.join(refused[:4])})" if refused else ""
             return (
                 f"unmeasured: 1 finished {scale}-scale base run (seed {next(iter(base))}){also}; "
-                f"an average needs 2 or more. Run {on}: `{_job(scale, 'base')}`"
+                f"an average needs 2 or more. Run {_run_on(scale)}: `{_job(scale, 'base')}`"
             )
         if len(base) < 2:
             return _missing(scale, ["base"], refused, _job(scale, "base"))
@@ -1227,16 +1235,15 @@ def runs_markdown(results: str | os.PathLike | None = None, scale: str = "laptop
     ]
     for ablation in ABLATIONS:
         for seed, run in sorted(_runs(root, ablation, scale)[0].items()):
-            metrics, final = run["metrics"], run["final"]
-            drops = [b["epoch"] for a, b in zip(metrics, metrics[1:]) if b["lr"] < a["lr"]]
+            final = run["final"]
             train = (run["train_eval"] or {}).get("top1_err")
             cells = [
                 f"{ablation}/seed{seed}",
-                str(len(metrics)),
+                str(len(run["metrics"])),
                 f"{final['val_top1_err']:.2f}",
                 f"{final['val_top5_err']:.2f}",
                 "-" if train is None else f"{train:.2f}",
-                ", ".join(map(str, drops)) or "never",
+                ", ".join(map(str, _lr_drops(run))) or "never",
                 f"{run['wall_s'] / 60:.0f} min",
                 machine_name(run["provenance"]),
             ]
