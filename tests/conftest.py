@@ -16,6 +16,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config):
+    """The free disk where the suite writes: its temporary folders (the Colab-like venv of about
+    6 GB, and each running chapter's downloaded and decoded data, about 1 GB) and the checkout's
+    ``_build`` cache. A CI run that ran out of disk can be told from this line."""
+    import shutil
+    import tempfile
+
+    where = {"temporary folders": Path(tempfile.gettempdir()), "checkout": REPO}
+    free = ", ".join(
+        f"{shutil.disk_usage(p).free / 2**30:.1f} GB free for the {name} ({p})"
+        for name, p in where.items()
+    )
+    return f"disk: {free}"
+
+
 @pytest.fixture(scope="session")
 def http_server():
     """``serve(folder) -> URL``: an HTTP server on 127.0.0.1 for ``folder`` (standing in for a
