@@ -76,6 +76,8 @@ __all__ = [
     "ledger_columns",
     "ledger_details",
     "ledger_dir",
+    "finished_runs",
+    "runs_markdown",
     "add_arguments",
 ]
 
@@ -459,7 +461,8 @@ def _scale_of(folder: Path, settings: dict) -> str:
 
 def read_run(folder: Path, scale: str = "full") -> dict:
     """One ledger run folder as ``{"ok": bool, "reason": str, "final": metrics of the last epoch,
-    "metrics": per epoch, "provenance", "settings", "scale"}``. ``ok`` is False (with the reason)
+    "metrics": per epoch, "lr_drops": the epochs where the learning rate dropped, "provenance",
+    "settings", "scale"}``. ``ok`` is False (with the reason)
     for a run of another scale than ``scale`` (a smoke run never counts), an unfinished run, or a
     folder that is not a run."""
     folder = Path(folder)
@@ -485,6 +488,7 @@ def read_run(folder: Path, scale: str = "full") -> dict:
         "folder": folder,
         "train_images": meta.get("train_images"),
     }
+    run["lr_drops"] = _lr_drops(run)
     if found != scale:
         return {**run, "ok": False, "reason": _wrong_scale(folder.name, found, scale)}
     plan = folder / "plan.json"  # the run's own length (settings.json: the chunk's target)
@@ -1223,18 +1227,29 @@ def ledger_details(rows: Sequence[LedgerRow]) -> str:
     return "\n".join(out) if out else "- nothing measured at this scale yet"
 
 
+def finished_runs(
+    results: str | os.PathLike | None = None, scale: str = "full"
+) -> dict[str, dict[int, dict]]:
+    """Every finished ledger run at ``scale`` under ``results`` (default: the repository's
+    ``results/``) as ``{ablation: {seed: run}}``, each run as :func:`read_run` gives it; smoke
+    and unfinished runs are left out, as the ledger leaves them out."""
+    root = Path(results) if results is not None else results_dir()
+    return {
+        ablation: dict(sorted(_runs(root, ablation, scale)[0].items())) for ablation in ABLATIONS
+    }
+
+
 def runs_markdown(results: str | os.PathLike | None = None, scale: str = "laptop") -> str:
     """Every finished ledger run at ``scale`` as a Markdown table: its final validation errors,
     its training error measured in eval mode over the whole training set, the epochs where its
     learning rate dropped, its wall time (summed epoch times) and machine."""
-    root = Path(results) if results is not None else results_dir()
     lines = [
         "| run | epochs | val top-1 % | val top-5 % | train top-1 % (eval mode) | lr dropped at "
         "epoch | wall time | machine |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for ablation in ABLATIONS:
-        for seed, run in sorted(_runs(root, ablation, scale)[0].items()):
+    for ablation, runs in finished_runs(results, scale).items():
+        for seed, run in runs.items():
             final = run["final"]
             train = (run["train_eval"] or {}).get("top1_err")
             cells = [
@@ -1243,7 +1258,7 @@ def runs_markdown(results: str | os.PathLike | None = None, scale: str = "laptop
                 f"{final['val_top1_err']:.2f}",
                 f"{final['val_top5_err']:.2f}",
                 "-" if train is None else f"{train:.2f}",
-                ", ".join(map(str, _lr_drops(run))) or "never",
+                ", ".join(map(str, run["lr_drops"])) or "never",
                 f"{run['wall_s'] / 60:.0f} min",
                 machine_name(run["provenance"]),
             ]

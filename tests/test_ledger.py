@@ -637,3 +637,18 @@ def test_claim8_says_how_many_base_nets_it_has(tmp_path):
     assert row(rows, "3").status.startswith(
         "unmeasured: no laptop-scale run stored yet (nothing under results/ledger-laptop/pool2)"
     )
+
+
+def test_finished_runs_by_ablation_and_seed_leave_out_smoke_and_unfinished(tmp_path):
+    fake_run(tmp_path, "base", 1, [(40.0, 18.0), (38.0, 17.0)], scale="laptop", lr_drop_at=2)
+    fake_run(tmp_path, "base", 0, [(41.0, 18.0)] * 2, scale="laptop", train_eval=39.5)
+    fake_run(tmp_path, "no-lrn", 0, [(42.0, 19.0)] * 3, scale="laptop", epochs=16, summary=False)
+    fake_run(tmp_path, "no-lrn", 1, [(42.0, 19.0)], scale="smoke")
+    runs = ledger.finished_runs(tmp_path, "laptop")
+    assert list(runs) == list(ledger.ABLATIONS)
+    assert list(runs["base"]) == [0, 1]  # in seed order, whatever the folders' order
+    assert runs["base"][1]["lr_drops"] == [2] and runs["base"][0]["lr_drops"] == []
+    assert runs["base"][0]["train_eval"] == {"top1_err": 39.5}
+    assert runs["no-lrn"] == {}  # 3 of 16 epochs
+    # the smoke run sits under ledger/, the full scale's folder, and is refused there
+    assert ledger.finished_runs(tmp_path, "full") == {name: {} for name in ledger.ABLATIONS}
