@@ -77,6 +77,7 @@ __all__ = [
     "ledger_details",
     "ledger_dir",
     "finished_runs",
+    "overfit_gap",
     "runs_markdown",
     "add_arguments",
 ]
@@ -462,9 +463,8 @@ def _scale_of(folder: Path, settings: dict) -> str:
 def read_run(folder: Path, scale: str = "full") -> dict:
     """One ledger run folder as ``{"ok": bool, "reason": str, "final": metrics of the last epoch,
     "metrics": per epoch, "lr_drops": the epochs where the learning rate dropped, "provenance",
-    "settings", "scale"}``. ``ok`` is False (with the reason)
-    for a run of another scale than ``scale`` (a smoke run never counts), an unfinished run, or a
-    folder that is not a run."""
+    "settings", "scale"}``. ``ok`` is False (with the reason) for a run of another scale than
+    ``scale`` (a smoke run never counts), an unfinished run, or a folder that is not a run."""
     folder = Path(folder)
     if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
         return {"ok": False, "reason": f"{folder.name}: no settings.json/metrics.jsonl"}
@@ -646,7 +646,8 @@ def _paired(ablation: str, effect: Callable[[dict, dict], dict[str, float]] = _e
     return measure
 
 
-def _overfit_gap(run: dict) -> float:
+def overfit_gap(run: dict) -> float:
+    """Validation minus training top-1 error of a run's final net (claim 6a's measure)."""
     # gap = val top-1 error - train top-1 error of the trained net, the training error measured in
     # eval mode over the whole training set (summary.json "train_eval"); runs stored before that
     # was measured fall back to the error counted on the augmented, dropout-noised batches
@@ -656,7 +657,7 @@ def _overfit_gap(run: dict) -> float:
 
 # Over-fitting: (val - train) top-1 error at the last epoch, without dropout minus with it.
 _dropout_gap = _paired(
-    "no-dropout", lambda base, other: {"gap": _overfit_gap(other) - _overfit_gap(base)}
+    "no-dropout", lambda base, other: {"gap": overfit_gap(other) - overfit_gap(base)}
 )
 
 
@@ -691,7 +692,7 @@ def _stopped_improving(run: dict) -> bool | None:
     its plateau schedule divided the learning rate at least once. None for other schedules."""
     if run["settings"].get("schedule") != "plateau":
         return None
-    return bool(_lr_drops(run))
+    return bool(run["lr_drops"])
 
 
 def _dropout_speed(root: Path, scale: str = "full"):
