@@ -972,11 +972,16 @@ def load(
     size: int | None = None,
     per_class: int | None = None,
     seed: int = 0,
+    indices: Sequence[int] | torch.Tensor | None = None,
     download: bool | None = None,
     cache: bool = True,
     progress: bool = True,
 ) -> ImageTensors:
     """Decode a split (or a seeded, balanced ``per_class`` subset) into an :class:`ImageTensors`.
+
+    ``indices``: decode only the images at these positions of that split or subset, in that order
+    (what a stored result that names image positions needs to redraw its figures, without
+    decoding the rest).
 
     The decoded tensor is cached under ``cache_dir()/decoded``, keyed by the source files, the
     subset and ``size``, so the second call costs a file read instead of thousands of JPEG decodes.
@@ -984,6 +989,15 @@ def load(
     listing = open_split(name, split, root=root, download=download)
     if per_class is not None:
         listing = listing.subset(balanced_indices(listing.labels, per_class, seed))
+    if indices is not None:
+        idx = torch.as_tensor(indices, dtype=torch.long).flatten()
+        if len(idx) and not (0 <= int(idx.min()) and int(idx.max()) < len(listing)):
+            raise DataError(
+                f"{name}/{split} has {len(listing)} images here, so indices run from 0 to "
+                f"{len(listing) - 1}; got {int(idx.min())} to {int(idx.max())}. The result that "
+                "named them was made with another subset (per_class, seed) or another copy."
+            )
+        listing = listing.subset(idx)
     path = (
         cache_dir() / "decoded" / f"{listing.name}-{listing.split}-{_fingerprint(listing, size)}.pt"
     )

@@ -557,6 +557,17 @@ def test_real_subset_decodes_to_rgb(shared_data):
     assert photo.shape[0] == 3 and min(photo.shape[1:]) == 256
 
 
+def test_load_indices_decodes_those_images_of_the_subset_alone(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXLIB_CACHE", str(tmp_path / "cache"))
+    kw = dict(root=shared_data, per_class=3, seed=1, size=64, progress=False)
+    whole = load("imagenette", "val", **kw)
+    picked = load("imagenette", "val", indices=[29, 0, 7], **kw)
+    assert torch.equal(picked.images, whole.images[[29, 0, 7]])
+    assert torch.equal(picked.labels, whole.labels[[29, 0, 7]])
+    with pytest.raises(DataError, match="indices run from 0 to 29; got 0 to 30"):
+        load("imagenette", "val", indices=[0, 30], **kw)
+
+
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "sub" / "result.json"
     _io.atomic_write_text(target, "first")

@@ -598,3 +598,38 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
         ("figure3", 1),
         ("figure3", 2),
     ]
+
+
+def test_shown_images_redraws_a_stored_figure4_from_the_shown_images_alone(
+    shared_data, tmp_path, monkeypatch
+):
+    # a stored result names image positions in its subsets; shown_images decodes only those and
+    # points the result at them, so the figures get the very pixels the whole splits would give
+    from alexlib.data import load
+    from alexlib.figures import figure4_figures
+
+    monkeypatch.setenv("ALEXLIB_CACHE", str(tmp_path / "cache"))
+    settings = dict(dataset="imagenette", image_size=72, crop=64, seed=2)
+    settings.update(train_per_class=4, val_per_class=2)
+    result = {
+        "settings": settings,
+        "classes": [f"c{i}" for i in range(10)],
+        "top5": {"images": [19, 3, 3], "classes": [[0, 1, 2, 3, 4]] * 3},
+        "neighbours": {"queries": [5, 19], "fc7": [[39, 0], [8, 8]], "pixels": [[1, 2], [39, 7]]},
+    }
+    result["top5"].update(probs=[[0.5, 0.2, 0.1, 0.1, 0.1]] * 3, labels=[9, 1, 1])
+    shown, train, val = ex.shown_images(result, data_root=shared_data)
+    assert (len(train), len(val)) == (6, 3)  # 39, 0, 8, 1, 2, 7 and 19, 3, 5
+    kw = dict(root=shared_data, size=72, seed=2, progress=False)
+    whole_train = load("imagenette", "train", per_class=4, **kw)
+    whole_val = load("imagenette", "val", per_class=2, **kw)
+    assert torch.equal(val.images[shown["top5"]["images"]], whole_val.images[[19, 3, 3]])
+    n, m = shown["neighbours"], result["neighbours"]
+    assert torch.equal(val.images[n["queries"]], whole_val.images[m["queries"]])
+    for space in ("fc7", "pixels"):
+        got = train.images[torch.tensor(n[space]).flatten()]
+        assert torch.equal(got, whole_train.images[torch.tensor(m[space]).flatten()])
+    # the rest of the result is kept, and the stored result itself is not changed
+    assert shown["top5"]["probs"] == result["top5"]["probs"] and result["top5"]["images"][0] == 19
+    left, right = figure4_figures(shown, train, val)  # draws from the small sets
+    assert [ax.get_title() for ax in left.axes if ax.get_title()] == ["c9", "c1", "c1"]

@@ -61,6 +61,7 @@ from .figure4 import (
     neighbour_recall,
     run_figure4,
     save_figure4,
+    shown_images,
     stored_figure4,
     train_autoencoder,
 )
@@ -100,5 +101,6 @@ __all__ = [
     "run_figure4",
     "format_retrieval",
     "save_figure4",
+    "shown_images",
     "stored_figure4",
 ]

@@ -343,6 +343,38 @@ def stored_figure4(tag: str = "full") -> list[dict]:
     return runs
 
 
+def shown_images(result: dict, data_root=None, download: bool | None = None):
+    """The images a stored Figure 4 result draws, decoded alone: the top-5 images and the
+    neighbour queries from the validation split, their neighbours from the training split, at
+    the result's image size and from its subsets (``per_class``, ``seed``), instead of both whole
+    splits (about 9,500 + 3,900 JPEGs for all of Imagenette). Returns ``(result, train, val)``,
+    the result a copy whose image positions point into the two small sets, ready for
+    :func:`alexlib.figures.figure4_figures`."""
+    s, n = result["settings"], result["neighbours"]
+    kw = dict(
+        root=data_root,
+        size=s.get("image_size", 256),
+        seed=s["seed"],
+        download=download,
+        progress=False,
+    )
+    val_at = sorted({*result["top5"]["images"], *n["queries"]})
+    train_at = sorted({i for space in ("fc7", "pixels") for row in n[space] for i in row})
+    val = load(s["dataset"], "val", per_class=s["val_per_class"], indices=val_at, **kw)
+    train = load(s["dataset"], "train", per_class=s["train_per_class"], indices=train_at, **kw)
+    in_val = {i: k for k, i in enumerate(val_at)}
+    in_train = {i: k for k, i in enumerate(train_at)}
+    neighbours = {
+        space: [[in_train[i] for i in row] for row in n[space]] for space in ("fc7", "pixels")
+    }
+    remapped = {
+        **result,
+        "top5": {**result["top5"], "images": [in_val[i] for i in result["top5"]["images"]]},
+        "neighbours": {**n, "queries": [in_val[i] for i in n["queries"]], **neighbours},
+    }
+    return remapped, train, val
+
+
 def figure4_result(scale: str, tag: str, runs_dir: Path, data_root=None) -> Path | None:
     """Figure 4 from the first seed's Figure 3 paper net (its run folder under ``runs_dir``,
     trained there by :func:`alexlib.experiments.figure3.figure3_net`; trained here when missing),
