@@ -995,10 +995,16 @@ def relu_vs_tanh(
     return _finish(fig, title, ax=ax, fontsize=10)
 
 
-def lr_search(runs: list[dict], chosen: dict[str, float], title: str | None = None) -> plt.Figure:
+def lr_search(
+    runs: list[dict],
+    chosen: dict[str, float],
+    title: str | None = None,
+    threshold: float | None = 25.0,
+) -> plt.Figure:
     """The learning-rate search of Figure 1: for each activation and each rate tried, the training
-    error per epoch (one panel per activation, the chosen rate drawn bold). ``runs``: the
-    ``role == "search"`` runs of ``alexlib.experiments.run_figure1``. Paper: section 3.1."""
+    error per epoch (one panel per activation, the chosen rate drawn bold, ``threshold`` the
+    dotted line the search races to; None: no line). ``runs``: the ``role == "search"`` runs of
+    ``alexlib.experiments.run_figure1``. Paper: section 3.1."""
     activations = [a for a in ("relu", "tanh") if any(r["activation"] == a for r in runs)]
     fig, axes = plt.subplots(
         1, len(activations), figsize=(4.2 * len(activations), 3.4), sharey=True, squeeze=False
@@ -1017,6 +1023,8 @@ def lr_search(runs: list[dict], chosen: dict[str, float], title: str | None = No
                 + (" diverged" if r["history"][-1]["diverged"] else "")
             )
             ax.plot(range(len(errors)), errors, color=f"C{k}", lw=2.2 if bold else 1.0, label=label)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.3", lw=0.8, ls=":")
         ax.set(title=activation, xlabel="epochs", ylim=(0, 100))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

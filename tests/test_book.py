@@ -271,3 +271,15 @@ def test_a_cell_that_hangs_is_run_once_more_then_refused(tmp_path, capsys):
     always = _notebook(tmp_path / "always.ipynb", "import time\ntime.sleep(120)")
     with pytest.raises(BookError, match="always.ipynb: a cell ran past 4 s at smoke scale, twice"):
         execute_chapter(tmp_path, always, "smoke", cell_timeout_s=4)
+
+
+def test_references_quote_torchvisions_own_record_of_its_alexnet():
+    # the references page's torchvision figures are the ones torchvision ships with the weights
+    from torchvision.models import AlexNet_Weights
+
+    page = (repo_root() / "book" / "references.md").read_text()
+    record = AlexNet_Weights.IMAGENET1K_V1.meta["_metrics"]["ImageNet-1K"]
+    top1, top5 = record["acc@1"], record["acc@5"]
+    quoted = f"documented at {top1:.3f}% top-1 and {top5:.3f}% top-5 accuracy, that is"
+    errors = f"{100 - top1:.2f}% and {100 - top5:.2f}% error"
+    assert quoted in page.replace("\n", " ") and errors in page.replace("\n", " ")
