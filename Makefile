@@ -48,7 +48,7 @@ chromium:
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-# every laptop-scale result the book shows (about 8 CPU-hours; resumable: run it again to go on)
+# every laptop-scale result the book shows (about 18 h on 2 cores; resumable: run it again to go on)
 laptop: setup
 	$(BIN)/python -m alexlib laptop
 

@@ -298,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_book)
 
     p = sub.add_parser(
-        "laptop", help="every laptop-scale result the book shows (about 8 CPU-hours; resumable)"
+        "laptop", help="every laptop-scale result the book shows (about 18 h on 2 cores; resumable)"
     )
     p.add_argument("--root", help=root_help)
     p.add_argument(

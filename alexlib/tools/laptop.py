@@ -1,7 +1,8 @@
 """Every laptop-scale result the book shows, in the order the book misses them most: Figure 1's
 ratios at the first-guess rates (both regimes' first seed, then the further seeds); the Imagenette
 net of chapters 8, 9, 11 and 12 with Figure 4; the ledger's CIFAR-10 ablations seed by seed; then
-Figure 1's learning-rate search and Figure 3's further seeds. About 8 hours on 2 CPU cores.
+Figure 1's learning-rate search and Figure 3's further seeds. The stored runs add up to about 18
+hours of training on 2 CPU cores, much of it with two runs sharing them.
 
     python -m alexlib laptop          # or: make laptop
 
