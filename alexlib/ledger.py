@@ -137,10 +137,14 @@ FIGURE_JOBS: tuple[str, ...] = ("figure1",)
 # The runner's settings per scale are the registry's "ledger" presets (alexlib.config.PRESETS).
 
 
-def ledger_dir(root: Path, scale: str) -> Path:
+def ledger_dir(root: Path, scale: str, experiment: str = "ledger") -> Path:
     """The folder of the ablation runs at ``scale`` under a results folder ``root``:
     ``<root>/ledger`` (full scale, and smoke runs outside ``results/``) or ``<root>/ledger-laptop``
-    (laptop scale, the same claims measured on CIFAR-10)."""
+    (laptop scale, the same claims measured on CIFAR-10). Another ``experiment`` (a preset of
+    its own, such as ``"ledger-cifar10-gpu"``: the laptop's CIFAR-10 claims trained to the end on
+    a GPU) keeps its runs in ``<root>/<experiment>``."""
+    if experiment != "ledger":
+        return Path(root) / experiment
     return Path(root) / ("ledger" if scale in ("full", "smoke") else f"ledger-{scale}")
 
 
@@ -154,14 +158,16 @@ def smoke_root() -> Path:
     return results.parent / "_build" / "ledger-smoke"
 
 
-def settings_for(ablation: str, scale: str, seed: int, **kw) -> RunSettings:
-    """The :class:`RunSettings` of one run: the scale's preset, the ablation's switch, ``seed``, and
-    ``kw`` (``data_root``, ``device``, ``compile``, ...)."""
+def settings_for(
+    ablation: str, scale: str, seed: int, experiment: str = "ledger", **kw
+) -> RunSettings:
+    """The :class:`RunSettings` of one run: the scale's preset of ``experiment``, the ablation's
+    switch, ``seed``, and ``kw`` (``data_root``, ``device``, ``compile``, ...)."""
     if ablation not in ABLATIONS:
         raise LedgerError(
             f"unknown ablation {ablation!r}; the ablations are: {', '.join(ABLATIONS)}"
         )
-    p = preset("ledger", scale)
+    p = preset(experiment, scale)
     base = {k: v for k, v in p.items() if k not in ("seeds", "chunk_epochs")}
     ablation = ABLATIONS[ablation]
     switch = dict(ablation.overrides)
@@ -215,10 +221,10 @@ def _train_chunked(
     return True
 
 
-def _write_ensemble(root: Path, scale: str) -> dict | None:
+def _write_ensemble(root: Path, scale: str, experiment: str = "ledger") -> dict | None:
     """Average the stored validation probabilities of every finished base seed (claim 8) into
     ``<root>/ledger/base/ensemble.json``. None with fewer than two seeds."""
-    base = ledger_dir(root, scale) / "base"
+    base = ledger_dir(root, scale, experiment) / "base"
     stored = {}
     for folder in sorted(base.glob("seed*")):
         if (folder / "val_probs.pt").is_file() and (folder / "summary.json").is_file():
@@ -284,8 +290,9 @@ def _run_figure1(root: Path, scale: str, data_root, device, progress: bool) -> s
 def run_ledger(
     scale: str = "full",
     *,
-    seeds: int | None = None,
+    seeds: int | Sequence[int] | None = None,
     only: Sequence[str] | None = None,
+    experiment: str = "ledger",
     out: str | os.PathLike | None = None,
     budget_s: float | None = None,
     data_root=None,
@@ -305,13 +312,28 @@ def run_ledger(
     ones resumed. ``keep_checkpoints``: keep ``checkpoint.pt`` of finished runs (default: at full
     scale only; its sha256 is in ``summary.json`` either way).
 
+    ``seeds``: a count (seeds 0 to n-1) or the seeds themselves (say ``[3]``: one process of several
+    that share a GPU). ``experiment``: the preset (``"ledger"``, or ``"ledger-cifar10-gpu"``, whose
+    runs go to ``<out>/ledger-cifar10-gpu``).
+
     Returns one dict per job: ``ablation``, ``seed``, ``status`` ("done", "done before", "paused"),
     ``folder`` and the final metrics when done.
     """
-    plan = preset("ledger", scale)
+    plan = preset(experiment, scale)
     seeds = plan["seeds"] if seeds is None else seeds
-    if not isinstance(seeds, int) or seeds < 1:
-        raise LedgerError(f"seeds must be a positive whole number, got {seeds!r}")
+    if isinstance(seeds, int) and seeds >= 1:
+        seed_list = list(range(seeds))
+    elif (
+        not isinstance(seeds, (int, str))
+        and isinstance(seeds, Sequence)
+        and seeds
+        and all(isinstance(k, int) and k >= 0 for k in seeds)
+    ):
+        seed_list = list(seeds)
+    else:
+        raise LedgerError(
+            f"seeds must be a positive whole number or a list of seeds (0, 1, ...), got {seeds!r}"
+        )
     names = list(only) if only else [*ABLATIONS, *FIGURE_JOBS]
     unknown = [n for n in names if n not in ABLATIONS and n not in FIGURE_JOBS]
     if unknown:
@@ -344,18 +366,24 @@ def run_ledger(
         return data_cache[key]
 
     report: list[dict] = []
-    for seed in range(seeds):
+    for seed in seed_list:
         for name in names:
             if name not in ABLATIONS:
                 continue
-            folder = ledger_dir(root, scale) / name / f"seed{seed}"
+            folder = ledger_dir(root, scale, experiment) / name / f"seed{seed}"
             if (folder / "summary.json").is_file():
                 report.append(
                     {"ablation": name, "seed": seed, "status": "done before", "folder": str(folder)}
                 )
                 continue
             settings = settings_for(
-                name, scale, seed, data_root=data_root, device=str(dev), compile=compile
+                name,
+                scale,
+                seed,
+                experiment,
+                data_root=data_root,
+                device=str(dev),
+                compile=compile,
             )
             data = data_for(settings)
             started = time.perf_counter()
@@ -378,11 +406,13 @@ def run_ledger(
             if name == "base":
                 # claim 7 (centre crop against ten views) and the probabilities claim 8 averages
                 store_views(folder, model, data[1], stats, crop=run_settings.crop, device=dev)
-                _save_kernels(root, scale, seed, folder, model.cpu())
+                if experiment == "ledger":  # Figure 3's kernels come from the ledger proper
+                    _save_kernels(root, scale, seed, folder, model.cpu())
             del model
             ckpt = folder / "checkpoint.pt"
             summary = {
                 "scale": scale,
+                "experiment": experiment,
                 "ablation": name,
                 "seed": seed,
                 "what": ABLATIONS[name].what,
@@ -415,7 +445,7 @@ def run_ledger(
                     f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs"
                 )
         if "base" in names:
-            _write_ensemble(root, scale)
+            _write_ensemble(root, scale, experiment)
     for job in names:
         if job in FIGURE_JOBS:
             if deadline is not None and time.monotonic() > deadline:

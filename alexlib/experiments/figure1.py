@@ -232,6 +232,7 @@ def run_figure1(
     state_dir: str | Path | None = None,
     search: bool = True,
     first_seeds: int | None = None,
+    only: tuple[str, int] | None = None,
     **overrides,
 ) -> list[dict]:
     """Figure 1's experiment in one ``regime`` (:data:`REGIMES`): for each activation, one run per
@@ -244,7 +245,9 @@ def run_figure1(
     A search run stops as soon as it has trained as many epochs as the fastest run so far without
     getting there, since it can no longer be chosen. ``search=False`` stops after the first part;
     ``first_seeds=n`` also runs only the first ``n`` seeds of it (the settings stay the same, so a
-    later call with every seed reads these runs back).
+    later call with every seed reads these runs back). ``only=(activation, seed)``: that one run
+    at the activation's first rate (what several processes sharing one GPU each take; they store
+    into the same ``store``, and a later call reads every run back).
 
     ``data``: CIFAR-10 training ``ImageTensors`` to use instead of loading ``train_per_class``
     images per class. ``store``: a folder (such as ``results/figure1``) where each run is written
@@ -343,6 +346,15 @@ def run_figure1(
             )
         return run
 
+    if only is not None:
+        activation, seed = only
+        if activation not in lrs or seed not in s["seeds"]:
+            raise SettingsError(
+                f"only=({activation!r}, {seed!r}): the {scale} preset has the activations "
+                f"{', '.join(lrs)} and the seeds {s['seeds']}"
+            )
+        role = "search" if seed == s["seeds"][0] else "seed"
+        return [one(activation, lrs[activation][0], seed, role)]
     # The first rate of each activation (the best guess) at every seed first, so that the ratio
     # and its spread exist early; then the rest of the search, which confirms that guess or
     # replaces it (then the further seeds are run again at the rate it chose).

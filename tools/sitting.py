@@ -1,0 +1,774 @@
+"""One GPU sitting in one command: the most valuable work first, each result sent back as it exists.
+
+A GPU machine comes rarely, for 15 minutes of machine time in all (its start, every command, the
+transfers, idle time), one command of at most 10 minutes, 64 MiB carried with each command, and at
+most 8 files of 16 MiB sent back from ``$OUT``. So the sitting is one command, and everything it
+finishes is in ``$OUT`` by the time the next job starts, so that a cut at any moment loses only the
+jobs still running.
+
+Here, before the sitting (the checkout's data root, ``$ALEXLIB_DATA``)::
+
+    .venv/bin/python tools/sitting.py plan --budget 900
+
+packs all JPEG bytes of CIFAR-10 (train and test) into one file, ``_build/sitting/cifar10.pack``
+(52.7 MiB: the two zips' 60,022 entries cost 9.4 MiB of headers besides), adds the checkout's size
+to it and refuses more than 60 MiB, and prints the command and its ``timeout_s`` for the machine
+time left (``--budget``, seconds). There, the command is::
+
+    PYTHONUNBUFFERED=1 python3 tools/sitting.py run --out $OUT --budget 540
+
+It rebuilds the two zips in ``/tmp`` (each entry checked against its CRC), decodes them once into
+the decode cache, and then, until ``--budget`` seconds are spent:
+
+1. ``bench`` alone on the GPU: torchvision's ``alexnet``, alexlib's paper net, the paper net with
+   reference layers, and the two no-LRN yardsticks (batch 512, bf16, channels-last, compiled),
+   each row stored as it is measured;
+2. then up to ``--workers`` processes at once sharing the GPU, in this order: the correctness check
+   of the fast forms (TF32 off); Figure 1 at full scale on all of CIFAR-10 (seed 0 of both regimes,
+   then seeds 1 and 2); the CIFAR-10 ledger trained to the end (``ledger-cifar10-gpu``: base and
+   no-LRN at seeds 0-4, then the other ablations); the CUDA tests last.
+
+A job whose result is already stored under ``results/`` is skipped, so the next sitting goes on
+where this one stopped. Every job runs in its own process group, killed whole at the deadline. A
+packer rewrites ``$OUT/results.tar.gz`` (the results of every finished job, checkpoints left out),
+``$OUT/logs.tar.gz`` and ``$OUT/summary.json`` every few seconds and after each job, each by an
+atomic rename, so a command cut at any moment returns all that had finished.
+
+Back here::
+
+    .venv/bin/python tools/sitting.py unpack /path/to/files   # results into results/
+
+``--tiny`` rehearses the whole command on the CPU at smoke scale (tests/test_sitting.py runs it,
+and cuts it at several moments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the GPU machine runs the checkout without installing it
+    sys.path.insert(0, str(ROOT))
+
+CARRY = Path("_build") / "sitting"
+PACK_NAME = "cifar10.pack"
+PACK_MAGIC = b"ALEXLIB-PACK-1\n"
+ZIPS = ("cifar10-jpeg/train.zip", "cifar10-jpeg/test.zip")
+MAX_CARRY_MIB = 60.0  # the tool takes 64 MiB a command; the rest is margin
+START_S = 150.0  # a machine's start and the upload, counted against the budget
+RETURN_S = 30.0  # sending $OUT back
+SPARE_S = 90.0  # kept unplanned
+MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
+
+BENCH_ROWS = (
+    "torchvision alexnet",
+    "paper, alexlib",
+    "paper, reference layers",
+    "paper without LRN, groups=2",
+    "paper without LRN, groups=1",
+)
+LEDGER = "ledger-cifar10-gpu"
+FIRST_ABLATIONS = ("base", "no-lrn")
+OTHER_ABLATIONS = ("pool2", "no-dropout", "no-pca", "half")
+# the CUDA tests, cheapest and riskiest first (each name takes all its parameters)
+CUDA_TESTS = (
+    "test_gpu_loader_test_views_are_the_cpu_paths_pixels",
+    "test_gpu_loader_training_batches_are_the_cpu_transforms_pixels",
+    "test_gpu_jpeg_decoding_matches_the_cpu_decoder",
+    "test_gpu_jpeg_decoding_runs_on_the_gpu",
+    "test_resumed_cuda_run_equals_an_uninterrupted_one_exactly",
+    "test_resumed_cuda_run_of_the_mini_net_matches_an_uninterrupted_one",
+    "test_one_process_nccl_run_equals_a_plain_run",
+    "test_ddp_with_nccl_equals_a_plain_step",
+    "test_lrn_forms_match_reference",
+    "test_conv_forms_match_reference",
+    "test_fast_net_is_the_reference_function_in_float64",
+    "test_fast_layers_match_the_reference_in_float32",
+    "test_fast_net_under_bf16_is_as_accurate_as_the_reference",
+    "test_triton_lrn_compiled",
+    "test_triton_lrn_backward_of_a_transposed_gradient",
+    "test_compiled_paper_net_has_no_graph_break",
+)
+
+
+class SittingError(Exception):
+    """Bad input to the sitting: one line that says what is wrong and what to do."""
+
+
+# ----------------------------------------------------------------------------------- plan (here)
+
+
+def _sums(data_root: Path) -> dict[str, str]:
+    from alexlib._io import parse_sha256sums
+
+    path = data_root / "SHA256SUMS"
+    if not path.is_file():
+        raise SittingError(
+            f"no SHA256SUMS in {data_root}: point --data (or $ALEXLIB_DATA) at the offline data"
+        )
+    return parse_sha256sums(path.read_text())
+
+
+def write_pack(data_root: Path, target: Path) -> dict:
+    """All entries of the CIFAR-10 zips in one file: a JSON index (each entry's name, offset, size
+    and CRC-32, and the zips' SHA-256) and the entries' bytes back to back."""
+    from alexlib._io import sha256_file
+
+    sums = _sums(data_root)
+    index: dict = {"zips": {}, "sha256": {}}
+    payload = io.BytesIO()
+    for name in ZIPS:
+        source = data_root / name
+        if not source.is_file() or name not in sums:
+            raise SittingError(f"{source} is missing or not listed in SHA256SUMS")
+        if sha256_file(source) != sums[name]:
+            raise SittingError(f"{source} does not match its SHA256SUMS line: copy it again")
+        entries = []
+        with zipfile.ZipFile(source) as z:
+            for info in z.infolist():
+                data = z.read(info)
+                entries.append([info.filename, payload.tell(), len(data), info.CRC])
+                payload.write(data)
+        index["zips"][name] = entries
+        index["sha256"][name] = sums[name]
+    head = zlib.compress(json.dumps(index).encode(), 9)  # 60,022 names: 3 MB, 0.6 MB packed
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(PACK_MAGIC + len(head).to_bytes(8, "little") + head)
+        f.write(payload.getbuffer())
+    os.replace(tmp, target)
+    return index
+
+
+def read_pack(pack: Path, data_dir: Path) -> dict[str, int]:
+    """Rebuild the zips of ``pack`` under ``data_dir``, every entry checked against its CRC-32.
+    Returns the number of entries per zip; a damaged pack is a :class:`SittingError`."""
+    with open(pack, "rb") as f:
+        if f.read(len(PACK_MAGIC)) != PACK_MAGIC:
+            raise SittingError(f"{pack} is not a sitting pack: run `tools/sitting.py plan` here")
+        index = json.loads(zlib.decompress(f.read(int.from_bytes(f.read(8), "little"))))
+        start = f.tell()
+        counts = {}
+        for name, entries in index["zips"].items():
+            target = data_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+                for member, offset, size, crc in entries:
+                    f.seek(start + offset)
+                    data = f.read(size)
+                    if len(data) != size or zlib.crc32(data) != crc:
+                        raise SittingError(f"{pack}: {member} arrived damaged; send the pack again")
+                    z.writestr(member, data)
+            os.replace(tmp, target)
+            counts[name] = len(entries)
+    return counts
+
+
+def checkout_bytes(root: Path = ROOT) -> int:
+    """What the tool sends of a checkout: tracked files, and untracked ones git does not ignore."""
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    total = 0
+    for rel in filter(None, listed):
+        path = root / os.fsdecode(rel)
+        if path.is_file() and not path.is_symlink():
+            total += path.stat().st_size
+    return total
+
+
+def plan(data_root: Path, budget_s: float, root: Path = ROOT, checkout: int | None = None) -> dict:
+    """Write the carried folder and return the device call that fits ``budget_s`` seconds of
+    machine time: ``{"command", "carry", "timeout_s", "run_s", "mib", "schedule"}``."""
+    from alexlib._io import provenance
+
+    carry = root / CARRY
+    carry.mkdir(parents=True, exist_ok=True)
+    pack = carry / PACK_NAME
+    write_pack(data_root, pack)
+    (carry / "COMMIT").write_text((provenance().get("commit") or "unknown") + "\n")
+    carried = sum(p.stat().st_size for p in carry.rglob("*") if p.is_file())
+    checkout = checkout_bytes(root) if checkout is None else checkout
+    mib = (carried + checkout) / 2**20
+    if mib > MAX_CARRY_MIB:
+        raise SittingError(
+            f"the command would carry {mib:.1f} MiB (checkout {checkout / 2**20:.1f} + data "
+            f"{carried / 2**20:.1f}), over the {MAX_CARRY_MIB:.0f} MiB this plan allows: move "
+            "large files out of the checkout (git-ignored) or carry less"
+        )
+    return schedule(budget_s) | {"carry": [str(CARRY)], "mib": round(mib, 1)}
+
+
+def schedule(budget_s: float) -> dict:
+    """The one command's time within ``budget_s`` seconds of machine time: the start and upload,
+    the run, the return, and at least :data:`SPARE_S` to spare; its ``timeout_s`` sits 30 s above
+    the run's own deadline."""
+    run_s = min(540.0, budget_s - START_S - RETURN_S - SPARE_S - 30)
+    if run_s < 120:
+        raise SittingError(
+            f"{budget_s:.0f} s of machine time leaves {max(run_s, 0):.0f} s to run in, under the "
+            "120 s a sitting needs (its start and transfers take about 3 minutes)"
+        )
+    timeout_s = int(run_s + 30)
+    return {
+        "command": "PYTHONUNBUFFERED=1 python3 tools/sitting.py run --out $OUT "
+        f"--budget {run_s:.0f}",
+        "timeout_s": timeout_s,
+        "run_s": run_s,
+        "schedule": {
+            "start_and_upload_s": START_S,
+            "run_s": run_s,
+            "timeout_margin_s": 30,
+            "return_s": RETURN_S,
+            "spare_s": budget_s - START_S - timeout_s - RETURN_S,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------- jobs (there)
+
+
+@dataclass
+class Job:
+    """One process of the sitting: ``argv`` after ``tools/sitting.py job``; ``outputs``: the paths
+    under ``results/`` it makes (packed once it has ended well, or at once when ``live``);
+    ``cap_s``: at most this long."""
+
+    name: str
+    argv: list[str]
+    outputs: list[str] = field(default_factory=list)
+    cap_s: float | None = None
+    live: bool = False
+    status: str = "waiting"
+    seconds: float | None = None
+    started_at: float | None = None
+
+
+def figure1_folder(regime: str, activation: str, seed: int, tiny: bool) -> str:
+    from alexlib.config import preset
+
+    scale = "smoke" if tiny else "full"
+    lr = preset("figure1", scale)["lrs"][regime][activation][0]
+    return f"figure1/{scale}-{regime}-{activation}-lr{lr:g}-s{seed}"
+
+
+def ledger_folder(ablation: str, seed: int, tiny: bool) -> str:
+    # a smoke run never goes straight under a results folder (the ledger refuses it)
+    return f"{'smoke/' if tiny else ''}{LEDGER}/{ablation}/seed{seed}"
+
+
+def plan_jobs(results: Path, stamp: str, tiny: bool, slug: str) -> tuple[list[Job], list[Job]]:
+    """The exclusive jobs (the bench) and the shared ones, most valuable first, each left out when
+    its result is already stored under ``results``."""
+    exclusive, shared = [], []
+    if not _bench_done(results):
+        bench = f"bench/{stamp}-{slug}.json"
+        exclusive.append(
+            Job("bench", ["bench", bench], [bench], cap_s=60 if tiny else 200, live=True)
+        )
+        shared.append(Job("check", ["check", bench], [bench], cap_s=120))
+    fig1 = []
+    for seed in (0, 1) if tiny else (0, 1, 2):
+        for regime in ("paper", "today"):
+            for activation in ("relu", "tanh"):
+                folder = figure1_folder(regime, activation, seed, tiny)
+                if not (results / folder / "metrics.jsonl").is_file():
+                    fig1.append(
+                        Job(
+                            f"figure1-{regime}-{activation}-s{seed}",
+                            ["figure1", regime, activation, str(seed)],
+                            [folder],
+                        )
+                    )
+    shared += fig1
+    seeds = (0, 1) if tiny else (0, 1, 2, 3, 4)
+    for ablations in (FIRST_ABLATIONS, OTHER_ABLATIONS):
+        for seed in seeds:
+            for ablation in ablations:
+                folder = ledger_folder(ablation, seed, tiny)
+                if not (results / folder / "summary.json").is_file():
+                    outputs = [folder] + (
+                        [folder.rsplit("/", 1)[0] + "/ensemble.json"] if ablation == "base" else []
+                    )
+                    shared.append(
+                        Job(f"ledger-{ablation}-s{seed}", ["ledger", ablation, str(seed)], outputs)
+                    )
+    shared.append(Job("cuda-tests", ["tests"], [], cap_s=None))
+    return exclusive, shared
+
+
+def _bench_done(results: Path) -> bool:
+    for path in (results / "bench").glob("*.json"):
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        measured = {r["name"] for r in run.get("rows", []) if "error" not in r}
+        if run.get("versions", {}).get("gpu") and set(BENCH_ROWS) <= measured:
+            return True
+    return False
+
+
+def run_job(argv: list[str], tiny: bool) -> int:
+    """One job in this process (the driver starts each in its own process group)."""
+    import torch
+
+    from alexlib._io import provenance, results_dir, write_json
+
+    kind, args = argv[0], argv[1:]
+    device = "cpu" if tiny else "cuda"
+    if not tiny and not torch.cuda.is_available():
+        raise SittingError(
+            "no CUDA device here: the sitting's jobs need one (rehearse with --tiny)"
+        )
+    results = results_dir()
+    if kind == "warm":
+        from alexlib.data import load
+
+        for split, size in (("train", None), ("train", 32), ("val", 32)):
+            images = load("cifar10", split, size=size, progress=False)
+            print(f"cifar10/{split} at {size}: {tuple(images.images.shape)}", flush=True)
+        return 0
+    if kind == "bench":
+        from alexlib.tools import bench
+
+        path = results / args[0]
+        dev = torch.device(device)
+        batch, steps, warmup = (2, 2, 1) if tiny else (512, 20, 8)
+        rows_by_name = {r.name: r for r in bench.bench_rows(True, triton=False)}
+        result = {
+            "rows": [],
+            "checks": [],
+            "settings": {
+                "device": str(dev),
+                "batch_size": batch,
+                "steps": steps,
+                "warmup": warmup,
+                "compile": not tiny,
+                "amp": not tiny,
+                "channels_last": not tiny,
+                "sweep": False,
+                "tiny": tiny,
+                "input": [3, 224, 224],
+                "part": None,
+                "rows_in_order": list(BENCH_ROWS),
+            },
+            "versions": bench.versions(dev),
+            "provenance": provenance(),
+        }
+        base = None
+        for name in BENCH_ROWS:
+            torch._dynamo.reset()
+            try:
+                row = bench.measure(
+                    rows_by_name[name],
+                    device=dev,
+                    batch_size=batch,
+                    steps=steps,
+                    warmup=warmup,
+                    compile=not tiny,
+                )
+            except (RuntimeError, torch.OutOfMemoryError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                row = {"name": name, "net": rows_by_name[name].net, "error": first}
+            if row.get("net") == "torchvision" and "error" not in row:
+                base = row
+            if base is not None and "error" not in row:
+                row["vs_torchvision"] = row["images_per_s"] / base["images_per_s"]
+            result["rows"].append(row)
+            write_json(path, result)  # each row stored as it is measured
+            print(bench.format_table(result), flush=True)
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+        return 0
+    if kind == "check":
+        from alexlib.fast import triton_available
+        from alexlib.tools import bench
+
+        torch.backends.cuda.matmul.allow_tf32 = False  # a correct form must read "yes"
+        torch.backends.cudnn.allow_tf32 = False
+        path = results / args[0]
+        checks = bench.correctness(
+            device=torch.device(device), triton=triton_available() and not tiny
+        )
+        result = json.loads(path.read_text()) if path.is_file() else None
+        if result is None:
+            print(f"check: no bench result at {path}; the checks alone are printed", flush=True)
+        else:
+            result["checks"] = checks
+            result["settings"]["checks_tf32"] = False
+            write_json(path, result)
+        failed = [f"{c['layer']} {c['impl']}" for c in checks if not c["equal"]]
+        print(bench.format_checks({"checks": checks}), flush=True)
+        print("forms that fail the check:", failed or "none", flush=True)
+        return 0
+    if kind == "figure1":
+        from alexlib.experiments import run_figure1
+
+        regime, activation, seed = args[0], args[1], int(args[2])
+        run_figure1(
+            "smoke" if tiny else "full",
+            regime=regime,
+            store=results / "figure1",
+            state_dir=Path("/tmp/alexlib-state/figure1") if not tiny else results.parent / "state",
+            device=device,
+            only=(activation, seed),
+            progress=True,
+        )
+        return 0
+    if kind == "ledger":
+        from alexlib.ledger import run_ledger
+
+        ablation, seed = args[0], int(args[1])
+        for job in run_ledger(
+            "smoke" if tiny else "full",
+            experiment=LEDGER,
+            seeds=[seed],
+            only=[ablation],
+            out=results / "smoke" if tiny else results,
+            device=device,
+            keep_checkpoints=False,
+            progress=False,
+        ):
+            print(json.dumps(job), flush=True)
+        return 0
+    if kind == "tests":
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-v",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "cuda",
+        ]
+        command += [f"tests/test_cuda.py::{name}" for name in CUDA_TESTS]
+        return subprocess.call(command, cwd=ROOT)
+    raise SittingError(f"unknown job {kind!r}")
+
+
+# ------------------------------------------------------------------------------ run (there)
+
+
+class Sitting:
+    """The driver: runs the jobs, kills each at its limit, packs what has finished."""
+
+    def __init__(self, out: Path, budget_s: float, workers: int, tiny: bool, env: dict):
+        self.out, self.tiny, self.env, self.workers = out, tiny, env, workers
+        self.started = time.monotonic()
+        self.deadline = self.started + budget_s
+        self.results = Path(env["ALEXLIB_RESULTS"])
+        self.logs = Path(env["SITTING_LOGS"])
+        self.jobs: list[Job] = []
+        self.lock = threading.Lock()
+        self.events: list[str] = []
+        self.budget_s = budget_s
+
+    def say(self, text: str) -> None:
+        line = f"[{time.monotonic() - self.started:6.1f} s] {text}"
+        print(line, flush=True)
+        with self.lock:
+            self.events.append(line)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def start(self, job: Job) -> subprocess.Popen:
+        log = open(self.logs / f"{job.name}.txt", "w")
+        command = [sys.executable, str(ROOT / "tools" / "sitting.py"), "job", *job.argv]
+        command += ["--tiny"] if self.tiny else []
+        job.status, job.started_at = "running", time.monotonic()
+        self.say(f"start {job.name}")
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: killed whole, compilers included
+        )
+        proc._log = log  # type: ignore[attr-defined]
+        proc._job = job  # type: ignore[attr-defined]
+        return proc
+
+    def limit(self, job: Job) -> float:
+        until = self.deadline - 5
+        if job.cap_s is not None:
+            until = min(until, job.started_at + job.cap_s)
+        return until
+
+    def finish(self, proc: subprocess.Popen, killed: str | None = None) -> None:
+        job = proc._job  # type: ignore[attr-defined]
+        if killed:
+            _kill_group(proc)
+            job.status = killed
+        else:
+            job.status = "done" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+        proc._log.close()  # type: ignore[attr-defined]
+        job.seconds = round(time.monotonic() - job.started_at, 1)
+        self.say(f"{job.name}: {job.status} after {job.seconds} s")
+        self.pack()
+
+    def run_exclusive(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if self.left() < 30:
+                job.status = "skipped: no time left"
+                continue
+            proc = self.start(job)
+            while proc.poll() is None:
+                if time.monotonic() > self.limit(job):
+                    self.finish(proc, killed="stopped at its time limit")
+                    break
+                time.sleep(0.5)
+            else:
+                self.finish(proc)
+
+    def run_shared(self, jobs: list[Job]) -> None:
+        waiting, running = list(jobs), []
+        last_pack = time.monotonic()
+        while (waiting or running) and self.left() > 5:
+            while waiting and len(running) < self.workers and self.left() > 20:
+                running.append(self.start(waiting.pop(0)))
+            for proc in list(running):
+                if proc.poll() is not None:
+                    running.remove(proc)
+                    self.finish(proc)
+                elif time.monotonic() > self.limit(proc._job):  # type: ignore[attr-defined]
+                    running.remove(proc)
+                    self.finish(proc, killed="stopped at its time limit")
+            if time.monotonic() - last_pack > 15:
+                self.pack()
+                last_pack = time.monotonic()
+            if not waiting and not running:
+                break
+            time.sleep(0.5)
+        for proc in running:
+            self.finish(proc, killed="stopped at the sitting's deadline (resumable next time)")
+        for job in waiting:
+            job.status = "not started: no time left"
+
+    def pack(self) -> None:
+        """Rewrite results.tar.gz, logs.tar.gz and summary.json in ``out``, each atomically."""
+        with self.lock:
+            files = []
+            for job in self.jobs:
+                if job.status == "done" or (job.live and job.status != "waiting"):
+                    for rel in job.outputs:
+                        path = self.results / rel
+                        if path.is_dir():
+                            files += [
+                                p
+                                for p in sorted(path.rglob("*"))
+                                if p.is_file()
+                                and p.name not in ("checkpoint.pt", "state.pt")
+                                and not p.name.startswith(".")
+                            ]
+                        elif path.is_file():
+                            files.append(path)
+            _atomic_tar(
+                self.out / "results.tar.gz",
+                [(p, "results/" + str(p.relative_to(self.results))) for p in dict.fromkeys(files)],
+            )
+            _atomic_tar(
+                self.out / "logs.tar.gz",
+                [(p, "logs/" + p.name) for p in sorted(self.logs.glob("*.txt"))],
+                tail=4 * 2**20,
+            )
+            summary = {
+                "budget_s": self.budget_s,
+                "elapsed_s": round(time.monotonic() - self.started, 1),
+                "tiny": self.tiny,
+                "commit": self.env.get("ALEXLIB_COMMIT"),
+                "jobs": [
+                    {
+                        "job": j.name,
+                        "status": j.status,
+                        "seconds": j.seconds,
+                        "started_s": None
+                        if j.started_at is None
+                        else round(j.started_at - self.started, 1),
+                    }
+                    for j in self.jobs
+                ],
+                "events": self.events[-400:],
+            }
+            tmp = self.out / "summary.json.tmp"
+            tmp.write_text(json.dumps(summary, indent=1))
+            os.replace(tmp, self.out / "summary.json")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=3)
+            if sig == signal.SIGTERM:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
+
+
+def _atomic_tar(target: Path, members: list[tuple[Path, str]], tail: int | None = None) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path, arcname in members:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if tail is not None and len(data) > tail:
+                data = b"[... start cut ...]\n" + data[-tail:]
+            info = tarfile.TarInfo(arcname)
+            info.size, info.mtime = len(data), int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, target)
+
+
+def run(
+    out: Path, budget_s: float, workers: int, tiny: bool, data_dir: Path, only: list[str] | None
+) -> dict:
+    from alexlib._io import provenance
+
+    started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    commit = ROOT / CARRY / "COMMIT"
+    if commit.is_file():
+        env["ALEXLIB_COMMIT"] = commit.read_text().strip()
+    results = Path(
+        env.get("ALEXLIB_RESULTS")
+        or (ROOT / ("_build/sitting-tiny/results" if tiny else "results"))
+    )
+    env["ALEXLIB_RESULTS"] = str(results)
+    env["ALEXLIB_DATA"] = str(data_dir)
+    env.setdefault("ALEXLIB_CACHE", str(data_dir.parent / "alexlib-cache"))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "2")
+    logs = Path(env.get("SITTING_LOGS") or "/tmp/alexlib-sitting-logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    env["SITTING_LOGS"] = str(logs)
+    sitting = Sitting(out, budget_s, workers, tiny, env)
+    pack = ROOT / CARRY / PACK_NAME
+    if pack.is_file():
+        counts = read_pack(pack, data_dir)
+        sitting.say(f"data rebuilt from {pack.name}: {counts}")
+    elif not all((data_dir / z).is_file() for z in ZIPS):
+        raise SittingError(
+            f"no {pack} and no CIFAR-10 zips in {data_dir}: run `tools/sitting.py plan` here"
+        )
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower().replace("nvidia ", "")).strip(
+        "-"
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    exclusive, shared = plan_jobs(results, stamp, tiny, slug)
+    if only:
+        exclusive = [j for j in exclusive if j.name.split("-")[0] in only]
+        shared = [j for j in shared if j.name.split("-")[0] in only]
+    warm = Job("warm", ["warm"], [], cap_s=120)
+    sitting.jobs = [warm, *exclusive, *shared]
+    sitting.say(
+        f"{gpu}; {len(exclusive) + len(shared)} jobs; budget {budget_s:.0f} s; "
+        f"provenance {provenance()}"
+    )
+    sitting.pack()
+    sitting.run_exclusive([warm, *exclusive])
+    sitting.run_shared(shared)
+    sitting.pack()
+    sitting.say(f"sitting over after {time.monotonic() - started:.0f} s")
+    sitting.pack()
+    return json.loads((out / "summary.json").read_text())
+
+
+# ------------------------------------------------------------------------------ unpack (here)
+
+
+def unpack(folder: Path, root: Path = ROOT) -> dict:
+    """Extract ``results.tar.gz`` from a sitting's files into ``root/results`` (only paths below
+    it) and return its summary."""
+    archive = Path(folder) / "results.tar.gz"
+    if not archive.is_file():
+        raise SittingError(f"no results.tar.gz in {folder}: nothing finished in that sitting")
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        for m in members:
+            parts = Path(m.name).parts
+            if not m.isfile() or parts[0] != "results" or ".." in parts:
+                raise SittingError(f"{archive} holds {m.name!r}, which is not a results file")
+        tar.extractall(root, members=members, filter="data")
+    summary_path = Path(folder) / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary["unpacked"] = [m.name for m in members]
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tools/sitting.py", description=__doc__.split("\n\n")[0])
+    verbs = p.add_subparsers(dest="verb", required=True)
+    q = verbs.add_parser("plan", help="pack the data here and print the device command")
+    q.add_argument("--data", default=os.environ.get("ALEXLIB_DATA"), help="the offline data root")
+    q.add_argument("--budget", type=float, default=900, help="machine time left, seconds")
+    q = verbs.add_parser("run", help="the sitting (on the GPU machine)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--budget", type=float, default=540)
+    q.add_argument("--workers", type=int, default=6)
+    q.add_argument("--data-dir", default="/tmp/alexlib-data")
+    q.add_argument("--only", nargs="*", help="job kinds: bench check figure1 ledger cuda")
+    q.add_argument("--tiny", action="store_true")
+    q = verbs.add_parser("job", help="one job (the driver starts these)")
+    q.add_argument("argv", nargs="+")
+    q.add_argument("--tiny", action="store_true")
+    q = verbs.add_parser("unpack", help="a sitting's files into results/")
+    q.add_argument("folder")
+    args = p.parse_args(argv)
+    try:
+        if args.verb == "plan":
+            if not args.data:
+                raise SittingError("say where the offline data is: --data DIR or $ALEXLIB_DATA")
+            call = plan(Path(args.data), args.budget)
+            print(json.dumps(call, indent=1))
+        elif args.verb == "run":
+            summary = run(
+                Path(args.out), args.budget, args.workers, args.tiny, Path(args.data_dir), args.only
+            )
+            for j in summary["jobs"]:
+                print(f"  {j['job']}: {j['status']} ({j['seconds']} s)")
+        elif args.verb == "job":
+            return run_job(args.argv, args.tiny)
+        else:
+            summary = unpack(Path(args.folder))
+            for j in summary.get("jobs", []):
+                print(f"  {j['job']}: {j['status']} ({j['seconds']} s)")
+            print(f"{len(summary['unpacked'])} results files unpacked")
+    except SittingError as exc:
+        print(f"sitting: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
