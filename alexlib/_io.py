@@ -129,9 +129,14 @@ def provenance() -> dict:
 @functools.cache
 def _code_commit() -> str | None:
     """The commit of the code this process runs, read once, on the first call (a long run records
-    the commit it started from, not whatever the checkout holds when it finishes): ``git
-    rev-parse HEAD``, with ``+dirty`` for uncommitted changes to tracked files; without a git
-    folder, ``$ALEXLIB_COMMIT`` (see :data:`COMMIT_ENV`); else ``None``."""
+    the commit it started from, not whatever the checkout holds when it finishes):
+    ``$ALEXLIB_COMMIT`` (see :data:`COMMIT_ENV`) when set, since the side that copied the working
+    tree knows its commit better than a git folder copied with it (a GPU machine's copy holds the
+    last landed commit's git folder under a newer working tree: it reads as that commit
+    "+dirty"); else ``git rev-parse HEAD``, with ``+dirty`` for uncommitted changes to tracked
+    files; else ``None``."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         repo = Path(__file__).resolve().parents[1]
         git = ["git", "-C", str(repo)]
@@ -148,9 +153,7 @@ def _code_commit() -> str | None:
             return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    # a copy of the working tree without its git folder (a GPU machine's): the commit it was
-    # copied from, as the copying side wrote it down (``python -m alexlib gpu plan``)
-    return os.environ.get(COMMIT_ENV) or None
+    return None
 
 
 _code_commit()  # at import: the commit of the code this process loaded
