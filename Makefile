@@ -52,9 +52,9 @@ lab: setup
 laptop: setup
 	$(BIN)/python -m alexlib laptop
 
-# a GPU sitting: each step's data zip into _build/gpu/<step>/, and the commands to send (README)
+# a GPU sitting: CIFAR-10 packed into _build/sitting/, and the one command to send (README)
 gpu-plan: setup
-	$(BIN)/python -m alexlib gpu plan
+	$(BIN)/python tools/sitting.py plan --budget $${BUDGET:-900}
 
 clean:
 	rm -rf _build

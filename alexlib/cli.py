@@ -37,7 +37,7 @@ from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
 from .ledger import add_arguments as add_ledger_arguments
 from .model import VARIANTS, build, check_input_size, format_summary, options
-from .tools import bench, gpu
+from .tools import bench
 from .tools.book import main_job
 from .train import RunSettings, load_checkpoint, model_from_checkpoint, train_run
 
@@ -307,7 +307,6 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_laptop)
 
     bench.add_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net
-    gpu.add_arguments(sub)  # gpu plan|run|job|unpack: one GPU sitting, prepared
     add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger
     return parser
 

@@ -82,10 +82,12 @@ CONV_IMPLS = ("native", "dense", "split", "separate")
 CONV1_IMPLS = ("native", "s2d")
 
 #: What ``"auto"`` means on a CUDA device inside ``torch.compile`` (and what ``bench`` measures as
-#: "paper, alexlib"). These are forms that need nothing beyond PyTorch and that have been checked
-#: only on the CPU so far: replace them with the winners of ``python -m alexlib bench --sweep`` on
-#: your GPU (chapter 8 shows the stored table once a GPU run has been saved).
-DEFAULTS = {"lrn": "shift", "conv": "native", "conv1": "native"}
+#: "paper, alexlib"). The book's first GPU bench (an H200, torch 2.11, compiled, bf16; stored in
+#: ``results/bench/20261204T153556Z-h200.json``, chapter 8) trained the net with the ``shift`` LRN
+#: at 14,808 images/s against 18,796 with PyTorch's own LRN, side by side in one process, so the
+#: reference LRN is the default until a sweep on a GPU (``banded``, ``triton``) finds a faster
+#: form. Replace them with the winners of ``python -m alexlib bench --sweep`` on your GPU.
+DEFAULTS = {"lrn": "reference", "conv": "native", "conv1": "native"}
 
 #: ``"auto"`` LRN on CUDA when the net runs eagerly (not compiled): the shifted-slice form only pays
 #: off once the compiler fuses it, so eager code keeps PyTorch's own kernels.

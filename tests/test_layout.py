@@ -107,7 +107,7 @@ def test_every_error_a_user_can_cause_is_an_alexlib_error():
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
 def test_ruff(command):
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", *command, "alexlib", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", *command, "alexlib", "tests", "benchmarks", "tools"],
         cwd=REPO,
         capture_output=True,
         text=True,

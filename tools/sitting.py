@@ -11,22 +11,25 @@ Here, before the sitting (the checkout's data root, ``$ALEXLIB_DATA``)::
     .venv/bin/python tools/sitting.py plan --budget 900
 
 packs all JPEG bytes of CIFAR-10 (train and test) into one file, ``_build/sitting/cifar10.pack``
-(52.7 MiB: the two zips' 60,022 entries cost 9.4 MiB of headers besides), adds the checkout's size
-to it and refuses more than 60 MiB, and prints the command and its ``timeout_s`` for the machine
-time left (``--budget``, seconds). There, the command is::
+(53.6 MiB: 52.7 MiB of JPEG bytes and their index, where the two zips take 59.3 MiB), adds the
+checkout's size to it and refuses more than 60 MiB, and prints the command and its ``timeout_s``
+for the machine time left (``--budget``, seconds). There, the command is::
 
     PYTHONUNBUFFERED=1 python3 tools/sitting.py run --out $OUT --budget 540
 
 It rebuilds the two zips in ``/tmp`` (each entry checked against its CRC), decodes them once into
 the decode cache, and then, until ``--budget`` seconds are spent:
 
-1. ``bench`` alone on the GPU: torchvision's ``alexnet``, alexlib's paper net, the paper net with
-   reference layers, and the two no-LRN yardsticks (batch 512, bf16, channels-last, compiled),
-   each row stored as it is measured;
-2. then up to ``--workers`` processes at once sharing the GPU, in this order: the correctness check
+1. alone on the GPU (timings): ``bench`` (torchvision's ``alexnet``, alexlib's paper net, the
+   paper net with reference layers, and the two no-LRN yardsticks; batch 512, bf16, channels-last,
+   compiled), each row stored as it is measured; then ``profile``, a training step of torchvision's
+   net and alexlib's, kernel by kernel;
+2. then up to ``--workers`` processes at once sharing the GPU (under NVIDIA's multi-process service
+   when it starts, so that their kernels run side by side), in this order: the correctness check
    of the fast forms (TF32 off); Figure 1 at full scale on all of CIFAR-10 (seed 0 of both regimes,
    then seeds 1 and 2); the CIFAR-10 ledger trained to the end (``ledger-cifar10-gpu``: base and
-   no-LRN at seeds 0-4, then the other ablations); the CUDA tests last.
+   no-LRN at seeds 0-4, then the other ablations); the CUDA tests last;
+3. if the shared jobs end with time to spare, the LRN forms' timings (``lrn-sweep``), alone again.
 
 A job whose result is already stored under ``results/`` is skipped, so the next sitting goes on
 where this one stopped. Every job runs in its own process group, killed whole at the deadline. A
@@ -80,6 +83,8 @@ BENCH_ROWS = (
     "paper without LRN, groups=2",
     "paper without LRN, groups=1",
 )
+# the LRN forms the first sitting did not time (the yardstick first, so each row has its ratio)
+LRN_SWEEP_ROWS = ("torchvision alexnet", "paper, LRN=banded", "paper, LRN=triton")
 LEDGER = "ledger-cifar10-gpu"
 FIRST_ABLATIONS = ("base", "no-lrn")
 OTHER_ABLATIONS = ("pool2", "no-dropout", "no-pca", "half")
@@ -274,16 +279,28 @@ def ledger_folder(ablation: str, seed: int, tiny: bool) -> str:
     return f"{'smoke/' if tiny else ''}{LEDGER}/{ablation}/seed{seed}"
 
 
-def plan_jobs(results: Path, stamp: str, tiny: bool, slug: str) -> tuple[list[Job], list[Job]]:
-    """The exclusive jobs (the bench) and the shared ones, most valuable first, each left out when
-    its result is already stored under ``results``."""
+def plan_jobs(
+    results: Path, stamp: str, tiny: bool, slug: str
+) -> tuple[list[Job], list[Job], list[Job]]:
+    """The jobs that need the GPU to themselves (timings: the bench, the profile), the ones that
+    share it, most valuable first, and the timings left for the end (started only if the shared
+    ones finish early); each left out when its result is already stored under ``results``."""
     exclusive, shared = [], []
-    if not _bench_done(results):
+    if not _bench_done(results, BENCH_ROWS):
         bench = f"bench/{stamp}-{slug}.json"
         exclusive.append(
-            Job("bench", ["bench", bench], [bench], cap_s=60 if tiny else 200, live=True)
+            Job(
+                "bench",
+                ["bench", bench, *BENCH_ROWS],
+                [bench],
+                cap_s=60 if tiny else 200,
+                live=True,
+            )
         )
         shared.append(Job("check", ["check", bench], [bench], cap_s=120))
+    profile = f"bench/profile/{slug}.json"
+    if not (results / profile).is_file():
+        exclusive.append(Job("profile", ["profile", profile], [profile], cap_s=60 if tiny else 150))
     fig1 = []
     for seed in (0, 1) if tiny else (0, 1, 2):
         for regime in ("paper", "today"):
@@ -311,17 +328,24 @@ def plan_jobs(results: Path, stamp: str, tiny: bool, slug: str) -> tuple[list[Jo
                         Job(f"ledger-{ablation}-s{seed}", ["ledger", ablation, str(seed)], outputs)
                     )
     shared.append(Job("cuda-tests", ["tests"], [], cap_s=None))
-    return exclusive, shared
+    last = []
+    if not _bench_done(results, LRN_SWEEP_ROWS):
+        sweep = f"bench/{stamp}-{slug}-lrn-sweep.json"
+        last.append(
+            Job("lrn-sweep", ["bench", sweep, *LRN_SWEEP_ROWS], [sweep], cap_s=180, live=True)
+        )
+    return exclusive, shared, last
 
 
-def _bench_done(results: Path) -> bool:
+def _bench_done(results: Path, rows: tuple[str, ...]) -> bool:
+    """Whether one stored GPU bench run measured all of ``rows``."""
     for path in (results / "bench").glob("*.json"):
         try:
             run = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
         measured = {r["name"] for r in run.get("rows", []) if "error" not in r}
-        if run.get("versions", {}).get("gpu") and set(BENCH_ROWS) <= measured:
+        if run.get("versions", {}).get("gpu") and set(rows) <= measured:
             return True
     return False
 
@@ -339,17 +363,27 @@ def run_job(argv: list[str], tiny: bool) -> int:
             "no CUDA device here: the sitting's jobs need one (rehearse with --tiny)"
         )
     results = results_dir()
-    if kind == "warm":
+    if kind == "warm":  # the three decodes the jobs need, side by side in three processes
+        me = [sys.executable, str(Path(__file__).resolve()), "job"]
+        children = [
+            subprocess.Popen([*me, "warm-one", split, size] + (["--tiny"] if tiny else []))
+            for split, size in (("train", "none"), ("train", "32"), ("val", "32"))
+        ]
+        return max(c.wait() for c in children)
+    if kind == "warm-one":
         from alexlib.data import load
 
-        for split, size in (("train", None), ("train", 32), ("val", 32)):
-            images = load("cifar10", split, size=size, progress=False)
-            print(f"cifar10/{split} at {size}: {tuple(images.images.shape)}", flush=True)
+        split, size = args[0], None if args[1] == "none" else int(args[1])
+        # a rehearsal's jobs decode their own small subsets: it only shows this step runs
+        images = load("cifar10", split, size=size, per_class=10 if tiny else None, progress=False)
+        print(f"cifar10/{split} at {size}: {tuple(images.images.shape)}", flush=True)
         return 0
+    if kind == "profile":
+        return _profile(results / args[0], torch.device(device), tiny)
     if kind == "bench":
         from alexlib.tools import bench
 
-        path = results / args[0]
+        path, names = results / args[0], args[1:]
         dev = torch.device(device)
         batch, steps, warmup = (2, 2, 1) if tiny else (512, 20, 8)
         rows_by_name = {r.name: r for r in bench.bench_rows(True, triton=False)}
@@ -368,13 +402,13 @@ def run_job(argv: list[str], tiny: bool) -> int:
                 "tiny": tiny,
                 "input": [3, 224, 224],
                 "part": None,
-                "rows_in_order": list(BENCH_ROWS),
+                "rows_in_order": list(names),
             },
             "versions": bench.versions(dev),
             "provenance": provenance(),
         }
         base = None
-        for name in BENCH_ROWS:
+        for name in names:
             torch._dynamo.reset()
             try:
                 row = bench.measure(
@@ -445,7 +479,7 @@ def run_job(argv: list[str], tiny: bool) -> int:
             out=results / "smoke" if tiny else results,
             device=device,
             keep_checkpoints=False,
-            progress=False,
+            progress=True,
         ):
             print(json.dumps(job), flush=True)
         return 0
@@ -464,6 +498,73 @@ def run_job(argv: list[str], tiny: bool) -> int:
         command += [f"tests/test_cuda.py::{name}" for name in CUDA_TESTS]
         return subprocess.call(command, cwd=ROOT)
     raise SittingError(f"unknown job {kind!r}")
+
+
+def _profile(path: Path, device, tiny: bool) -> int:
+    """Where a training step's GPU time goes: torchvision's ``alexnet`` and alexlib's paper net
+    (compiled, bf16, channels-last, batch 512, as the bench trains them), each profiled over five
+    steps after warm-up; the kernels by their share of the step, stored at ``path``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from alexlib._io import provenance, write_json
+    from alexlib.engine import sgd_paper, train_step
+    from alexlib.tools import bench
+
+    cuda = device.type == "cuda"
+    batch, steps = (2, 2) if tiny else (512, 5)
+    result = {"batch_size": batch, "steps": steps, "nets": {}, "provenance": provenance()}
+    for name in ("torchvision alexnet", "paper, alexlib"):
+        torch._dynamo.reset()
+        spec = next(r for r in bench.bench_rows(True, triton=False) if r.name == name)
+        net = bench.build_net(spec).to(device)
+        fmt = torch.channels_last if cuda else torch.contiguous_format
+        net = net.to(memory_format=fmt).train()
+        step_net = torch.compile(net) if cuda else net
+        optimizer = sgd_paper(net, lr=0.01)
+        x = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=fmt)
+        y = torch.randint(0, 1000, (batch,), device=device)
+        for _ in range(3):
+            train_step(step_net, x, y, optimizer, amp=cuda)
+        if cuda:
+            torch.cuda.synchronize()
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            for _ in range(steps):
+                train_step(step_net, x, y, optimizer, amp=cuda)
+            if cuda:
+                torch.cuda.synchronize()
+        averaged = list(prof.key_averages())
+        if cuda:  # the kernels themselves (an operator's device time is its kernels' again)
+            events = [e for e in averaged if str(getattr(e, "device_type", "")).endswith("CUDA")]
+            events = events or [e for e in averaged if e.self_device_time_total > 0]
+            key = lambda e: e.self_device_time_total  # noqa: E731
+        else:
+            events = [e for e in averaged if e.self_cpu_time_total > 0]
+            key = lambda e: e.self_cpu_time_total  # noqa: E731
+        total = sum(key(e) for e in events) or 1.0
+        top = sorted(events, key=key, reverse=True)[:40]
+        result["nets"][name] = {
+            "ms_per_step": total / steps / 1000,
+            "kernels": [
+                {
+                    "name": e.key[:200],
+                    "ms_per_step": key(e) / steps / 1000,
+                    "share": key(e) / total,
+                    "calls_per_step": e.count / steps,
+                }
+                for e in top
+            ],
+        }
+        where = "GPU" if cuda else "CPU"
+        print(name, f"{total / steps / 1000:.2f} ms of {where} time a step", flush=True)
+        for k in result["nets"][name]["kernels"][:15]:
+            print(f"  {k['share']:6.1%} {k['ms_per_step']:7.3f} ms  {k['name'][:100]}", flush=True)
+        write_json(path, result)
+        del net, step_net, optimizer
+        if cuda:
+            torch.cuda.empty_cache()
+    return 0
 
 
 # ------------------------------------------------------------------------------ run (there)
@@ -616,6 +717,41 @@ class Sitting:
             os.replace(tmp, self.out / "summary.json")
 
 
+def _start_mps(sitting: Sitting, env: dict) -> bool:
+    """Start NVIDIA's multi-process service, so that the shared jobs' kernels run side by side
+    instead of taking turns; kept only if a CUDA process then starts within 60 s."""
+    try:
+        started = subprocess.run(
+            ["nvidia-cuda-mps-control", "-d"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        sitting.say(f"MPS: not started ({exc}); the jobs take turns on the GPU")
+        return False
+    if started.returncode != 0:
+        sitting.say(f"MPS: not started ({started.stderr.strip()[:200]}); jobs take turns")
+        return False
+    probe = [sys.executable, "-c", "import torch; print(float(torch.ones(2).cuda().sum()))"]
+    try:
+        ok = subprocess.run(probe, env=env, capture_output=True, timeout=60).returncode == 0
+    except subprocess.SubprocessError:
+        ok = False
+    if not ok:
+        _stop_mps(sitting)
+        sitting.say("MPS: a CUDA process could not start under it; stopped, jobs take turns")
+        return False
+    sitting.say("MPS: on (the shared jobs' kernels run side by side)")
+    return True
+
+
+def _stop_mps(sitting: Sitting) -> None:
+    try:
+        subprocess.run(
+            ["nvidia-cuda-mps-control"], input="quit\n", text=True, timeout=20, capture_output=True
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        sitting.say(f"MPS: could not stop it ({exc})")
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -647,7 +783,13 @@ def _atomic_tar(target: Path, members: list[tuple[Path, str]], tail: int | None 
 
 
 def run(
-    out: Path, budget_s: float, workers: int, tiny: bool, data_dir: Path, only: list[str] | None
+    out: Path,
+    budget_s: float,
+    workers: int,
+    tiny: bool,
+    data_dir: Path,
+    only: list[str] | None,
+    pack: Path | None = None,
 ) -> dict:
     from alexlib._io import provenance
 
@@ -665,12 +807,12 @@ def run(
     env["ALEXLIB_DATA"] = str(data_dir)
     env.setdefault("ALEXLIB_CACHE", str(data_dir.parent / "alexlib-cache"))
     env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("OMP_NUM_THREADS", "2")
+    env.setdefault("OMP_NUM_THREADS", "1")
     logs = Path(env.get("SITTING_LOGS") or "/tmp/alexlib-sitting-logs")
     logs.mkdir(parents=True, exist_ok=True)
     env["SITTING_LOGS"] = str(logs)
     sitting = Sitting(out, budget_s, workers, tiny, env)
-    pack = ROOT / CARRY / PACK_NAME
+    pack = pack or ROOT / CARRY / PACK_NAME
     if pack.is_file():
         counts = read_pack(pack, data_dir)
         sitting.say(f"data rebuilt from {pack.name}: {counts}")
@@ -685,19 +827,29 @@ def run(
         "-"
     )
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    exclusive, shared = plan_jobs(results, stamp, tiny, slug)
+    exclusive, shared, last = plan_jobs(results, stamp, tiny, slug)
     if only:
-        exclusive = [j for j in exclusive if j.name.split("-")[0] in only]
-        shared = [j for j in shared if j.name.split("-")[0] in only]
+        exclusive, shared, last = (
+            [j for j in group if j.name.split("-")[0] in only]
+            for group in (exclusive, shared, last)
+        )
     warm = Job("warm", ["warm"], [], cap_s=120)
-    sitting.jobs = [warm, *exclusive, *shared]
+    sitting.jobs = [warm, *exclusive, *shared, *last]
     sitting.say(
         f"{gpu}; {len(exclusive) + len(shared)} jobs; budget {budget_s:.0f} s; "
         f"provenance {provenance()}"
     )
     sitting.pack()
     sitting.run_exclusive([warm, *exclusive])
+    mps = False if tiny else _start_mps(sitting, env)
     sitting.run_shared(shared)
+    if mps:
+        _stop_mps(sitting)
+    if last and sitting.left() > 150:
+        sitting.run_exclusive(last)
+    else:
+        for job in last:
+            job.status = "not started: no time left"
     sitting.pack()
     sitting.say(f"sitting over after {time.monotonic() - started:.0f} s")
     sitting.pack()
@@ -735,9 +887,12 @@ def main(argv: list[str] | None = None) -> int:
     q = verbs.add_parser("run", help="the sitting (on the GPU machine)")
     q.add_argument("--out", required=True)
     q.add_argument("--budget", type=float, default=540)
-    q.add_argument("--workers", type=int, default=6)
+    q.add_argument("--workers", type=int, default=10)
     q.add_argument("--data-dir", default="/tmp/alexlib-data")
-    q.add_argument("--only", nargs="*", help="job kinds: bench check figure1 ledger cuda")
+    q.add_argument(
+        "--only", nargs="*", help="job kinds: bench profile check figure1 ledger cuda lrn"
+    )
+    q.add_argument("--pack", help=f"the data pack (default {CARRY / PACK_NAME})")
     q.add_argument("--tiny", action="store_true")
     q = verbs.add_parser("job", help="one job (the driver starts these)")
     q.add_argument("argv", nargs="+")
@@ -753,7 +908,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(call, indent=1))
         elif args.verb == "run":
             summary = run(
-                Path(args.out), args.budget, args.workers, args.tiny, Path(args.data_dir), args.only
+                Path(args.out),
+                args.budget,
+                args.workers,
+                args.tiny,
+                Path(args.data_dir),
+                args.only,
+                pack=Path(args.pack) if args.pack else None,
             )
             for j in summary["jobs"]:
                 print(f"  {j['job']}: {j['status']} ({j['seconds']} s)")
