@@ -33,6 +33,7 @@ from . import __version__
 from .augment import INPUTS
 from .config import SCALES, resolve_device
 from .data import DATASETS, cache_dir, data_root, find, search_locations, survey
+from .engine import PRECISIONS
 from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
 from .ledger import add_arguments as add_ledger_arguments
@@ -132,6 +133,7 @@ def _train(args) -> int:
             "crop",
             "checkpoint_minutes",
             "inputs",
+            "precision",
         )
     }
     overrides.update(
@@ -256,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
         help="input convention (default: the variant's; mean-image for the paper's nets)",
     )
     p.add_argument("--device")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="the arithmetic on CUDA (default auto: bf16 where the GPU has it, compute capability "
+        "8.0+; fp16 with a gradient scaler below, such as Colab's T4; fp32 on the CPU)",
+    )
     p.add_argument("--root", dest="data_root", help=root_help)
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument(

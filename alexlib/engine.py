@@ -29,12 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .errors import TrainingError
+from .errors import SettingsError, TrainingError
 
 __all__ = [
     "topk_hits",
     "topk_errors",
     "sgd_paper",
+    "PRECISIONS",
+    "choose_precision",
+    "precision_for",
+    "grad_scaler",
     "autocast",
     "Diverged",
     "train_step",
@@ -108,11 +112,56 @@ def sgd_paper(
     )
 
 
-def autocast(device: torch.device, amp: bool):
-    """bf16 autocast on a CUDA device when ``amp``; a no-op context elsewhere."""
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+#: The arithmetic a run may ask for: "auto" picks it from the device (:func:`choose_precision`).
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def choose_precision(requested: str | bool, device_type: str, capability: tuple[int, int]) -> str:
+    """The arithmetic of a training step: ``"bf16"`` or ``"fp16"`` autocast, or plain ``"fp32"``.
+
+    ``"auto"`` (or ``True``) on CUDA: bf16 where the GPU has bf16 units (compute capability 8.0 and
+    up: A100, H100, RTX 30xx and later), else fp16 with a gradient scaler (the T4 that Colab gives
+    most readers is 7.5). Off CUDA a step runs in fp32. ``False`` or ``"fp32"``: fp32 everywhere.
+
+    >>> choose_precision("auto", "cuda", (7, 5)), choose_precision("auto", "cuda", (9, 0))
+    ('fp16', 'bf16')
+    """
+    if requested is True:
+        requested = "auto"
+    if requested is False or requested is None:
+        requested = "fp32"
+    if requested not in PRECISIONS:
+        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}; got {requested!r}")
+    if device_type != "cuda":
+        return "fp32"
+    if requested == "auto":
+        return "bf16" if capability[0] >= 8 else "fp16"
+    return requested
+
+
+def precision_for(device: torch.device, amp: str | bool = "auto") -> str:
+    """:func:`choose_precision` for ``device`` (its compute capability read when it is CUDA)."""
+    device = torch.device(device)
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else (0, 0)
+    return choose_precision(amp, device.type, capability)
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 steps (small gradients would underflow to zero without it);
+    None for bf16 and fp32, which have fp32's exponent range."""
+    if precision != "fp16":
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
+
+
+def autocast(device: torch.device, amp: str | bool):
+    """Autocast in the arithmetic :func:`precision_for` picks (``amp``: True or "auto", "bf16",
+    "fp16", "fp32", False); a no-op context for fp32 and off CUDA."""
+    precision = precision_for(device, amp)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------- training
@@ -133,19 +182,27 @@ def train_step(
     optimizer,
     *,
     loss_fn: Callable | None = None,
-    amp: bool = False,
+    amp: str | bool = False,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step: forward, loss, backward, update. Returns ``(loss, output)``, both detached
     and still on the device (no host sync). ``loss_fn``: default cross-entropy (the paper's
-    multinomial logistic regression). ``amp``: bf16 autocast on CUDA; the loss is computed in
-    float32."""
+    multinomial logistic regression). ``amp``: the arithmetic (:func:`autocast`); the loss is
+    computed in float32. ``scaler``: a gradient scaler (:func:`grad_scaler`, for fp16): the loss is
+    scaled up before the backward pass and the gradients scaled back before the update, which is
+    skipped when they overflowed."""
     loss_fn = loss_fn or F.cross_entropy
     with autocast(x.device, amp):
         out = model(x)  # (B, classes)
         loss = loss_fn(out.float(), y)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return loss.detach(), out.detach()
 
 
@@ -156,7 +213,8 @@ def train_one_epoch(
     *,
     loss_fn: Callable | None = None,
     ks: Sequence[int] = (1, 5),
-    amp: bool = False,
+    amp: str | bool = False,
+    scaler: torch.amp.GradScaler | None = None,
     step_model: nn.Module | None = None,
     check_every: int = 20,
     progress: bool = False,
@@ -183,7 +241,7 @@ def train_one_epoch(
     seen = step = 0
     bar = tqdm(batches, total=total, desc=desc, disable=not progress, leave=False)
     for step, (x, y) in enumerate(bar, 1):
-        loss, out = train_step(step_model, x, y, optimizer, loss_fn=loss_fn, amp=amp)
+        loss, out = train_step(step_model, x, y, optimizer, loss_fn=loss_fn, amp=amp, scaler=scaler)
         n = len(x)
         with torch.no_grad():
             batch_loss = loss * n

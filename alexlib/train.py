@@ -41,7 +41,15 @@ from ._io import atomic_save, atomic_write_text, provenance, results_dir
 from .augment import INPUTS, PCA_ALPHA_STD, DatasetStats, GPULoader, dataset_stats
 from .config import DATASET_DEFAULTS, preset, resolve_device
 from .data import load
-from .engine import Diverged, evaluate, sgd_paper, train_one_epoch
+from .engine import (
+    PRECISIONS,
+    Diverged,
+    evaluate,
+    grad_scaler,
+    precision_for,
+    sgd_paper,
+    train_one_epoch,
+)
 from .errors import SettingsError, TrainingError, UnknownSettingError
 from .fast import for_device, uses_channels_last
 from .model import build, check_input_size, expected_inputs, options
@@ -282,7 +290,11 @@ class RunSettings:
     dropout: float | None = None  # None: the variant's own (0.5 in fc6/fc7 for the ImageNet nets)
     data_root: str | None = None
     device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    amp: bool = True  # autocast on CUDA in ``precision`` (False: fp32); ignored on the CPU
+    # "auto": bf16 on GPUs with bf16 units (compute capability 8.0+), fp16 with a gradient scaler
+    # below (a T4), fp32 off CUDA; or "bf16", "fp16", "fp32" (alexlib.engine.choose_precision).
+    # The arithmetic a run used is recorded in its settings.json ("arithmetic")
+    precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
     # alexlib.fast.speed_up: equal, faster layers (same parameters, same state dict)
@@ -306,6 +318,10 @@ class RunSettings:
                 setattr(self, name, value)
         if self.inputs is None:
             self.inputs = expected_inputs(self.variant)
+        if self.precision not in PRECISIONS:
+            raise SettingsError(
+                f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
+            )
         if self.inputs not in INPUTS:
             raise SettingsError(f"inputs must be one of {', '.join(INPUTS)}; got {self.inputs!r}")
         for name in ("epochs", "batch_size", "image_size", "crop"):
@@ -607,6 +623,11 @@ def train_run(
     if settings.compile:
         step_model = torch.compile(step_model)
 
+    # the arithmetic of every step: autocast in bf16 or fp16 (with a gradient scaler), or fp32
+    arithmetic = precision_for(device, settings.precision if settings.amp else False)
+    scaler = grad_scaler(arithmetic, device)
+    if scaler is not None and checkpoint is not None and checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -617,12 +638,13 @@ def train_run(
             "val_images": len(val),
             "classes": list(train.classes),
         }
+        meta["arithmetic"] = arithmetic
         atomic_write_text(out / "settings.json", json.dumps(meta, indent=1))
         # metrics.jsonl holds exactly the finished epochs of the checkpoint: drop lines of an epoch
         # a crash interrupted after its line was written but before its checkpoint was
         atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
 
-    amp = settings.amp and cuda
+    amp = arithmetic
     chance = math.log(num_classes)
     last = history[-1] if history else {}
     last_checkpoint, checkpoint_epoch = time.monotonic(), start_epoch - 1
@@ -644,6 +666,7 @@ def train_run(
                 _shard(loader, rank, world, channels_last),
                 optimizer,
                 amp=amp,
+                scaler=scaler,
                 step_model=step_model,
                 progress=progress and rank == 0,
                 desc=f"epoch {epoch}/{settings.epochs}",
@@ -708,6 +731,7 @@ def train_run(
                     "rng": _rng_state(loader.generator),
                     "history": history,
                     "stats": stats.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
                 },
                 ckpt_path,
             )

@@ -269,3 +269,78 @@ def test_demo_settings():
     assert preset("relu_vs_tanh", "smoke")["epochs"] >= 1
     with pytest.raises(SettingsError, match="the experiments are"):
         preset("lrn", "smoke")
+
+
+# ---------------------------------------------------------------- the arithmetic of a step
+
+
+@pytest.mark.parametrize(
+    "requested, device, capability, chosen",
+    [
+        ("auto", "cuda", (7, 5), "fp16"),  # a T4: no bf16 units
+        ("auto", "cuda", (8, 0), "bf16"),  # A100
+        ("auto", "cuda", (9, 0), "bf16"),  # H100, H200
+        (True, "cuda", (7, 0), "fp16"),  # V100: RunSettings.amp=True means "auto"
+        ("fp16", "cuda", (9, 0), "fp16"),
+        ("fp32", "cuda", (9, 0), "fp32"),
+        (False, "cuda", (9, 0), "fp32"),
+        ("auto", "cpu", (0, 0), "fp32"),
+        ("bf16", "cpu", (0, 0), "fp32"),  # autocast is for CUDA here; the CPU steps in fp32
+    ],
+)
+def test_the_arithmetic_is_picked_from_the_device(requested, device, capability, chosen):
+    from alexlib.engine import choose_precision
+
+    assert choose_precision(requested, device, capability) == chosen
+
+
+def test_an_unknown_arithmetic_is_a_settings_error():
+    from alexlib.engine import choose_precision
+    from alexlib.train import RunSettings
+
+    with pytest.raises(SettingsError, match="precision must be one of"):
+        choose_precision("fp8", "cuda", (9, 0))
+    with pytest.raises(SettingsError, match="precision must be one of"):
+        RunSettings(dataset="cifar10", variant="cifar4", precision="half")
+
+
+def _two_identical_steps(scaler, loss_fn=None):
+    from alexlib.engine import train_step
+
+    torch.manual_seed(0)
+    model = build("cifar4", num_classes=10)
+    optimizer = sgd_paper(model, lr=0.01)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    before = [p.detach().clone() for p in model.parameters()]
+    train_step(model, x, y, optimizer, scaler=scaler, loss_fn=loss_fn)
+    return before, [p.detach().clone() for p in model.parameters()]
+
+
+def test_a_scaled_step_updates_the_weights_as_an_unscaled_one():
+    """The fp16 path's gradient scaler, on the CPU: scaling the loss by a power of two and the
+    gradients back is exact in fp32, so the update is the plain step's, to the bit."""
+    from alexlib.engine import grad_scaler
+
+    scaler = grad_scaler("fp16", torch.device("cpu"))
+    assert scaler is not None and grad_scaler("bf16", torch.device("cpu")) is None
+    _, plain = _two_identical_steps(None)
+    _, scaled = _two_identical_steps(scaler)
+    assert all(torch.equal(a, b) for a, b in zip(plain, scaled))
+    assert scaler.get_scale() == 65536.0  # no overflow: the scale is kept
+
+
+def test_a_scaled_step_whose_gradients_overflow_is_skipped():
+    """What fp16 needs the scaler for: a step with infinite gradients leaves the weights alone and
+    halves the scale, instead of writing infinities into the net."""
+    import torch.nn.functional as F
+
+    from alexlib.engine import grad_scaler
+
+    scaler = grad_scaler("fp16", torch.device("cpu"))
+
+    def overflowing(out, y):
+        return F.cross_entropy(out, y) * torch.tensor(float("inf"))
+
+    before, after = _two_identical_steps(scaler, loss_fn=overflowing)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert scaler.get_scale() == 32768.0

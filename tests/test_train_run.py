@@ -98,8 +98,10 @@ def test_smoke_run_trains_and_its_loss_falls(shared_data, tmp_path):
         assert key in result
     meta = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert meta["provenance"]["torch"] == torch.__version__ and meta["settings"]["seed"] == 0
+    assert meta["settings"]["precision"] == "auto" and meta["arithmetic"] == "fp32"  # the CPU's
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")  # weights_only=True
     assert checkpoint["epoch"] == 6 and checkpoint["history"] == metrics
+    assert checkpoint["scaler"] is None  # no gradient scaler outside fp16
 
 
 def test_paper_variant_runs_a_real_epoch(shared_data, tmp_path):

@@ -28,7 +28,8 @@ the decode cache, and then, until ``--budget`` seconds are spent:
    when it starts, so that their kernels run side by side), in this order: the correctness check
    of the fast forms (TF32 off); Figure 1 at full scale on all of CIFAR-10 (seed 0 of both regimes,
    then seeds 1 and 2); the CIFAR-10 ledger trained to the end (``ledger-cifar10-gpu``: base and
-   no-LRN at seeds 0-4, then the other ablations); the CUDA tests last;
+   no-LRN at seeds 0-4, a short fp16 run with its gradient scaler, then the other ablations); the
+   CUDA tests last;
 3. if the shared jobs end with time to spare, the LRN forms' timings (``lrn-sweep``), alone again.
 
 A job whose result is already stored under ``results/`` is skipped, so the next sitting goes on
@@ -86,6 +87,7 @@ BENCH_ROWS = (
 # the LRN forms the first sitting did not time (the yardstick first, so each row has its ratio)
 LRN_SWEEP_ROWS = ("torchvision alexnet", "paper, LRN=banded", "paper, LRN=triton")
 LEDGER = "ledger-cifar10-gpu"
+FP16_RUN = "gpu/fp16-mini-cifar10-s0"
 FIRST_ABLATIONS = ("base", "no-lrn")
 OTHER_ABLATIONS = ("pool2", "no-dropout", "no-pca", "half")
 # the CUDA tests, cheapest and riskiest first (each name takes all its parameters)
@@ -317,6 +319,9 @@ def plan_jobs(
     shared += fig1
     seeds = (0, 1) if tiny else (0, 1, 2, 3, 4)
     for ablations in (FIRST_ABLATIONS, OTHER_ABLATIONS):
+        if ablations is OTHER_ABLATIONS and not (results / FP16_RUN / "metrics.jsonl").is_file():
+            # the fp16 path (a T4's) with its gradient scaler, once on a GPU: a short run
+            shared.append(Job("fp16", ["fp16", FP16_RUN], [FP16_RUN]))
         for seed in seeds:
             for ablation in ablations:
                 folder = ledger_folder(ablation, seed, tiny)
@@ -482,6 +487,24 @@ def run_job(argv: list[str], tiny: bool) -> int:
             progress=True,
         ):
             print(json.dumps(job), flush=True)
+        return 0
+    if kind == "fp16":
+        from alexlib.train import RunSettings, train_run
+
+        settings = RunSettings(
+            dataset="cifar10",
+            variant="mini",
+            epochs=1 if tiny else 4,
+            lr=0.01,
+            precision="fp16",
+            pca_colour=True,
+            train_per_class=10 if tiny else None,
+            val_per_class=10 if tiny else None,
+            batch_size=32 if tiny else 128,
+            device=device,
+        )
+        last = train_run(settings, results / args[0], progress=True)
+        print(json.dumps(last), flush=True)
         return 0
     if kind == "tests":
         command = [
