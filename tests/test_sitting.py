@@ -242,3 +242,55 @@ def test_the_rehearsal_cut_at_20_50_and_90_percent_returns_the_finished_jobs(pac
     assert set(done[0.2]) <= set(done[0.5]) <= set(done[0.9])
     assert any(j.startswith("figure1-") for j in done[0.9]), (done, log[-3000:])
     assert "bench" in done[0.9]
+
+
+def test_the_imagenette_sitting_is_three_commands_each_under_60_mib(shared_data_or_skip, tmp_path):
+    root = shared_data_or_skip
+    if not (root / "imagenette-224" / "train-2.zip").is_file():
+        pytest.skip("no offline Imagenette zips")
+    calls = sitting.plan_imagenette(root, 900, root=tmp_path, checkout=5 * 2**20)
+    assert [c["step"] for c in calls] == ["val", "train-1", "train-2"]
+    assert all(c["mib"] <= sitting.MAX_CARRY_MIB for c in calls)
+    assert calls[0]["command"].startswith("python3 tools/sitting.py stage")
+    assert "--imagenette" in calls[-1]["command"]
+    # the machine's start, two staging calls, the last call and its return fit the 900 s
+    assert sitting.START_S + 2 * 60 + calls[-1]["timeout_s"] + sitting.RETURN_S + 90 <= 900
+    # the last command, sent to a machine that went cold: it says so and trains nothing
+    out = tmp_path / "out"
+    data = tmp_path / "data"
+    env_results = tmp_path / "results"
+    os.environ["ALEXLIB_RESULTS"] = str(env_results)
+    try:
+        carry = tmp_path / sitting.IMAGENETTE_CARRY / "train-2"
+        summary = sitting.run(out, 60, 1, True, data, only=["nothing"], imagenette=carry)
+    finally:
+        del os.environ["ALEXLIB_RESULTS"]
+    said = "\n".join(summary["events"])
+    assert "Imagenette is incomplete here" in said and "val.zip" in said and "train-1.zip" in said
+    assert not [j for j in summary["jobs"] if j["job"].startswith("imagenette-")]
+
+
+def test_figure4_waits_for_the_finished_base_net_and_is_skipped_if_it_failed(tmp_path):
+    jobs = sitting.plan_imagenette_jobs(tmp_path, "stamp", False, "gpu")
+    names = [j.name for j in jobs]
+    assert names[:2] == ["imagenette-base-s0", "figure4"]
+    assert jobs[1].after == "imagenette-base-s0"
+    # a stored base run and Figure 4 are not run again
+    (tmp_path / "ledger/base/seed0").mkdir(parents=True)
+    (tmp_path / "ledger/base/seed0/summary.json").write_text("{}")
+    (tmp_path / "figure4/full-s0").mkdir(parents=True)
+    (tmp_path / "figure4/full-s0/figure4.json").write_text("{}")
+    names = [j.name for j in sitting.plan_imagenette_jobs(tmp_path, "stamp", False, "gpu")]
+    assert "imagenette-base-s0" not in names and "figure4" not in names
+    # a job whose prerequisite failed never starts
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    logs.mkdir()
+    env = {**os.environ, "ALEXLIB_RESULTS": str(tmp_path / "r"), "SITTING_LOGS": str(logs)}
+    driver = sitting.Sitting(out, 120, 2, True, env)
+    out.mkdir()
+    first = sitting.Job("first", ["no-such-job"])
+    second = sitting.Job("second", ["warm-one", "cifar10", "val", "32"], after="first")
+    driver.jobs = [first, second]
+    driver.run_shared([first, second])
+    assert first.status.startswith("failed")
+    assert second.status == f"skipped: first did not finish ({first.status})"

@@ -52,6 +52,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,15 @@ BENCH_ROWS = (
 # the LRN forms the first sitting did not time (the yardstick first, so each row has its ratio)
 LRN_SWEEP_ROWS = ("torchvision alexnet", "paper, LRN=banded", "paper, LRN=triton")
 LEDGER = "ledger-cifar10-gpu"
+# Imagenette (142 MB of zips) cannot travel in one command: three commands carry one part each,
+# sent back to back while the machine is warm (30 s); the last one trains
+IMAGENETTE_CARRY = Path("_build") / "sitting-imagenette"
+IMAGENETTE_PARTS = {
+    "val": ("imagenette-224/val.zip", "imagenette-224/classes.json"),
+    "train-1": ("imagenette-224/train-1.zip",),
+    "train-2": ("imagenette-224/train-2.zip",),
+}
+IMAGENETTE_ABLATIONS = ("no-lrn", "pool2", "half", "no-pca", "no-dropout")
 FP16_RUN = "gpu/fp16-mini-cifar10-s0"
 FIRST_ABLATIONS = ("base", "no-lrn")
 OTHER_ABLATIONS = ("pool2", "no-dropout", "no-pca", "half")
@@ -223,6 +233,90 @@ def plan(data_root: Path, budget_s: float, root: Path = ROOT, checkout: int | No
     return schedule(budget_s) | {"carry": [str(CARRY)], "mib": round(mib, 1)}
 
 
+def plan_imagenette(
+    data_root: Path, budget_s: float, root: Path = ROOT, checkout: int | None = None
+) -> list[dict]:
+    """Write the three carried folders of an Imagenette sitting (one part of the data each, every
+    file's SHA-256 beside it) and return its three device calls: two that only leave their part
+    in ``/tmp`` and a last one that brings the third and trains."""
+    from alexlib._io import provenance, sha256_file
+
+    sums = _sums(data_root)
+    every = [f for files in IMAGENETTE_PARTS.values() for f in files]
+    missing = [f for f in every if f not in sums or not (data_root / f).is_file()]
+    if missing:
+        raise SittingError(f"{', '.join(missing)} missing from {data_root} or its SHA256SUMS")
+    checkout = checkout_bytes(root) if checkout is None else checkout
+    commit = (provenance().get("commit") or "unknown") + "\n"
+    calls = []
+    for part, files in IMAGENETTE_PARTS.items():
+        folder = root / IMAGENETTE_CARRY / part
+        shutil.rmtree(folder, ignore_errors=True)
+        for name in files:
+            target = folder / "data" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(data_root / name, target)
+            if sha256_file(target) != sums[name]:
+                raise SittingError(f"{data_root / name} does not match its SHA256SUMS line")
+        # every part's sums, so the last command can check what the first two left
+        (folder / "SHA256SUMS").write_text("".join(f"{sums[n]}  {n}\n" for n in every))
+        (folder / "COMMIT").write_text(commit)
+        carried = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        mib = (carried + checkout) / 2**20
+        if mib > MAX_CARRY_MIB:
+            raise SittingError(
+                f"the {part} command would carry {mib:.1f} MiB, over {MAX_CARRY_MIB:.0f} MiB"
+            )
+        rel = str(IMAGENETTE_CARRY / part)
+        command = f"python3 tools/sitting.py stage {rel}"
+        calls.append(
+            {
+                "step": part,
+                "carry": [rel],
+                "mib": round(mib, 1),
+                "timeout_s": 60,
+                "command": command,
+            }
+        )
+    last = schedule(budget_s - 2 * 60)  # the two staging calls: about a minute each, warm
+    calls[-1]["command"] = last["command"] + f" --imagenette {calls[-1]['carry'][0]}"
+    calls[-1]["timeout_s"] = last["timeout_s"]
+    return calls
+
+
+def stage(carry: Path, data_dir: Path) -> dict[str, str]:
+    """Copy a carried part's files into ``data_dir``, each checked against its SHA-256. Returns
+    ``{file: "ok" | why not}``."""
+    from alexlib._io import parse_sha256sums, sha256_file
+
+    sums = parse_sha256sums((carry / "SHA256SUMS").read_text())
+    status = {}
+    for source in sorted((carry / "data").rglob("*")):
+        if not source.is_file():
+            continue
+        name = str(source.relative_to(carry / "data"))
+        if sha256_file(source) != sums.get(name):
+            status[name] = "damaged in transfer: not used (send this command again)"
+            continue
+        target = data_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        status[name] = "ok"
+    return status
+
+
+def imagenette_missing(carry: Path, data_dir: Path) -> list[str]:
+    """The Imagenette files not (or not intact) in ``data_dir``, by the carried SHA256SUMS."""
+    from alexlib._io import parse_sha256sums, sha256_file
+
+    sums = parse_sha256sums((carry / "SHA256SUMS").read_text())
+    return [
+        n
+        for n, digest in sums.items()
+        if not (data_dir / n).is_file() or sha256_file(data_dir / n) != digest
+    ]
+
+
 def schedule(budget_s: float) -> dict:
     """The one command's time within ``budget_s`` seconds of machine time: the start and upload,
     the run, the return, and at least :data:`SPARE_S` to spare; its ``timeout_s`` sits 30 s above
@@ -263,6 +357,7 @@ class Job:
     outputs: list[str] = field(default_factory=list)
     cap_s: float | None = None
     live: bool = False
+    after: str | None = None  # a job that must have finished first (else this one is skipped)
     status: str = "waiting"
     seconds: float | None = None
     started_at: float | None = None
@@ -342,6 +437,35 @@ def plan_jobs(
     return exclusive, shared, last
 
 
+def plan_imagenette_jobs(results: Path, stamp: str, tiny: bool, slug: str) -> list[Job]:
+    """The Imagenette sitting's shared jobs: the paper net's base run at seed 0 (its checkpoint
+    kept for Figure 4), Figure 4 from it once it has finished, the other ablations at seed 0, then
+    the base at seeds 1 and 2 and the rest."""
+    scale = "smoke" if tiny else "full"
+    prefix = "smoke/" if tiny else ""
+    jobs = []
+    order = [("base", 0), *[(a, 0) for a in IMAGENETTE_ABLATIONS], ("base", 1), ("base", 2)]
+    order += [(a, k) for k in (1, 2) for a in IMAGENETTE_ABLATIONS]
+    for ablation, seed in order:
+        folder = f"{prefix}ledger/{ablation}/seed{seed}"
+        if (results / folder / "summary.json").is_file():
+            continue
+        outputs = [folder]
+        if ablation == "base":
+            outputs += [
+                f"{prefix}ledger/base/ensemble.json",
+                f"{prefix}figure3/{scale}-paper-s{seed}",
+            ]
+        jobs.append(
+            Job(f"imagenette-{ablation}-s{seed}", ["imagenette", ablation, str(seed)], outputs)
+        )
+        if (ablation, seed) == ("base", 0):
+            figure4 = f"{prefix}figure4/{scale}-s0"
+            if not (results / figure4 / "figure4.json").is_file():
+                jobs.append(Job("figure4", ["figure4"], [figure4], after=jobs[-1].name))
+    return jobs
+
+
 def _bench_done(results: Path, rows: tuple[str, ...]) -> bool:
     """Whether one stored GPU bench run measured all of ``rows``."""
     for path in (results / "bench").glob("*.json"):
@@ -368,20 +492,27 @@ def run_job(argv: list[str], tiny: bool) -> int:
             "no CUDA device here: the sitting's jobs need one (rehearse with --tiny)"
         )
     results = results_dir()
-    if kind == "warm":  # the three decodes the jobs need, side by side in three processes
+    if kind == "warm":  # the decodes the jobs need, side by side in processes of their own
         me = [sys.executable, str(Path(__file__).resolve()), "job"]
+        decodes = {
+            "cifar10": (("train", "none"), ("train", "32"), ("val", "32")),
+            "imagenette": (("train", "256"), ("val", "256")),
+        }[args[0] if args else "cifar10"]
         children = [
-            subprocess.Popen([*me, "warm-one", split, size] + (["--tiny"] if tiny else []))
-            for split, size in (("train", "none"), ("train", "32"), ("val", "32"))
+            subprocess.Popen(
+                [*me, "warm-one", args[0] if args else "cifar10", split, size]
+                + (["--tiny"] if tiny else [])
+            )
+            for split, size in decodes
         ]
         return max(c.wait() for c in children)
     if kind == "warm-one":
         from alexlib.data import load
 
-        split, size = args[0], None if args[1] == "none" else int(args[1])
+        name, split, size = args[0], args[1], None if args[2] == "none" else int(args[2])
         # a rehearsal's jobs decode their own small subsets: it only shows this step runs
-        images = load("cifar10", split, size=size, per_class=10 if tiny else None, progress=False)
-        print(f"cifar10/{split} at {size}: {tuple(images.images.shape)}", flush=True)
+        images = load(name, split, size=size, per_class=10 if tiny else None, progress=False)
+        print(f"{name}/{split} at {size}: {tuple(images.images.shape)}", flush=True)
         return 0
     if kind == "profile":
         return _profile(results / args[0], torch.device(device), tiny)
@@ -487,6 +618,39 @@ def run_job(argv: list[str], tiny: bool) -> int:
             progress=True,
         ):
             print(json.dumps(job), flush=True)
+        return 0
+    if kind == "imagenette":  # the paper's net on Imagenette: the ledger's full column
+        from alexlib.ledger import run_ledger
+
+        ablation, seed = args[0], int(args[1])
+        for job in run_ledger(
+            "smoke" if tiny else "full",
+            seeds=[seed],
+            only=[ablation],
+            out=results / "smoke" if tiny else results,
+            device=device,
+            keep_checkpoints=(ablation, seed) == ("base", 0),  # Figure 4 reads it
+            progress=True,
+        ):
+            print(json.dumps(job), flush=True)
+        return 0
+    if kind == "figure4":  # from the finished base net only, never from an unfinished one
+        from alexlib.experiments import run_figure4, save_figure4
+        from alexlib.ledger import ledger_dir, read_run
+        from alexlib.train import read_metrics
+
+        scale = "smoke" if tiny else "full"
+        root = results / "smoke" if tiny else results
+        folder = ledger_dir(root, scale) / "base" / "seed0"
+        run = read_run(folder, scale)
+        if not run.get("ok") or not (folder / "checkpoint.pt").is_file():
+            raise SittingError(
+                f"figure4: the base net in {folder} is not finished with its checkpoint kept "
+                f"({run.get('reason') or 'no checkpoint.pt'})"
+            )
+        trained = {"out": str(folder), "metrics": read_metrics(folder)}
+        result = run_figure4(scale, 0, trained=trained, device=device)
+        print("stored in", save_figure4(result, base=root / "figure4", tag=scale), flush=True)
         return 0
     if kind == "fp16":
         from alexlib.train import RunSettings, train_run
@@ -669,9 +833,22 @@ class Sitting:
     def run_shared(self, jobs: list[Job]) -> None:
         waiting, running = list(jobs), []
         last_pack = time.monotonic()
+        status = {j.name: j for j in self.jobs}
         while (waiting or running) and self.left() > 5:
-            while waiting and len(running) < self.workers and self.left() > 20:
-                running.append(self.start(waiting.pop(0)))
+            for job in list(waiting):  # a job whose prerequisite ended badly never starts
+                first = status.get(job.after) if job.after else None
+                if first is not None and first.status not in ("waiting", "running", "done"):
+                    job.status = f"skipped: {job.after} did not finish ({first.status})"
+                    waiting.remove(job)
+            ready = [
+                j
+                for j in waiting
+                if not j.after or j.after not in status or status[j.after].status == "done"
+            ]
+            while ready and len(running) < self.workers and self.left() > 20:
+                job = ready.pop(0)
+                waiting.remove(job)
+                running.append(self.start(job))
             for proc in list(running):
                 if proc.poll() is not None:
                     running.remove(proc)
@@ -813,13 +990,16 @@ def run(
     data_dir: Path,
     only: list[str] | None,
     pack: Path | None = None,
+    imagenette: Path | None = None,
 ) -> dict:
+    """The sitting: CIFAR-10's (the pack) or, with ``imagenette`` (the last part's carried
+    folder), Imagenette's, whose first two parts earlier commands left in ``data_dir``."""
     from alexlib._io import provenance
 
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    commit = ROOT / CARRY / "COMMIT"
+    commit = (ROOT / imagenette if imagenette else ROOT / CARRY) / "COMMIT"
     if commit.is_file():
         env["ALEXLIB_COMMIT"] = commit.read_text().strip()
     results = Path(
@@ -835,14 +1015,27 @@ def run(
     logs.mkdir(parents=True, exist_ok=True)
     env["SITTING_LOGS"] = str(logs)
     sitting = Sitting(out, budget_s, workers, tiny, env)
-    pack = pack or ROOT / CARRY / PACK_NAME
-    if pack.is_file():
-        counts = read_pack(pack, data_dir)
-        sitting.say(f"data rebuilt from {pack.name}: {counts}")
-    elif not all((data_dir / z).is_file() for z in ZIPS):
-        raise SittingError(
-            f"no {pack} and no CIFAR-10 zips in {data_dir}: run `tools/sitting.py plan` here"
-        )
+    complete = False
+    if imagenette is not None:
+        carry = ROOT / imagenette
+        sitting.say(f"data: {stage(carry, data_dir)}")
+        missing = imagenette_missing(carry, data_dir)
+        complete = not missing
+        if missing:
+            sitting.say(
+                f"Imagenette is incomplete here (missing or damaged: {', '.join(missing)}): the "
+                "machine went cold between the commands. The Imagenette jobs must be repeated in "
+                "a later sitting, its three commands back to back; this one runs what needs no data"
+            )
+    else:
+        pack = pack or ROOT / CARRY / PACK_NAME
+        if pack.is_file():
+            counts = read_pack(pack, data_dir)
+            sitting.say(f"data rebuilt from {pack.name}: {counts}")
+        elif not all((data_dir / z).is_file() for z in ZIPS):
+            raise SittingError(
+                f"no {pack} and no CIFAR-10 zips in {data_dir}: run `tools/sitting.py plan` here"
+            )
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -851,19 +1044,28 @@ def run(
     )
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     exclusive, shared, last = plan_jobs(results, stamp, tiny, slug)
+    warm = Job("warm", ["warm", "cifar10"], [], cap_s=120)
+    if imagenette is not None:  # the timings go last; the CIFAR-10 jobs have no data here
+        cifar = ("check", "figure1", "ledger", "fp16", "cuda")
+        shared = [j for j in shared if j.name.split("-")[0] not in cifar]
+        last = [*exclusive, *last, Job("cuda-tests", ["tests"], [], cap_s=None)]
+        exclusive = []
+        shared = plan_imagenette_jobs(results, stamp, tiny, slug) if complete else []
+        warm = Job("warm", ["warm", "imagenette"], [], cap_s=180)
+        if not complete:
+            warm.status = "skipped: no Imagenette data"
     if only:
         exclusive, shared, last = (
             [j for j in group if j.name.split("-")[0] in only]
             for group in (exclusive, shared, last)
         )
-    warm = Job("warm", ["warm"], [], cap_s=120)
     sitting.jobs = [warm, *exclusive, *shared, *last]
     sitting.say(
         f"{gpu}; {len(exclusive) + len(shared)} jobs; budget {budget_s:.0f} s; "
         f"provenance {provenance()}"
     )
     sitting.pack()
-    sitting.run_exclusive([warm, *exclusive])
+    sitting.run_exclusive([warm, *exclusive] if warm.status == "waiting" else exclusive)
     mps = False if tiny else _start_mps(sitting, env)
     sitting.run_shared(shared)
     if mps:
@@ -907,6 +1109,12 @@ def main(argv: list[str] | None = None) -> int:
     q = verbs.add_parser("plan", help="pack the data here and print the device command")
     q.add_argument("--data", default=os.environ.get("ALEXLIB_DATA"), help="the offline data root")
     q.add_argument("--budget", type=float, default=900, help="machine time left, seconds")
+    q.add_argument(
+        "--imagenette", action="store_true", help="the Imagenette sitting's three commands"
+    )
+    q = verbs.add_parser("stage", help="leave a carried part's data in /tmp (on the GPU machine)")
+    q.add_argument("carry")
+    q.add_argument("--data-dir", default="/tmp/alexlib-data")
     q = verbs.add_parser("run", help="the sitting (on the GPU machine)")
     q.add_argument("--out", required=True)
     q.add_argument("--budget", type=float, default=540)
@@ -916,6 +1124,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="*", help="job kinds: bench profile check figure1 ledger cuda lrn"
     )
     q.add_argument("--pack", help=f"the data pack (default {CARRY / PACK_NAME})")
+    q.add_argument(
+        "--imagenette", help="the Imagenette sitting: the last part's carried folder (plan says)"
+    )
     q.add_argument("--tiny", action="store_true")
     q = verbs.add_parser("job", help="one job (the driver starts these)")
     q.add_argument("argv", nargs="+")
@@ -927,8 +1138,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "plan":
             if not args.data:
                 raise SittingError("say where the offline data is: --data DIR or $ALEXLIB_DATA")
-            call = plan(Path(args.data), args.budget)
-            print(json.dumps(call, indent=1))
+            if args.imagenette:
+                calls = plan_imagenette(Path(args.data), args.budget)
+                print("Send these back to back (the machine stays warm 30 s after each):")
+                print(json.dumps(calls, indent=1))
+            else:
+                print(json.dumps(plan(Path(args.data), args.budget), indent=1))
+        elif args.verb == "stage":
+            status = stage(ROOT / args.carry, Path(args.data_dir))
+            print(json.dumps(status, indent=1))
+            return 0 if all(v == "ok" for v in status.values()) else 2
         elif args.verb == "run":
             summary = run(
                 Path(args.out),
@@ -938,6 +1157,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.data_dir),
                 args.only,
                 pack=Path(args.pack) if args.pack else None,
+                imagenette=Path(args.imagenette) if args.imagenette else None,
             )
             for j in summary["jobs"]:
                 print(f"  {j['job']}: {j['status']} ({j['seconds']} s)")
