@@ -76,6 +76,8 @@ __all__ = [
     "ledger_columns",
     "ledger_details",
     "ledger_dir",
+    "CIFAR10_GPU",
+    "cifar10_gpu_rows",
     "finished_runs",
     "overfit_gap",
     "runs_markdown",
@@ -137,14 +139,22 @@ FIGURE_JOBS: tuple[str, ...] = ("figure1",)
 # The runner's settings per scale are the registry's "ledger" presets (alexlib.config.PRESETS).
 
 
+#: The results folder of the ledger's third column, "CIFAR-10, GPU": the laptop column's CIFAR-10
+#: claims trained to the end on a GPU (the ``ledger-cifar10-gpu`` preset). It is laid out as a
+#: results folder of its own (``<results>/cifar10-gpu/ledger/<ablation>/seed<k>``), so the same
+#: readers give its rows: ``ledger_rows(results / CIFAR10_GPU, "full")``.
+CIFAR10_GPU = "cifar10-gpu"
+
+
 def ledger_dir(root: Path, scale: str, experiment: str = "ledger") -> Path:
     """The folder of the ablation runs at ``scale`` under a results folder ``root``:
     ``<root>/ledger`` (full scale, and smoke runs outside ``results/``) or ``<root>/ledger-laptop``
-    (laptop scale, the same claims measured on CIFAR-10). Another ``experiment`` (a preset of
-    its own, such as ``"ledger-cifar10-gpu"``: the laptop's CIFAR-10 claims trained to the end on
-    a GPU) keeps its runs in ``<root>/<experiment>``."""
+    (laptop scale, the same claims measured on CIFAR-10). The ``"ledger-cifar10-gpu"`` experiment
+    keeps its runs in ``<root>/cifar10-gpu/ledger`` (:data:`CIFAR10_GPU`)."""
+    if experiment == "ledger-cifar10-gpu":
+        return Path(root) / CIFAR10_GPU / "ledger"
     if experiment != "ledger":
-        return Path(root) / experiment
+        raise LedgerError(f"unknown ledger experiment {experiment!r}")
     return Path(root) / ("ledger" if scale in ("full", "smoke") else f"ledger-{scale}")
 
 
@@ -334,7 +344,7 @@ def run_ledger(
         raise LedgerError(
             f"seeds must be a positive whole number or a list of seeds (0, 1, ...), got {seeds!r}"
         )
-    names = list(only) if only else [*ABLATIONS, *FIGURE_JOBS]
+    names = list(only) if only else [*ABLATIONS, *(FIGURE_JOBS if experiment == "ledger" else ())]
     unknown = [n for n in names if n not in ABLATIONS and n not in FIGURE_JOBS]
     if unknown:
         raise LedgerError(
@@ -1226,18 +1236,26 @@ def _short(row: LedgerRow) -> str:
     return row.status.split(". Run ")[0]
 
 
-def ledger_columns(laptop: Sequence[LedgerRow], full: Sequence[LedgerRow]) -> str:
-    """The two columns side by side as a Markdown table narrow enough for a page: claim, the
-    paper's number, then ours with its spread and direction at laptop scale (CPU, CIFAR-10) and
-    at full scale (GPU, Imagenette). Where the paper has a number for the laptop column's own
-    setting (claim 2 on CIFAR-10), it is given there. :func:`ledger_details` lists where each
-    measured number came from."""
+def ledger_columns(
+    laptop: Sequence[LedgerRow],
+    full: Sequence[LedgerRow],
+    cifar_gpu: Sequence[LedgerRow] | None = None,
+) -> str:
+    """The columns side by side as a Markdown table narrow enough for a page: claim, the paper's
+    number, then ours with its spread and direction at laptop scale (CPU, CIFAR-10), at full
+    scale (GPU, Imagenette), and, given ``cifar_gpu`` (``ledger_rows(results / CIFAR10_GPU,
+    "full")``), the laptop's CIFAR-10 claims trained to the end on a GPU ("-" for the claims
+    measured by the experiments rather than by ablations: 1 and 9). Where the paper has a number
+    for the CIFAR-10 setting (claim 2), it is given in the laptop column. :func:`ledger_details`
+    lists where each measured number came from."""
     by_id = {r.id: r for r in full}
+    gpu_by_id = {r.id: r for r in cifar_gpu or ()}
     claims = {c.id: c for c in CLAIMS}
-    lines = [
-        "| # | claim (section) | paper | laptop scale (CPU) | full scale (GPU) |",
-        "|---|---|---|---|---|",
-    ]
+    head = "| # | claim (section) | paper | laptop scale (CPU) | full scale (GPU) |"
+    rule = "|---|---|---|---|---|"
+    if cifar_gpu is not None:
+        head, rule = head + " CIFAR-10, GPU |", rule + "---|"
+    lines = [head, rule]
     for r in laptop:
         ref = claims[r.id].laptop_reference
         cells = [
@@ -1247,6 +1265,9 @@ def ledger_columns(laptop: Sequence[LedgerRow], full: Sequence[LedgerRow]) -> st
             _short(r) + (f" (paper, {ref})" if ref else ""),
             _short(by_id[r.id]) if r.id in by_id else "-",
         ]
+        if cifar_gpu is not None:
+            gpu = gpu_by_id.get(r.id)
+            cells.append(_short(gpu) if gpu is not None and r.id not in ("1", "9") else "-")
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -1315,6 +1336,28 @@ def claim_rows(
     }
 
 
+def cifar10_gpu_rows(results: str | os.PathLike | None = None) -> list[LedgerRow]:
+    """The ledger's third column: the ablation claims (2-8) measured on the runs of the
+    ``ledger-cifar10-gpu`` preset under ``<results>/cifar10-gpu`` (the laptop's CIFAR-10 claims
+    trained to the end on a GPU). An unmeasured row names that folder and its command."""
+    root = Path(results) if results is not None else results_dir()
+    rows = []
+    for row in ledger_rows(root / CIFAR10_GPU, "full"):
+        if row.id in ("1", "9"):  # measured by the experiments, not by ablations
+            continue
+        if not row.measured:
+            reason = row.status.split(" Run ")[0].replace(
+                "results/ledger/", f"results/{CIFAR10_GPU}/ledger/"
+            )
+            row = dataclasses.replace(
+                row,
+                status=reason + " Run on a GPU: `python -m alexlib ledger run --experiment "
+                "ledger-cifar10-gpu` (or the GPU sitting, tools/sitting.py)",
+            )
+        rows.append(row)
+    return rows
+
+
 def claims_markdown(rows: dict[str, Sequence[LedgerRow]]) -> str:
     """:func:`claim_rows`' rows as Markdown: the two columns' table, then for each scale where
     every measured number came from (:func:`ledger_details`)."""
@@ -1338,6 +1381,13 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="ledger_command", required=True)
     r = sub.add_parser("run", help="train the ablations (resumable; finished runs are skipped)")
     r.add_argument("--scale", choices=SCALES, default="full")
+    r.add_argument(
+        "--experiment",
+        choices=("ledger", "ledger-cifar10-gpu"),
+        default="ledger",
+        help="ledger: the paper net on Imagenette (full) or the mini net (laptop); "
+        "ledger-cifar10-gpu: the mini net on CIFAR-10 trained to the end on a GPU",
+    )
     r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
     r.add_argument(
         "--only",
@@ -1369,6 +1419,7 @@ def _cli_run(args) -> int:
     started = time.perf_counter()
     report = run_ledger(
         args.scale,
+        experiment=args.experiment,
         seeds=args.seeds,
         only=args.only,
         out=args.out,
@@ -1391,8 +1442,9 @@ def _cli_run(args) -> int:
 
 def _cli_table(args) -> int:
     laptop, full = ledger_rows(args.results, "laptop"), ledger_rows(args.results, "full")
-    print(ledger_columns(laptop, full))
-    for name, rows in (("laptop", laptop), ("full", full)):
+    gpu = cifar10_gpu_rows(args.results)
+    print(ledger_columns(laptop, full, gpu))
+    for name, rows in (("laptop", laptop), ("full", full), ("CIFAR-10, GPU", gpu)):
         print(f"\nmeasured at {name} scale:\n{ledger_details(rows)}")
     for name in ("laptop", "full"):
         print(f"\nthe {name}-scale runs:\n{runs_markdown(args.results, name)}")

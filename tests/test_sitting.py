@@ -191,9 +191,8 @@ def _check_unpacks_to_finished_jobs(out: Path, root: Path) -> list[str]:
         if parts[1] == "figure1":
             _, regime, activation, _lr, seed = parts[2].split("-")
             assert f"figure1-{regime}-{activation}-{seed}" in done, name
-        elif parts[1] == "smoke" and parts[3] in sitting.FIRST_ABLATIONS + sitting.OTHER_ABLATIONS:
-            if parts[4].startswith("seed"):
-                assert f"ledger-{parts[3]}-s{parts[4][4:]}" in done, name
+        elif parts[1:4] == ("smoke", "cifar10-gpu", "ledger") and parts[5].startswith("seed"):
+            assert f"ledger-{parts[4]}-s{parts[5][4:]}" in done, name
     return sorted(done)
 
 

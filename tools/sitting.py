@@ -373,7 +373,7 @@ def figure1_folder(regime: str, activation: str, seed: int, tiny: bool) -> str:
 
 def ledger_folder(ablation: str, seed: int, tiny: bool) -> str:
     # a smoke run never goes straight under a results folder (the ledger refuses it)
-    return f"{'smoke/' if tiny else ''}{LEDGER}/{ablation}/seed{seed}"
+    return f"{'smoke/' if tiny else ''}cifar10-gpu/ledger/{ablation}/seed{seed}"
 
 
 def plan_jobs(
