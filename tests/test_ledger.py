@@ -652,3 +652,27 @@ def test_finished_runs_by_ablation_and_seed_leave_out_smoke_and_unfinished(tmp_p
     assert runs["no-lrn"] == {}  # 3 of 16 epochs
     # the smoke run sits under ledger/, the full scale's folder, and is refused there
     assert ledger.finished_runs(tmp_path, "full") == {name: {} for name in ledger.ABLATIONS}
+
+
+def test_the_cifar10_gpu_column_reads_its_own_folder(tmp_path):
+    """The third column: runs of the ledger-cifar10-gpu preset under results/cifar10-gpu/ledger
+    give claim 2's effect there, and nothing of the full (Imagenette) column; before any run is
+    stored, its rows name that folder and the command that fills it."""
+    empty = ledger.cifar10_gpu_rows(tmp_path)
+    assert [r.id for r in empty] == ["2", "3", "4", "5", "6a", "6b", "7", "8"]
+    assert all(not r.measured for r in empty)
+    assert "results/cifar10-gpu/ledger/{base,no-lrn}" in row(empty, "2").status
+    assert "--experiment ledger-cifar10-gpu" in row(empty, "2").status
+    assert settings_for("base", "full", 0, "ledger-cifar10-gpu").variant == "mini"
+    gpu_root = tmp_path / ledger.CIFAR10_GPU
+    for seed, (base, no_lrn) in enumerate([(20.0, 21.0), (19.0, 20.5), (20.5, 21.0)]):
+        for ablation, err in (("base", base), ("no-lrn", no_lrn)):
+            fake_run(gpu_root, ablation, seed, [(40.0, 9.0), (err, 2.0)])
+    rows = ledger.cifar10_gpu_rows(tmp_path)
+    assert row(rows, "2").measured
+    assert row(rows, "2").values["val_top1_err"] == pytest.approx([1.0, 1.5, 0.5])
+    assert not row(ledger.ledger_rows(tmp_path, "full"), "2").measured  # not the full column
+    table = ledger.ledger_columns(
+        ledger.ledger_rows(tmp_path, "laptop"), ledger.ledger_rows(tmp_path, "full"), rows
+    )
+    assert "| CIFAR-10, GPU |" in table.splitlines()[0]
