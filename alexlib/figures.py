@@ -15,7 +15,7 @@ import torch
 
 from .augment import PAPER_CROP, center_crop, pca_colour
 from .layers import local_response_norm
-from .ledger import CLAIM_NAMES, METRIC_LABELS, LedgerRow, mean_sd
+from .ledger import CLAIM_NAMES, METRIC_LABELS, LedgerRow, mean_sd, verdict
 
 
 def _finish(
@@ -1211,10 +1211,11 @@ def figure4_figures(result: dict, train, val, title: str = "", crop: int | None 
 def effects_figure(
     rows: Sequence[LedgerRow], title: str | None = None, scale: str = "full"
 ) -> plt.Figure:
-    """A bar chart per measured claim: the mean effect per metric with its seed-to-seed standard
-    deviation (error bar), each seed as a dot, and the paper's number as a red line where it has
-    one. Returns a matplotlib Figure; with no measured row, a figure that says so (``scale``: the
-    rows' scale, for that message)."""
+    """A bar chart per measured claim: the mean effect per metric with its 95% interval over the
+    seeds (error bar: the ledger's verdict reads it; a ratio's mean and interval are taken on its
+    logarithm; claim 9's per-run separation shows its sd), each seed as a dot, and the paper's
+    number as a red line where it has one. Returns a matplotlib Figure; with no measured row, a
+    figure that says so (``scale``: the rows' scale, for that message)."""
     measured = [r for r in rows if r.measured]
     if not measured:
         fig, ax = plt.subplots(figsize=(7, 1.6))
@@ -1235,10 +1236,13 @@ def effects_figure(
     for ax, r in zip(axes.flat, measured):
         labels = [METRIC_LABELS.get(m, m) for m in r.values]
         for i, (metric, vals) in enumerate(r.values.items()):
-            mean, sd = mean_sd(vals)
-            ax.bar(
-                i, mean, yerr=sd if sd is not None else 0, capsize=6, color="tab:blue", alpha=0.7
-            )
+            if metric == "separation" or len(vals) < 2:
+                mean, sd = mean_sd(vals)
+                err = [[sd or 0.0], [sd or 0.0]]
+            else:
+                v = verdict(vals, ratio=metric == "ratio")
+                mean, err = v.mean, [[v.mean - v.low], [v.high - v.mean]]
+            ax.bar(i, mean, yerr=err, capsize=6, color="tab:blue", alpha=0.7)
             ax.plot([i] * len(vals), vals, "o", color="black", markersize=4)
             paper = r.paper_values.get(metric)
             if paper is not None:
@@ -1264,5 +1268,6 @@ def effects_figure(
     return _finish(
         fig,
         title
-        or "Effect of each claim's feature: ours (bars, sd over seeds, dots) vs the paper (red)",
+        or "Effect of each claim's feature: ours (bars, 95% interval over seeds, dots) vs the "
+        "paper (red)",
     )

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import statistics
 import time
@@ -579,6 +580,7 @@ class Measurement:
     files: list[str]
     agrees_each: list[bool] | None = None  # claim 9: a verdict per run instead of a sign
     note: str = ""  # what limits the number, shown after it
+    decides: bool = True  # False: not yet a measurement of the claim (the note says why)
 
 
 @dataclass(frozen=True)
@@ -750,8 +752,10 @@ def _dropout_speed(root: Path, scale: str = "full"):
         got.note = (
             f"not yet a convergence ratio: without dropout {still} in {falling[1]} of {n} seeds"
         )
+        got.decides = False
     elif falling[0]:
         got.note = f"a lower bound: with dropout {still} in {falling[0]} of {n} seeds"
+        got.decides = False
     return got
 
 
@@ -1086,42 +1090,147 @@ METRIC_LABELS = {
 }
 
 
-def _describe(m: Measurement) -> str:
+# Student's t distribution's 97.5th percentile by degrees of freedom 1-30: a 95% interval of a
+# mean over n seeds is mean +- t(n-1) * sd / sqrt(n)
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+#: How far "about X" reaches: a factor of this either side of X. A ratio whose 95% interval lies
+#: wholly outside ``[X / ABOUT, X * ABOUT]`` disagrees with the paper's "about X" (claims 1, 6b).
+ABOUT = 1.5
+
+#: The three verdicts of a measured row.
+VERDICTS = ("agrees", "disagrees", "cannot tell yet")
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5th percentile for ``df`` degrees of freedom (beyond 30, within 0.2%)."""
+    if df < 1:
+        raise ValueError("a t interval needs at least two values")
+    return _T975[df - 1] if df <= 30 else 1.960 + 2.4 / df
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One metric's verdict: the mean effect over ``n`` seeds with its 95% interval (``low``,
+    ``high``; None with one seed), and ``word`` (:data:`VERDICTS`). ``seeds_needed``: for
+    "cannot tell yet", how many seeds would make the interval exclude no effect if the mean and sd
+    stayed as measured (None where no number of seeds would, or it is over 100)."""
+
+    word: str
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+    seeds_needed: int | None = None
+    why: str = ""
+
+
+def verdict(
+    values: Sequence[float], expect: int = 1, ratio: bool = False, about: float | None = None
+) -> Verdict:
+    """The verdict on per-seed effects ``values``: *agrees* when the 95% interval of their mean
+    (Student's t; for a ratio, on its logarithm) excludes no effect on the paper's side
+    (``expect``: +1, the effect is positive; for a ratio, above 1), *disagrees* when it excludes no
+    effect on the other side, or, for a paper's "about X" (``about``), lies wholly outside X's
+    reach (:data:`ABOUT`), else *cannot tell yet*.
+
+    >>> verdict([1.0, 1.2, 0.9]).word, verdict([0.7, -0.3, 1.7]).word
+    ('agrees', 'cannot tell yet')
+    """
+    xs = [math.log(v) for v in values] if ratio else [float(v) for v in values]
+    n = len(xs)
+    back = math.exp if ratio else (lambda v: v)
+    mean = statistics.fmean(xs)
+    if n < 2:
+        return Verdict("cannot tell yet", back(mean), None, None, n, None, "one seed: no spread")
+    sd = statistics.stdev(xs)
+    half = t975(n - 1) * sd / math.sqrt(n)
+    low, high = mean - half, mean + half
+    signed = (low * expect, high * expect)
+    out = dict(mean=back(mean), low=back(low), high=back(high), n=n)
+    if about is not None:
+        reach = (math.log(about / ABOUT), math.log(about * ABOUT)) if ratio else None
+        if reach and (high < reach[0] or low > reach[1]):
+            reach_text = f"{about / ABOUT:g} to {about * ABOUT:g}"
+            why = f"the interval lies outside 'about {about:g}' ({reach_text})"
+            return Verdict("disagrees", **out, why=why)
+    if min(signed) > 0:
+        return Verdict("agrees", **out)
+    if max(signed) < 0:
+        return Verdict("disagrees", **out, why="the interval excludes no effect, the other way")
+    needed = None
+    if sd > 0 and mean != 0:
+        needed = next(
+            (m for m in range(n + 1, 101) if t975(m - 1) * sd / math.sqrt(m) < abs(mean)), None
+        )
+    return Verdict("cannot tell yet", **out, seeds_needed=needed)
+
+
+def _metric_verdict(claim: Claim, metric: str, vals: Sequence[float]) -> Verdict:
+    ratio = metric == "ratio"
+    about = claim.paper_values.get(metric) if claim.paper.startswith("about") else None
+    return verdict(vals, claim.expect, ratio=ratio, about=about)
+
+
+def _describe(m: Measurement, claim: Claim | None = None) -> str:
+    """Each metric's mean effect with its 95% interval over the seeds, and n."""
     parts = []
     for metric, vals in m.values.items():
-        mean, sd = mean_sd(vals)
-        parts.append(
-            f"{METRIC_LABELS.get(metric, metric)} {mean:+.2f}"
-            + (f" ± {sd:.2f}" if sd is not None else "")
-            if metric not in ("ratio", "separation")
-            else f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
-        )
+        ratio = metric in ("ratio", "separation")
+        v = verdict(vals, ratio=metric == "ratio")
+        if m.agrees_each is not None or metric == "separation":
+            mean, sd = mean_sd(vals)
+            text = f"{mean:.2f}" + (f" ± {sd:.2f} sd" if sd is not None else "")
+        elif ratio:
+            text = f"{v.mean:.2f}x"
+        else:
+            text = f"{METRIC_LABELS.get(metric, metric)} {v.mean:+.2f}"
+        if v.low is not None and m.agrees_each is None:
+            fmt = "{:.2f}" if ratio else "{:+.2f}"
+            text += f" [{fmt.format(v.low)}, {fmt.format(v.high)}]"
+        parts.append(text)
     # a per-run measure (claim 9) may hold two nets of the same seed: count runs, not seeds
     n, what = len(m.seeds), "run" if m.agrees_each is not None else "seed"
+    spread = "95% interval" if m.agrees_each is None else "mean ± sd"
     return (
         " / ".join(parts)
-        + (f" (mean ± sd over {n} {what}s)" if n > 1 else f" (1 {what}: no spread)")
+        + (f" ({spread}, n = {n} {what}s)" if n > 1 else f" (1 {what}: no spread)")
         + (f"; {m.note}" if m.note else "")
     )
 
 
 def _direction(claim: Claim, m: Measurement) -> str:
-    """Whether our effect points the paper's way, and whether it stands out of the seed spread."""
+    """One of :data:`VERDICTS` for the row (its first metric's; another metric's word is added
+    where it differs), with how many seeds would decide where three cannot."""
     if m.agrees_each is not None:
         k = sum(m.agrees_each)
-        verdict = "agrees" if k == len(m.agrees_each) else "disagrees"
-        return f"{verdict} ({k} of {len(m.agrees_each)} runs split)"
-    verdicts, noisy = [], False
-    for metric, vals in m.values.items():
-        mean, sd = mean_sd(vals)
-        # the direction claimed: an effect > 0 (errors), or a ratio > 1
-        centre = 1.0 if metric == "ratio" else 0.0
-        verdicts.append((mean - centre) * claim.expect > 0)
-        noisy |= sd is None or abs(mean - centre) <= sd
-    word = "agrees" if all(verdicts) else "disagrees" if not any(verdicts) else "mixed"
-    if len(m.seeds) < 2:
-        return f"{word} (one seed: no spread)"
-    return f"{word}{' (within the seed spread)' if noisy else ''}"
+        word = "agrees" if k == len(m.agrees_each) else "disagrees"
+        return f"{word} ({k} of {len(m.agrees_each)} runs split)"
+    if not m.decides:
+        return "cannot tell yet (not yet a measurement of the claim: see the note)"
+    verdicts = {metric: _metric_verdict(claim, metric, vals) for metric, vals in m.values.items()}
+    first = next(iter(verdicts.values()))
+    text = first.word
+    if first.word == "cannot tell yet":
+        text += (
+            f" (about {first.seeds_needed} seeds would decide, if the effect stays as measured)"
+            if first.seeds_needed
+            else " (one seed: no spread)"
+            if first.n < 2
+            else f" ({first.n} seeds; the effect is too small against its spread)"
+        )
+    elif first.why:
+        text += f" ({first.why})"
+    others = [
+        f"{METRIC_LABELS.get(k, k)}: {v.word}"
+        for k, v in list(verdicts.items())[1:]
+        if v.word != first.word
+    ]
+    return text + (f"; {', '.join(others)}" if others else "")
 
 
 def _measured_on(m: Measurement, scale: str = "full") -> str:

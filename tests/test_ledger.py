@@ -226,7 +226,9 @@ def test_paired_effect_spread_and_direction(tmp_path):
     assert lrn.values["val_top1_err"] == pytest.approx(effects1)
     assert lrn.values["val_top5_err"] == pytest.approx(effects5)
     mean, sd = statistics.fmean(effects1), statistics.stdev(effects1)
-    assert f"top-1 +{mean:.2f} ± {sd:.2f}" in lrn.ours and "over 3 seeds" in lrn.ours
+    half = 4.303 * sd / 3**0.5  # Student's t, 2 degrees of freedom
+    assert f"top-1 +{mean:.2f} [+{mean - half:.2f}, +{mean + half:.2f}]" in lrn.ours
+    assert "(95% interval, n = 3 seeds)" in lrn.ours
     assert lrn.direction == "agrees"
     assert "imagenette, paper and paper-nolrn, full scale, 2 epochs, 9,469 images" in (
         lrn.measured_on
@@ -239,20 +241,43 @@ def test_paired_effect_spread_and_direction(tmp_path):
     assert not row(rows, "4").measured and "half" in row(rows, "4").status
 
 
-def test_effect_within_the_seed_spread_is_flagged(tmp_path):
-    for seed, (b, n) in enumerate([(40.0, 43.0), (41.0, 39.0), (42.0, 42.5)]):
+def test_an_effect_its_interval_cannot_tell_from_zero_says_how_many_seeds_would(tmp_path):
+    for seed, (b, n) in enumerate([(40.0, 43.0), (41.0, 40.0), (42.0, 43.0)]):
         fake_run(tmp_path, "base", seed, [(b, 18.0)])
         fake_run(tmp_path, "no-pca", seed, [(n, 18.5)])
     r = row(ledger_rows(tmp_path), "5")
-    assert r.values["val_top1_err"] == pytest.approx([3.0, -2.0, 0.5])
-    assert r.direction == "agrees (within the seed spread)"
+    assert r.values["val_top1_err"] == pytest.approx([3.0, -1.0, 1.0])
+    # mean 1, sd 2: t(17) * 2 / sqrt(18) = 0.995 < 1 <= t(16) * 2 / sqrt(17)
+    assert r.direction == (
+        "cannot tell yet (about 18 seeds would decide, if the effect stays as measured); "
+        "top-5: agrees"
+    )
+    assert "within the seed spread" not in r.direction
+
+
+def test_the_three_verdicts_on_made_up_effects():
+    from alexlib.ledger import verdict
+
+    agrees = verdict([1.0, 1.2, 0.9, 1.1])
+    assert agrees.word == "agrees" and agrees.low > 0 and agrees.n == 4
+    assert verdict([-1.0, -1.2, -0.9]).word == "disagrees"  # the other way, clearly
+    assert verdict([-1.0, -1.2, -0.9], expect=-1).word == "agrees"
+    unsure = verdict([0.68 + d for d in (-0.9, 0.8, 0.1)])
+    assert unsure.word == "cannot tell yet" and unsure.low < 0 < unsure.high
+    assert unsure.seeds_needed is not None and unsure.seeds_needed > 3
+    # a ratio: the interval of its logarithm; "about 6" reaches from 4 to 9
+    assert verdict([6.0, 7.0, 6.5], ratio=True, about=6.0).word == "agrees"
+    too_big = verdict([20.0, 21.0, 19.5], ratio=True, about=6.0)
+    assert too_big.word == "disagrees" and "about 6" in too_big.why
+    assert verdict([0.9, 1.05, 0.95], ratio=True, about=2.0).word == "disagrees"  # under 1.33
+    assert verdict([1.0], ratio=False).word == "cannot tell yet"  # one seed
 
 
 def test_one_seed_has_no_spread(tmp_path):
     fake_run(tmp_path, "base", 0, [(40.0, 18.0)])
     fake_run(tmp_path, "half", 0, [(41.7, 19.2)])
     r = row(ledger_rows(tmp_path), "4")
-    assert r.direction == "agrees (one seed: no spread)"
+    assert r.direction == "cannot tell yet (one seed: no spread)"
     assert r.ours == "top-1 +1.70 / top-5 +1.20 (1 seed: no spread)"
 
 
@@ -325,7 +350,7 @@ def test_dropout_rows(tmp_path):
     assert row(rows, "6a").values["gap"] == pytest.approx([30.0, 30.0])
     assert row(rows, "6b").values["ratio"] == pytest.approx([2.0, 2.0])
     assert row(rows, "6b").direction == "agrees"
-    assert row(rows, "6b").ours == "2.00 ± 0.00 (mean ± sd over 2 seeds)"
+    assert row(rows, "6b").ours == "2.00x [2.00, 2.00] (95% interval, n = 2 seeds)"
     with pytest.raises(ValueError):
         converged_epoch([])
 
@@ -347,7 +372,8 @@ def test_a_run_still_improving_bounds_the_convergence_ratio(tmp_path):
     assert ledger.runs_markdown(tmp_path, "laptop").startswith("no finished laptop-scale")
     r = row(ledger_rows(tmp_path), "6b")
     assert r.ours == (
-        "2.00 ± 0.00 (mean ± sd over 2 seeds); a lower bound: with dropout the validation error "
+        "2.00x [2.00, 2.00] (95% interval, n = 2 seeds); a lower bound: with dropout the "
+        "validation error "
         "was still falling at the last epoch (the lr never dropped) in 1 of 2 seeds"
     )
     fake_run(tmp_path, "no-dropout", 2, without)
@@ -408,7 +434,9 @@ def test_claim1_reads_figure1_runs(tmp_path):
     r = row(ledger_rows(tmp_path), "1")
     expected = [epochs_to_reach(t, 25.0) / epochs_to_reach(u, 25.0) for u, t in zip(relu, tanh)]
     assert r.measured and r.values["ratio"] == pytest.approx(expected)
-    assert r.direction == "agrees" and r.seeds == [0, 1]
+    # two seeds whose ratios differ: t with one degree of freedom leaves the interval wide
+    assert r.direction.startswith("cannot tell yet (about 3 seeds would decide")
+    assert r.seeds == [0, 1]
 
 
 def test_claim9_reads_figure3_kernels(tmp_path):
@@ -433,7 +461,7 @@ def test_claim9_reads_figure3_kernels(tmp_path):
     assert r.measured and r.values["separation"] == pytest.approx([1.0, 1.0])
     assert (
         r.direction == "agrees (2 of 2 runs split)"
-        and r.ours == "1.00 ± 0.00 (mean ± sd over 2 runs)"
+        and r.ours == "1.00 ± 0.00 sd (mean ± sd, n = 2 runs)"
     )
     # at laptop scale both two-tower nets count: Figure 3's paper net (Imagenette) and the
     # ledger's mini base nets (CIFAR-10)
@@ -450,7 +478,7 @@ def test_claim9_reads_figure3_kernels(tmp_path):
         )
     rows = ledger_rows(tmp_path, "laptop")
     r = row(rows, "9")
-    assert r.measured and len(r.values["separation"]) == 3 and "over 3 runs" in r.ours
+    assert r.measured and len(r.values["separation"]) == 3 and "n = 3 runs" in r.ours
     assert "mini and paper" in r.measured_on
 
 
