@@ -61,7 +61,9 @@ def _collect() -> list:
 
 PARAMS = _collect()
 # code that puts something on the GPU: "cuda" / 'cuda:1' as a device, or .cuda(); not a comment
-CUDA = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(""")
+# an example that puts something on a GPU: .cuda(), .to("cuda"), device="cuda", torch.device("cuda")
+# (a "cuda" that is only a value passed along, such as a device type to choose by, runs anywhere)
+CUDA = re.compile(r"""\.cuda\(|(\.to\(|device=|torch\.device\()\s*["']cuda(:\d+)?["']""")
 
 
 def _needs_cuda(tests: list[doctest.DocTest]) -> bool:
@@ -83,6 +85,10 @@ def test_the_modules_with_examples_are_all_found():
     } <= found
     assert not any(name.endswith("__main__") for name in _module_names())
     cuda = doctest.DocTestParser().get_doctest(">>> x.to('cuda')  # on the GPU", {}, "x", None, 0)
+    value = doctest.DocTestParser().get_doctest(
+        '>>> choose_precision("auto", "cuda", (7, 5))', {}, "z", None, 0
+    )
+    assert not _needs_cuda([value])
     comment = doctest.DocTestParser().get_doctest(
         ">>> f(1)   # as in cuda-convnet", {}, "y", None, 0
     )
