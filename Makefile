@@ -54,7 +54,7 @@ laptop: setup
 
 # a GPU sitting: CIFAR-10 packed into _build/sitting/, and the one command to send (README)
 gpu-plan: setup
-	$(BIN)/python tools/sitting.py plan --budget $${BUDGET:-900}
+	$(BIN)/python tools/sitting.py plan --budget $(or $(BUDGET),900)
 
 clean:
 	rm -rf _build
