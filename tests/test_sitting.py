@@ -72,16 +72,16 @@ def test_the_pack_rebuilds_every_zip_entry_and_names_a_damaged_one(pack, cifar_r
         sitting.read_pack(damaged, tmp_path / "again")
 
 
-def test_plan_refuses_a_command_over_60_mib(cifar_root, tmp_path):
-    # the pack alone is about 56 MiB: with a 10 MiB checkout it is over the limit
-    with pytest.raises(sitting.SittingError, match="over the 60 MiB"):
+def test_plan_refuses_a_command_over_62_mib(cifar_root, tmp_path):
+    # the pack alone is 53.6 MiB: with a 10 MiB checkout it is over the limit
+    with pytest.raises(sitting.SittingError, match="over the 62 MiB"):
         sitting.plan(cifar_root, 900, root=tmp_path, checkout=10 * 2**20)
     call = sitting.plan(cifar_root, 900, root=tmp_path, checkout=2 * 2**20)
     assert call["mib"] <= sitting.MAX_CARRY_MIB and call["carry"] == [str(sitting.CARRY)]
 
 
 def test_the_checkout_as_it_is_fits_beside_the_pack(pack):
-    """What this commit would send, plus the pack, stays under the plan's 60 MiB: a stored result
+    """What this commit would send, plus the pack, stays under the plan's 62 MiB: a stored result
     that grows the checkout past it fails here first, not on the GPU machine."""
     mib = (sitting.checkout_bytes(REPO) + pack.stat().st_size) / 2**20
     assert mib <= sitting.MAX_CARRY_MIB, f"{mib:.1f} MiB"
@@ -243,7 +243,7 @@ def test_the_rehearsal_cut_at_20_50_and_90_percent_returns_the_finished_jobs(pac
     assert "bench" in done[0.9]
 
 
-def test_the_imagenette_sitting_is_three_commands_each_under_60_mib(shared_data_or_skip, tmp_path):
+def test_the_imagenette_sitting_is_three_commands_each_within_the_carry_limit(shared_data_or_skip, tmp_path):
     root = shared_data_or_skip
     if not (root / "imagenette-224" / "train-2.zip").is_file():
         pytest.skip("no offline Imagenette zips")

@@ -12,7 +12,7 @@ Here, before the sitting (the checkout's data root, ``$ALEXLIB_DATA``)::
 
 packs all JPEG bytes of CIFAR-10 (train and test) into one file, ``_build/sitting/cifar10.pack``
 (53.6 MiB: 52.7 MiB of JPEG bytes and their index, where the two zips take 59.3 MiB), adds the
-checkout's size to it and refuses more than 60 MiB, and prints the command and its ``timeout_s``
+checkout's size to it and refuses more than 62 MiB, and prints the command and its ``timeout_s``
 for the machine time left (``--budget``, seconds). There, the command is::
 
     PYTHONUNBUFFERED=1 python3 tools/sitting.py run --out $OUT --budget 540
@@ -72,7 +72,12 @@ CARRY = Path("_build") / "sitting"
 PACK_NAME = "cifar10.pack"
 PACK_MAGIC = b"ALEXLIB-PACK-1\n"
 ZIPS = ("cifar10-jpeg/train.zip", "cifar10-jpeg/test.zip")
-MAX_CARRY_MIB = 60.0  # the tool takes 64 MiB a command; the rest is margin
+# the tool takes 64 MiB a command; 2 MiB of margin. The CIFAR-10 pack is 53.6 MiB, so the checkout
+# may grow to about 8 MiB (4.7 MiB today): tests/test_sitting.py fails first when it grows past
+MAX_CARRY_MIB = 62.0
+# left out of what comes back: checkpoints, Figure 1's per-epoch state, and the CIFAR-10 GPU
+# column's validation probabilities (0.9 MB a base run; its ensemble.json is made there from them)
+NOT_PACKED = ("checkpoint.pt", "state.pt")
 START_S = 150.0  # a machine's start and the upload, counted against the budget
 RETURN_S = 30.0  # sending $OUT back
 SPARE_S = 90.0  # kept unplanned
@@ -880,8 +885,9 @@ class Sitting:
                                 p
                                 for p in sorted(path.rglob("*"))
                                 if p.is_file()
-                                and p.name not in ("checkpoint.pt", "state.pt")
+                                and p.name not in NOT_PACKED
                                 and not p.name.startswith(".")
+                                and not (p.name == "val_probs.pt" and "cifar10-gpu" in p.parts)
                             ]
                         elif path.is_file():
                             files.append(path)
