@@ -137,6 +137,23 @@ def test_a_bench_row_survives_a_failing_correctness_check(tmp_path, monkeypatch)
     assert after["rows"] == stored["rows"] and after["checks"][0]["equal"] is False
 
 
+def test_every_bench_row_the_sitting_times_is_a_bench_row_and_a_failing_one_is_recorded(
+    tmp_path, monkeypatch
+):
+    from alexlib.tools import bench
+
+    names = {r.name for r in bench.bench_rows(True, triton=True)}
+    assert set(sitting.BENCH_ROWS) <= names and set(sitting.LRN_SWEEP_ROWS) <= names
+    # the Triton LRN cannot run on this CPU: its row says why, and the rows after it still run
+    monkeypatch.setenv("ALEXLIB_RESULTS", str(tmp_path))
+    rows = ["torchvision alexnet", "paper, LRN=triton", "paper without LRN, groups=1"]
+    assert sitting.run_job(["bench", "bench/sweep.json", *rows], tiny=True) == 0
+    stored = json.loads((tmp_path / "bench" / "sweep.json").read_text())["rows"]
+    assert [r["name"] for r in stored] == rows
+    assert "images_per_s" in stored[0] and "images_per_s" in stored[2]
+    assert "CUDA" in stored[1]["error"]
+
+
 def _blocked_modules(folder: Path) -> Path:
     for name in BLOCKED:
         (folder / name).mkdir(parents=True)
@@ -243,7 +260,9 @@ def test_the_rehearsal_cut_at_20_50_and_90_percent_returns_the_finished_jobs(pac
     assert "bench" in done[0.9]
 
 
-def test_the_imagenette_sitting_is_three_commands_each_within_the_carry_limit(shared_data_or_skip, tmp_path):
+def test_the_imagenette_sitting_is_three_commands_each_within_the_carry_limit(
+    shared_data_or_skip, tmp_path
+):
     root = shared_data_or_skip
     if not (root / "imagenette-224" / "train-2.zip").is_file():
         pytest.skip("no offline Imagenette zips")
