@@ -1000,8 +1000,6 @@ def run(
 ) -> dict:
     """The sitting: CIFAR-10's (the pack) or, with ``imagenette`` (the last part's carried
     folder), Imagenette's, whose first two parts earlier commands left in ``data_dir``."""
-    from alexlib._io import provenance
-
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -1042,9 +1040,13 @@ def run(
             raise SittingError(
                 f"no {pack} and no CIFAR-10 zips in {data_dir}: run `tools/sitting.py plan` here"
             )
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    # the GPU's name from a process of its own: the driver never holds a CUDA context, so that the
+    # multi-process service can start later with every CUDA process its client
+    probe = (
+        "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
+    )
+    named = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    gpu = (named.stdout.strip().splitlines() or ["cpu"])[-1]
     slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower().replace("nvidia ", "")).strip(
         "-"
     )
@@ -1067,8 +1069,8 @@ def run(
         )
     sitting.jobs = [warm, *exclusive, *shared, *last]
     sitting.say(
-        f"{gpu}; {len(exclusive) + len(shared)} jobs; budget {budget_s:.0f} s; "
-        f"provenance {provenance()}"
+        f"{gpu}; {len(exclusive) + len(shared) + len(last)} jobs; budget {budget_s:.0f} s; "
+        f"commit {env.get('ALEXLIB_COMMIT', '?')}"
     )
     sitting.pack()
     sitting.run_exclusive([warm, *exclusive] if warm.status == "waiting" else exclusive)
