@@ -564,7 +564,7 @@ def test_neighbour_searches_reject_mismatched_shapes_and_k():
         ex.hamming_neighbours(codes[:2], codes, k=0, device="cpu")
 
 
-def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkeypatch):
+def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkeypatch, capsys):
     import alexlib.tools.laptop as driver
 
     calls = []
@@ -585,6 +585,11 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
         driver, "run_ledger", lambda scale, **kw: calls.append(("ledger", scale)) or []
     )
     driver.laptop(tmp_path)
+    plan = capsys.readouterr().out.splitlines()
+    assert plan[0].startswith("The laptop-scale results, in order")
+    # each step's time is read from the stored runs' own records
+    assert plan[1].startswith("  1. Figure 1") and "min of training in all" in plan[1]
+    assert "AMD EPYC" in plan[1] and plan[3].startswith("  3. Figure 4")
     assert calls == [
         ("figure1", "paper", False, 1),
         ("figure1", "today", False, 1),

@@ -23,13 +23,65 @@ from ..experiments import (
     run_figure1,
     summarise_figure1,
 )
-from ..ledger import run_ledger
+from ..ledger import ABLATIONS, finished_runs, run_ledger
+from ..train import machine_name, stored_runs
 
-__all__ = ["laptop"]
+__all__ = ["laptop", "laptop_plan"]
+
+
+def _stored(runs: list[dict], planned: int) -> str:
+    """``runs``' measured training time and machines, against the ``planned`` number of runs."""
+    if not runs:
+        return f"{planned} runs, none stored yet (not measured on this machine either)"
+    minutes = sum(r["wall_s"] for r in runs) / 60
+    machines = ", ".join(sorted({machine_name(r["provenance"]) for r in runs}))
+    left = max(planned - len(runs), 0)
+    todo = (
+        f"; {left} of {planned} still to run"
+        if left
+        else f"; all {planned} planned stored: read back, not retrained"
+    )
+    return (
+        f"{len(runs)} run{'s' * (len(runs) != 1)} stored, {minutes:.0f} min of training in all "
+        f"({minutes / len(runs):.0f} min a run) on {machines}{todo}"
+    )
+
+
+def laptop_plan() -> list[str]:
+    """What ``laptop`` will do, step by step, with the training time each step's stored runs took
+    and the machine that took it (read from their provenance, never typed)."""
+    fig1 = stored_runs("figure1", "laptop-")
+    firsts = preset("figure1", "laptop")["lrs"]
+    at_first = [
+        r
+        for r in fig1
+        if r["settings"]["lr"] == firsts[r["settings"]["regime"]][r["settings"]["activation"]][0]
+    ]
+    search = [r for r in fig1 if r not in at_first]
+    seeds = len(preset("figure1", "laptop")["seeds"])
+    ledger = finished_runs(None, "laptop")
+    ledger_runs = [r for by_seed in ledger.values() for r in by_seed.values()]
+    ledger_planned = len(ABLATIONS) * preset("ledger", "laptop")["seeds"]
+    f3 = stored_runs("figure3", "laptop-paper-")
+    f4 = stored_runs("figure4", "laptop-")
+    f3_seeds = len(preset("figure3", "laptop")["seeds"])
+    return [
+        f"1. Figure 1 at the first-guess rates, both regimes: {_stored(at_first, 4 * seeds)}",
+        f"2. the Imagenette net (chapters 8, 9, 11, 12): {_stored(f3[:1], 1)}",
+        "3. Figure 4 from that net (no training of its own): "
+        + ("stored: read back" if f4 else "to compute once the net is stored"),
+        f"4. the ledger's CIFAR-10 ablations, seed by seed: {_stored(ledger_runs, ledger_planned)}",
+        f"5. Figure 1's learning-rate search: {_stored(search, 8)}",
+        f"6. Figure 3's further seeds: {_stored(f3[1:], f3_seeds - 1)}",
+    ]
 
 
 def laptop(runs_dir: Path = Path("runs"), data_root=None) -> None:
-    """Every laptop-scale result, most missed first (see the module's docstring); resumable."""
+    """Every laptop-scale result, most missed first (see the module's docstring); resumable. It
+    prints its plan first, with the measured time of each step's stored runs."""
+    print("The laptop-scale results, in order (times: the stored runs' own):", flush=True)
+    for line in laptop_plan():
+        print("  " + line, flush=True)
     store = results_dir() / "figure1"
 
     def figure1(search: bool, first_seeds: int | None = None) -> None:
