@@ -142,7 +142,10 @@ def choose_precision(requested: str | bool, device_type: str, capability: tuple[
 def precision_for(device: torch.device, amp: str | bool = "auto") -> str:
     """:func:`choose_precision` for ``device`` (its compute capability read when it is CUDA)."""
     device = torch.device(device)
-    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else (0, 0)
+    # the capability matters to "auto" alone: a step that names its arithmetic asks the device
+    # nothing (autocast runs this on every step)
+    asks = device.type == "cuda" and amp in ("auto", True)
+    capability = torch.cuda.get_device_capability(device) if asks else (0, 0)
     return choose_precision(amp, device.type, capability)
 
 

@@ -1176,21 +1176,20 @@ def _metric_verdict(claim: Claim, metric: str, vals: Sequence[float]) -> Verdict
     return verdict(vals, claim.expect, ratio=ratio, about=about)
 
 
-def _describe(m: Measurement, claim: Claim | None = None) -> str:
-    """Each metric's mean effect with its 95% interval over the seeds, and n."""
+def _describe(m: Measurement) -> str:
+    """Each metric's mean effect with its 95% interval over the seeds, and n (a per-run measure,
+    claim 9's: its mean and sd)."""
     parts = []
     for metric, vals in m.values.items():
-        ratio = metric in ("ratio", "separation")
-        v = verdict(vals, ratio=metric == "ratio")
-        if m.agrees_each is not None or metric == "separation":
+        if m.agrees_each is not None:
             mean, sd = mean_sd(vals)
-            text = f"{mean:.2f}" + (f" ± {sd:.2f} sd" if sd is not None else "")
-        elif ratio:
-            text = f"{v.mean:.2f}x"
-        else:
-            text = f"{METRIC_LABELS.get(metric, metric)} {v.mean:+.2f}"
-        if v.low is not None and m.agrees_each is None:
-            fmt = "{:.2f}" if ratio else "{:+.2f}"
+            parts.append(f"{mean:.2f}" + (f" ± {sd:.2f} sd" if sd is not None else ""))
+            continue
+        ratio = metric == "ratio"
+        v = verdict(vals, ratio=ratio)
+        fmt = "{:.2f}" if ratio else "{:+.2f}"
+        text = f"{v.mean:.2f}x" if ratio else f"{METRIC_LABELS.get(metric, metric)} {v.mean:+.2f}"
+        if v.low is not None:
             text += f" [{fmt.format(v.low)}, {fmt.format(v.high)}]"
         parts.append(text)
     # a per-run measure (claim 9) may hold two nets of the same seed: count runs, not seeds

@@ -637,14 +637,13 @@ def train_run(
             "train_images": len(train),
             "val_images": len(val),
             "classes": list(train.classes),
+            "arithmetic": arithmetic,
         }
-        meta["arithmetic"] = arithmetic
         atomic_write_text(out / "settings.json", json.dumps(meta, indent=1))
         # metrics.jsonl holds exactly the finished epochs of the checkpoint: drop lines of an epoch
         # a crash interrupted after its line was written but before its checkpoint was
         atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
 
-    amp = arithmetic
     chance = math.log(num_classes)
     last = history[-1] if history else {}
     last_checkpoint, checkpoint_epoch = time.monotonic(), start_epoch - 1
@@ -665,7 +664,7 @@ def train_run(
                 model,
                 _shard(loader, rank, world, channels_last),
                 optimizer,
-                amp=amp,
+                amp=arithmetic,
                 scaler=scaler,
                 step_model=step_model,
                 progress=progress and rank == 0,
@@ -683,7 +682,7 @@ def train_run(
                 "pixels as the paper's init expects, and keep the paper's biases (1 in conv2, "
                 "conv4, conv5, fc6, fc7)."
             ) from None
-        scored = evaluate(model, val_loader, amp=amp)
+        scored = evaluate(model, val_loader, amp=arithmetic)
         row = {
             "epoch": epoch,
             "lr": schedule.lr,
