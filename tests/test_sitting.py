@@ -31,19 +31,10 @@ BLOCKED = ("torchcodec", "papermill", "jupyter_book", "ipywidgets")
 
 
 @pytest.fixture(scope="module")
-def cifar_root(shared_data_or_skip) -> Path:
-    return shared_data_or_skip
-
-
-@pytest.fixture(scope="module")
-def shared_data_or_skip() -> Path:
-    candidates = [os.environ.get("ALEXLIB_DATA"), str(REPO.parent / "shared" / "data")]
-    for c in filter(None, candidates):
-        if all((Path(c) / z).is_file() for z in sitting.ZIPS):
-            return Path(c)
-    if os.environ.get("ALEXLIB_REQUIRE_DATA") == "1":
-        pytest.fail("the offline CIFAR-10 zips are missing (ALEXLIB_REQUIRE_DATA=1)")
-    pytest.skip("no offline CIFAR-10 zips ($ALEXLIB_DATA)")
+def cifar_root(shared_data) -> Path:
+    """The offline data root (conftest's: skipped, or failed under ALEXLIB_REQUIRE_DATA=1, when
+    it is missing)."""
+    return shared_data
 
 
 @pytest.fixture(scope="module")
@@ -261,9 +252,9 @@ def test_the_rehearsal_cut_at_20_50_and_90_percent_returns_the_finished_jobs(pac
 
 
 def test_the_imagenette_sitting_is_three_commands_each_within_the_carry_limit(
-    shared_data_or_skip, tmp_path
+    shared_data, tmp_path, monkeypatch
 ):
-    root = shared_data_or_skip
+    root = shared_data
     if not (root / "imagenette-224" / "train-2.zip").is_file():
         pytest.skip("no offline Imagenette zips")
     calls = sitting.plan_imagenette(root, 900, root=tmp_path, checkout=5 * 2**20)
@@ -274,15 +265,11 @@ def test_the_imagenette_sitting_is_three_commands_each_within_the_carry_limit(
     # the machine's start, two staging calls, the last call and its return fit the 900 s
     assert sitting.START_S + 2 * 60 + calls[-1]["timeout_s"] + sitting.RETURN_S + 90 <= 900
     # the last command, sent to a machine that went cold: it says so and trains nothing
-    out = tmp_path / "out"
-    data = tmp_path / "data"
-    env_results = tmp_path / "results"
-    os.environ["ALEXLIB_RESULTS"] = str(env_results)
-    try:
-        carry = tmp_path / sitting.IMAGENETTE_CARRY / "train-2"
-        summary = sitting.run(out, 60, 1, True, data, only=["nothing"], imagenette=carry)
-    finally:
-        del os.environ["ALEXLIB_RESULTS"]
+    monkeypatch.setenv("ALEXLIB_RESULTS", str(tmp_path / "results"))
+    carry = tmp_path / sitting.IMAGENETTE_CARRY / "train-2"
+    summary = sitting.run(
+        tmp_path / "out", 60, 1, True, tmp_path / "data", only=["nothing"], imagenette=carry
+    )
     said = "\n".join(summary["events"])
     assert "Imagenette is incomplete here" in said and "val.zip" in said and "train-1.zip" in said
     assert not [j for j in summary["jobs"] if j["job"].startswith("imagenette-")]
