@@ -744,6 +744,16 @@ def _dropout_speed(root: Path, scale: str = "full"):
     if not isinstance(got, Measurement):
         return got
     n = len(got.seeds)
+    fixed = [r for r in got.runs if r["settings"].get("schedule") == "fixed"]
+    if fixed:
+        drops = sorted({e for r in fixed for e in r["lr_drops"]})
+        got.note = (
+            "not a measurement of this claim: a fixed schedule divides the learning rate at the "
+            f"same epochs ({', '.join(map(str, drops))}) with and without dropout, so both nets "
+            "converge when the schedule says; the claim needs the paper's plateau schedule"
+        )
+        got.decides = False
+        return got
     falling = [
         sum(_stopped_improving(r) is False for r in runs) for runs in (got.runs[:n], got.runs[n:])
     ]
@@ -1453,6 +1463,9 @@ def cifar10_gpu_rows(results: str | os.PathLike | None = None) -> list[LedgerRow
     for row in ledger_rows(root / CIFAR10_GPU, "full"):
         if row.id in ("1", "9"):  # measured by the experiments, not by ablations
             continue
+        row = dataclasses.replace(
+            row, files=row.files.replace("results/ledger/", f"results/{CIFAR10_GPU}/ledger/")
+        )
         if not row.measured:
             reason = row.status.split(" Run ")[0].replace(
                 "results/ledger/", f"results/{CIFAR10_GPU}/ledger/"

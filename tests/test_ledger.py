@@ -385,6 +385,24 @@ def test_a_run_still_improving_bounds_the_convergence_ratio(tmp_path):
     )
 
 
+def test_a_fixed_schedule_does_not_measure_the_convergence_claim(tmp_path):
+    # the GPU column's runs divide the lr at fixed epochs: both nets converge when it says, so
+    # their ratio (here 2.0, as in test_dropout_rows) must not become a verdict
+    with_dropout = [(70.0, 30.0), (60.0, 25.0), (50.0, 20.0), (40.5, 18.0), (40.0, 18.0)]
+    without = [(60.0, 30.0), (45.5, 20.0), (45.0, 20.0), (45.2, 20.0), (45.0, 20.0)]
+    for seed in range(3):
+        for ablation, val in (("base", with_dropout), ("no-dropout", without)):
+            folder = fake_run(tmp_path, ablation, seed, val, lr_drop_at=4)
+            path = folder / "settings.json"
+            stored = json.loads(path.read_text())
+            stored["settings"]["schedule"] = "fixed"
+            path.write_text(json.dumps(stored))
+    r = row(ledger_rows(tmp_path), "6b")
+    assert r.values["ratio"] == pytest.approx([2.0, 2.0, 2.0])
+    assert r.direction.startswith("cannot tell yet")
+    assert "a fixed schedule divides the learning rate at the same epochs (4)" in r.ours
+
+
 # ---------------------------------------------------------------------------------------------
 # claims 1 and 9 through alexlib.experiments' stored results
 
