@@ -1442,16 +1442,15 @@ def runs_markdown(results: str | os.PathLike | None = None, scale: str = "laptop
 def claim_rows(
     ids: Sequence[str], results: str | os.PathLike | None = None
 ) -> dict[str, list[LedgerRow]]:
-    """Rows ``ids`` of the ledger (``"2"``, ``"6a"``, ...) at both scales, ``{"laptop": [...],
-    "full": [...]}``: what a chapter shows of its own claims."""
+    """Rows ``ids`` of the ledger (``"2"``, ``"6a"``, ...) in each column, ``{"laptop": [...],
+    "full": [...], "cifar10-gpu": [...]}``: what a chapter shows of its own claims."""
     known = [c.id for c in CLAIMS]
     unknown = [i for i in ids if i not in known]
     if unknown:
         raise LedgerError(f"no claim {unknown} in the ledger; its claims are {', '.join(known)}")
-    return {
-        scale: [r for r in ledger_rows(results, scale) if r.id in ids]
-        for scale in ("laptop", "full")
-    }
+    rows = {scale: [r for r in ledger_rows(results, scale) if r.id in ids] for scale in SCALES[1:]}
+    rows[CIFAR10_GPU] = [r for r in cifar10_gpu_rows(results) if r.id in ids]
+    return rows
 
 
 def cifar10_gpu_rows(results: str | os.PathLike | None = None) -> list[LedgerRow]:
@@ -1464,7 +1463,9 @@ def cifar10_gpu_rows(results: str | os.PathLike | None = None) -> list[LedgerRow
         if row.id in ("1", "9"):  # measured by the experiments, not by ablations
             continue
         row = dataclasses.replace(
-            row, files=row.files.replace("results/ledger/", f"results/{CIFAR10_GPU}/ledger/")
+            row,
+            files=row.files.replace("results/ledger/", f"results/{CIFAR10_GPU}/ledger/"),
+            measured_on=row.measured_on.replace("full scale, ", ""),
         )
         if not row.measured:
             reason = row.status.split(" Run ")[0].replace(
@@ -1482,11 +1483,13 @@ def cifar10_gpu_rows(results: str | os.PathLike | None = None) -> list[LedgerRow
 def claims_markdown(rows: dict[str, Sequence[LedgerRow]]) -> str:
     """:func:`claim_rows`' rows as Markdown: the two columns' table, then for each scale where
     every measured number came from (:func:`ledger_details`)."""
-    parts = [ledger_columns(rows["laptop"], rows["full"])]
-    for scale in ("laptop", "full"):
-        measured = [r for r in rows[scale] if r.measured]
+    gpu = rows.get(CIFAR10_GPU) or None
+    parts = [ledger_columns(rows["laptop"], rows["full"], gpu)]
+    names = {"laptop": "at laptop scale", "full": "at full scale", CIFAR10_GPU: "on CIFAR-10, GPU"}
+    for column, name in names.items():
+        measured = [r for r in rows.get(column, ()) if r.measured]
         if measured:
-            parts.append(f"Measured at {scale} scale:\n\n" + ledger_details(measured))
+            parts.append(f"Measured {name}:\n\n" + ledger_details(measured))
     return "\n\n".join(parts)
 
 

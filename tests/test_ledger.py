@@ -149,6 +149,13 @@ def test_the_laptop_column_is_the_same_claims_on_cifar10_with_the_mini_net(tmp_p
     assert text.count("\n| 6a |") == 1 and "13% -> 11%" in text
     assert "Measured at laptop scale" in text and "ledger-laptop/no-dropout/" in text
     assert "Measured at full scale" not in text  # nothing finished there
+    # the third column, the CIFAR-10 GPU runs (none stored under tmp_path): named, unmeasured
+    assert [r.id for r in mine["cifar10-gpu"]] == ["2", "6a"]
+    assert "| CIFAR-10, GPU |" in text and "Measured on CIFAR-10, GPU" not in text
+    fake_run(tmp_path / "cifar10-gpu", "base", 0, [(25.0, 2.0)], train_eval=22.0)
+    fake_run(tmp_path / "cifar10-gpu", "no-dropout", 0, [(23.0, 2.0)], train_eval=19.0)
+    text = ledger.claims_markdown(ledger.claim_rows(["6a"], tmp_path))
+    assert "Measured on CIFAR-10, GPU:" in text and "results/cifar10-gpu/ledger/base/" in text
     with pytest.raises(LedgerError, match="no claim \\['6c'\\] in the ledger"):
         ledger.claim_rows(["6c"], tmp_path)
 
