@@ -3,6 +3,8 @@
 #   make test   set up .venv (and headless Chromium), run the whole test suite
 # Other targets: make setup, make lab (JupyterLab on the chapters), make clean, make html (rebuild
 # the HTML from the chapters executed last time, running none, and check it in Chromium).
+# The book, laptop and GPU targets run the project's tooling in tools/ (python -m tools.NAME, from
+# this folder), which is not part of the installed alexlib package.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -16,13 +18,13 @@ export ALEXLIB_DATA
 .PHONY: book test setup chromium lab clean laptop html gpu-plan
 
 book: setup
-	$(BIN)/python -m alexlib book --scale smoke
+	$(BIN)/python -m tools.book --scale smoke
 
 test: setup chromium
 	$(BIN)/python -m pytest
 
 html: setup chromium
-	$(BIN)/python -m alexlib book --no-execute --check
+	$(BIN)/python -m tools.book --no-execute --check
 
 setup: $(VENV)/.installed
 
@@ -50,7 +52,7 @@ lab: setup
 
 # every laptop-scale result the book shows (about 18 h on 2 cores; resumable: run it again to go on)
 laptop: setup
-	$(BIN)/python -m alexlib laptop
+	$(BIN)/python -m tools.laptop
 
 # a GPU sitting: CIFAR-10 packed into _build/sitting/, and the one command to send (README)
 gpu-plan: setup

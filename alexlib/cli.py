@@ -7,11 +7,13 @@
     python -m alexlib train ... --out runs/x --resume
     python -m alexlib train --dataset cifar10 --variant cifar4 --scale full --out runs/c
     python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
-    python -m alexlib book [--scale smoke]      execute every chapter and build the HTML book
     python -m alexlib ledger run --scale full   the paper-claims ledger's ablations (resumable)
-    python -m alexlib laptop                    every laptop-scale result (CPU; resumable)
     python -m alexlib ledger table              the ledger, generated from results/
-    python -m alexlib bench [--sweep]           training images/s: torchvision alexnet, paper net
+    python -m alexlib.experiments figure1 ...   one figure's runs at a scale
+
+The project's own tooling is not part of this package: from a checkout of the repository,
+``python -m tools.book`` builds the book, ``python -m tools.laptop`` runs every laptop-scale
+result, ``python -m tools.bench`` measures training speed (``tools/__init__.py``).
 
 Every error a user can cause (:class:`alexlib.errors.AlexlibError`, or a bad argument) is printed
 as one line, ``error: ...``, with exit status 2; never a traceback.
@@ -23,7 +25,6 @@ import argparse
 import os
 import platform
 import sys
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -38,8 +39,6 @@ from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
 from .ledger import add_arguments as add_ledger_arguments
 from .model import VARIANTS, build, check_input_size, format_summary, options
-from .tools import bench
-from .tools.book import main_job
 from .train import RunSettings, load_checkpoint, model_from_checkpoint, train_run
 
 __all__ = ["main", "print_info", "print_data"]
@@ -194,17 +193,6 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _book(args) -> int:
-    return main_job(scale=args.scale, execute=not args.no_execute, check=args.check, only=args.only)
-
-
-def _laptop(args) -> int:
-    from .tools.laptop import laptop  # imports the experiments and the ledger
-
-    laptop(Path(args.runs), data_root=args.root)
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m alexlib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,29 +280,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("book", help="execute every chapter with papermill and build the HTML book")
-    p.add_argument("--scale", choices=SCALES, default="smoke")
-    p.add_argument(
-        "--no-execute", action="store_true", help="build from the chapters executed last time"
-    )
-    p.add_argument(
-        "--check", action="store_true", help="then check every page in headless Chromium"
-    )
-    p.add_argument(
-        "--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)"
-    )
-    p.set_defaults(run=_book)
-
-    p = sub.add_parser(
-        "laptop", help="every laptop-scale result the book shows (about 18 h on 2 cores; resumable)"
-    )
-    p.add_argument("--root", help=root_help)
-    p.add_argument(
-        "--runs", default="runs", help="folder for the runs' checkpoints (default runs/)"
-    )
-    p.set_defaults(run=_laptop)
-
-    bench.add_arguments(sub)  # bench: training images/s, torchvision alexnet vs the paper net
     add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger
     return parser
 

@@ -2,7 +2,7 @@
 
 The paper's network and torchvision's slimmer ``alexnet`` cost about the same arithmetic per image,
 yet written with PyTorch's stock layers the paper's net trains much more slowly on a GPU
-(``python -m alexlib bench`` measures by how much): ``nn.LocalResponseNorm`` (a padded 3-D average
+(``python -m tools.bench`` measures by how much): ``nn.LocalResponseNorm`` (a padded 3-D average
 pool over the squared maps), cuDNN's grouped convolutions, and conv1's 3-channel, stride-4 input all
 leave the tensor cores idle.
 This module computes the same functions in other ways, and :func:`speed_up` swaps them into a
@@ -35,8 +35,8 @@ built net *keeping its parameters*, so state dicts, checkpoints and the paper's 
 
 Every form equals the reference in outputs and gradients up to float rounding
 (``tests/test_fast.py``, and :func:`check_equal`); which is *fastest* is a property of the GPU and
-the compiler, measured by
-``python -m alexlib bench --sweep`` (``alexlib.bench``). The chapters that teach keep the reference
+the compiler, measured by ``python -m tools.bench --sweep`` (``tools/bench.py``: the project's
+tooling, in the repository, not in this package). The chapters that teach keep the reference
 layers; :func:`speed_up` is applied where the net trains on a GPU (``alexlib.train.train_run``).
 
 Paper: section 3.3 (LRN), section 3.2 (the towers), section 3.5 (conv1).
@@ -86,7 +86,7 @@ CONV1_IMPLS = ("native", "s2d")
 #: ``results/bench/20261204T153556Z-h200.json``, chapter 8) trained the net with the ``shift`` LRN
 #: at 14,808 images/s against 18,796 with PyTorch's own LRN, side by side in one process, so the
 #: reference LRN is the default until a sweep on a GPU (``banded``, ``triton``) finds a faster
-#: form. Replace them with the winners of ``python -m alexlib bench --sweep`` on your GPU.
+#: form. Replace them with the winners of ``python -m tools.bench --sweep`` on your GPU.
 DEFAULTS = {"lrn": "reference", "conv": "native", "conv1": "native"}
 
 #: ``"auto"`` LRN on CUDA when the net runs eagerly (not compiled): the shifted-slice form only pays

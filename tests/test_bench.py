@@ -1,5 +1,5 @@
-"""python -m alexlib bench: runs end to end at CI size on the CPU, and its ratios are its rates'
-ratios.
+"""python -m tools.bench (project tooling, tools/bench.py): runs end to end at CI size on the CPU,
+and its ratios are its rates' ratios.
 
 Not a timing test: CPU rates say nothing about a GPU. It checks that every row trains the real nets,
 that the table's ratios are computed from the measured rates, that the layer-by-layer equality check
@@ -10,8 +10,7 @@ import json
 
 import pytest
 
-from alexlib.cli import main as cli
-from alexlib.tools import bench
+from tools import bench
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +63,8 @@ def test_sweep_rows_include_the_milestone_yardsticks():
 
 def test_cli_bench_saves_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = cli(
+    code = bench.main(
         [
-            "bench",
             "--tiny",
             "--device",
             "cpu",
@@ -86,8 +84,26 @@ def test_cli_bench_saves_json(tmp_path, capsys):
 
 
 def test_cli_bench_rejects_unknown_rows(capsys):
-    assert cli(["bench", "--tiny", "--device", "cpu", "--only", "resnet"]) == 2
+    assert bench.main(["--tiny", "--device", "cpu", "--only", "resnet"]) == 2
     assert "unknown row(s) ['resnet']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--device", "cpu", "--tiny", "--part", "x"], "--part must look like 1/3"),
+        (["--device", "cpu", "--batch-size", "0"], "batch_size must be a whole"),
+        (["--batch-size", "abc"], "invalid int value"),
+    ],
+)
+def test_bad_arguments_give_one_line(argv, expected, capsys):
+    try:
+        code = bench.main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error: ") and expected in err.splitlines()[0], err
 
 
 def test_parts_split_the_rows_and_each_keeps_the_yardstick():

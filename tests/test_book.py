@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from alexlib.errors import BookError
-from alexlib.tools.book import check_pages, clean_outputs, repo_root
-from alexlib.tools.sphinx_mathjax import copy_mathjax
+from tools.book import check_pages, clean_outputs, repo_root
+from tools.sphinx_mathjax import copy_mathjax
 
 ROOT = repo_root()
 COLUMNS = 88
@@ -129,7 +129,7 @@ def test_chapter_code_fits_88_columns(path):
 def test_config_serves_its_own_mathjax_and_css():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     sphinx = config["sphinx"]["config"]
-    assert "alexlib.tools.sphinx_mathjax" in config["sphinx"]["extra_extensions"]
+    assert "tools.sphinx_mathjax" in config["sphinx"]["extra_extensions"]
     assert sphinx["mathjax_path"] == "mathjax/tex-mml-chtml.js"
     assert sphinx["smartquotes"] is False  # "--scale" must not become an en dash
     assert sphinx["nb_merge_streams"] is False  # it reorders text and figures
@@ -222,7 +222,7 @@ def test_check_fails_on_broken_images_and_links(crafted):
 
 def test_a_chapter_is_executed_again_when_the_stored_results_change(tmp_path, monkeypatch):
     # the chapters lead with results/: a new stored run must not leave an old executed copy fresh
-    from alexlib.tools.book import _digest
+    from tools.book import _digest
 
     monkeypatch.setenv("ALEXLIB_RESULTS", str(tmp_path))
     chapter = repo_root() / "notebooks" / "10_figure1_relu_vs_tanh.ipynb"
@@ -251,7 +251,7 @@ def _notebook(path: Path, *sources: str) -> Path:
 
 def test_a_cell_that_hangs_is_run_once_more_then_refused(tmp_path, capsys):
     # a hang (nbclient#312) costs one cell timeout and a second run, not the whole CI budget
-    from alexlib.tools.book import execute_chapter, executed_path
+    from tools.book import execute_chapter, executed_path
 
     once = _notebook(
         tmp_path / "once.ipynb",
@@ -283,3 +283,12 @@ def test_references_quote_torchvisions_own_record_of_its_alexnet():
     quoted = f"documented at {top1:.3f}% top-1 and {top5:.3f}% top-5 accuracy, that is"
     errors = f"{100 - top1:.2f}% and {100 - top5:.2f}% error"
     assert quoted in page.replace("\n", " ") and errors in page.replace("\n", " ")
+
+
+def test_the_book_command_refuses_an_unknown_scale(capsys):
+    from tools.book import main
+
+    with pytest.raises(SystemExit) as exc:  # argparse's own error, as one line
+        main(["--scale", "huge"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: ") and "invalid choice: 'huge'" in err

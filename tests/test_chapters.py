@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from alexlib.tools.book import (
+from tools.book import (
     build_html,
     chapters,
     check_html,

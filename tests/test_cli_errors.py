@@ -136,19 +136,6 @@ BAD = {
         ["evaluate", "--checkpoint", "{tmp}/junk.pt"],
         "is not a readable checkpoint",
     ),
-    "book at an unknown scale": (["book", "--scale", "huge"], "invalid choice: 'huge'"),
-    "bench with a malformed part": (
-        ["bench", "--device", "cpu", "--tiny", "--part", "x"],
-        "--part must look like 1/3",
-    ),
-    "bench with an unknown row": (
-        ["bench", "--device", "cpu", "--tiny", "--only", "nope"],
-        "unknown row(s)",
-    ),
-    "bench with no batch": (
-        ["bench", "--device", "cpu", "--batch-size", "0"],
-        "batch_size must be a whole",
-    ),
     "ledger without a subcommand": (["ledger"], "required: ledger_command"),
     "ledger with an unknown ablation": (
         ["ledger", "run", "--scale", "smoke", "--only", "nope", "--out", "{tmp}/l"],
@@ -174,7 +161,7 @@ def test_bad_arguments_give_one_line(case, tmp_path, capsys, shared_data):
 
 
 def test_every_subcommand_is_covered():
-    parser_commands = {"info", "data", "summary", "train", "evaluate", "book", "bench", "ledger"}
+    parser_commands = {"info", "data", "summary", "train", "evaluate", "ledger"}
     covered = {argv[0] for argv, _ in BAD.values() if argv}
     assert parser_commands <= covered, parser_commands - covered
 

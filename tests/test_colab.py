@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from alexlib import _io
-from alexlib.tools.book import chapters, repo_root
+from tools.book import chapters, repo_root
 
 ROOT = repo_root()
 CHAPTERS = chapters(ROOT)

@@ -565,7 +565,7 @@ def test_neighbour_searches_reject_mismatched_shapes_and_k():
 
 
 def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkeypatch, capsys):
-    import alexlib.tools.laptop as driver
+    import tools.laptop as driver
 
     calls = []
     monkeypatch.setattr(

@@ -1,12 +1,17 @@
 """The shape of the library, checked: the import order ``alexlib/__init__.py`` states, one training
-loop and one top-k, and the linter and formatter (ruff, line limit 100) on the whole code base."""
+loop and one top-k, the reader's package apart from the project's tooling (``tools/``: not in the
+package, not in the wheel, imported by no chapter), and the linter and formatter (ruff, line limit
+100) on the whole code base."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -102,6 +107,71 @@ def test_every_error_a_user_can_cause_is_an_alexlib_error():
                 assert not bases & {"Exception", "RuntimeError", "ValueError"}, (
                     f"{path.name}: {node.name} is an exception class outside alexlib.errors"
                 )
+
+
+# --------------------------------------------------------------------------- the package vs tools/
+
+# a line that imports the project's tooling: `import tools.book`, `from tools import bench`, and the
+# old place, `from alexlib.tools import bench`, `from alexlib import tools`
+_IMPORTS_TOOLS = re.compile(
+    r"^\s*(?:from\s+(?:alexlib\.)?tools\b|import\s+(?:alexlib\.)?tools\b"
+    r"|from\s+alexlib\s+import\s+.*\btools\b)",
+    re.M,
+)
+
+
+def test_the_package_holds_no_tooling():
+    assert not (PACKAGE / "tools").exists(), "alexlib/tools/: the project's tooling is in tools/"
+    for path in PACKAGE.rglob("*.py"):
+        assert not _IMPORTS_TOOLS.search(path.read_text()), (
+            f"{path.relative_to(REPO)} imports the project's tooling (tools/)"
+        )
+    listed = re.search(r"^packages = \[(.*)\]$", (REPO / "pyproject.toml").read_text(), re.M)
+    assert listed and "tools" not in listed.group(1), listed
+
+
+def test_no_chapter_imports_the_tooling():
+    chapters = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert chapters
+    for path in chapters:
+        cells = json.loads(path.read_text())["cells"]
+        for cell in cells:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "code" and _IMPORTS_TOOLS.search(source):
+                pytest.fail(f"{path.name} imports the project's tooling: {source[:200]!r}")
+
+
+def test_the_wheel_ships_no_tooling(tmp_path):
+    """A wheel built from the files a clone has (the ``tools/`` folder included) holds ``alexlib``
+    and its stored results, and nothing of ``tools/``."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "alexlib", "results", "tools"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    files = [p for p in listed.stdout.split("\0") if p and (REPO / p).is_file()]
+    on_disk = [*PACKAGE.rglob("*.py"), *(REPO / "tools").glob("*.py")]  # not yet committed too
+    files += [str(p.relative_to(REPO)) for p in on_disk]
+    source = tmp_path / "clone"
+    for rel in {*files, "pyproject.toml", "README.md"}:
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, source / rel)
+    assert (source / "tools" / "book.py").is_file()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["--disable-pip-version-check", str(source), "-w", str(tmp_path / "wheel")],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "wheel").glob("alexlib-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "alexlib/bench_results.py" in names and "alexlib/cli.py" in names
+    shipped = [n for n in names if n.startswith(("tools/", "alexlib/tools/"))]
+    assert not shipped, f"the wheel ships the project's tooling: {shipped}"
+    top = {n.split("/")[0] for n in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"alexlib"}, top
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])

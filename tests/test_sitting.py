@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
+from tools import sitting
 
-import sitting  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 BLOCKED = ("torchcodec", "papermill", "jupyter_book", "ipywidgets")
 
@@ -93,7 +92,7 @@ def test_the_schedule_refuses_a_budget_too_short_to_start_a_machine():
 
 
 def test_a_bench_row_survives_a_failing_correctness_check(tmp_path, monkeypatch):
-    from alexlib.tools import bench
+    from tools import bench
 
     monkeypatch.setenv("ALEXLIB_RESULTS", str(tmp_path))
     assert sitting.run_job(["bench", "bench/run.json", "torchvision alexnet"], tiny=True) == 0
@@ -131,7 +130,7 @@ def test_a_bench_row_survives_a_failing_correctness_check(tmp_path, monkeypatch)
 def test_every_bench_row_the_sitting_times_is_a_bench_row_and_a_failing_one_is_recorded(
     tmp_path, monkeypatch
 ):
-    from alexlib.tools import bench
+    from tools import bench
 
     names = {r.name for r in bench.bench_rows(True, triton=True)}
     assert set(sitting.BENCH_ROWS) <= names and set(sitting.LRN_SWEEP_ROWS) <= names
@@ -191,6 +190,12 @@ def _check_unpacks_to_finished_jobs(out: Path, root: Path) -> list[str]:
             summary_run = json.loads((folder / "summary.json").read_text())
             assert summary_run["ablation"] == ablation and summary_run["epochs"] >= 1
             assert not (folder / "checkpoint.pt").exists()
+        elif job.startswith("ledger6b-"):
+            ablation, seed = job[len("ledger6b-") :].rsplit("-s", 1)
+            folder = results / sitting.ledger_folder(ablation, int(seed), True, sitting.LEDGER_6B)
+            settings = json.loads((folder / "settings.json").read_text())["settings"]
+            assert settings["schedule"] == "constant"
+            assert settings["dropout"] == (None if ablation == "base" else 0.0)
         elif job in ("bench", "profile"):
             assert any(n.startswith("results/bench/") for n in names)
     # nothing of a job that had not finished: every packed run folder belongs to a done job
@@ -201,7 +206,24 @@ def _check_unpacks_to_finished_jobs(out: Path, root: Path) -> list[str]:
             assert f"figure1-{regime}-{activation}-{seed}" in done, name
         elif parts[1:4] == ("smoke", "cifar10-gpu", "ledger") and parts[5].startswith("seed"):
             assert f"ledger-{parts[4]}-s{parts[5][4:]}" in done, name
+        elif parts[1:4] == ("smoke", "cifar10-gpu-6b", "ledger") and parts[5].startswith("seed"):
+            assert f"ledger6b-{parts[4]}-s{parts[5][4:]}" in done, name
     return sorted(done)
+
+
+def test_claim_6b_runs_are_planned_until_stored(tmp_path):
+    def names():
+        exclusive, shared, last = sitting.plan_jobs(tmp_path, "stamp", False, "h200")
+        return [j.name for j in shared]
+
+    planned = [n for n in names() if n.startswith("ledger6b-")]
+    assert planned[:2] == ["ledger6b-base-s0", "ledger6b-no-dropout-s0"] and len(planned) == 10
+    assert names().index("ledger6b-no-dropout-s4") < names().index("cuda-tests")
+    folder = tmp_path / sitting.ledger_folder("base", 0, False, sitting.LEDGER_6B)
+    assert folder.as_posix().endswith("cifar10-gpu-6b/ledger/base/seed0")
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text("{}")
+    assert "ledger6b-base-s0" not in names() and "ledger6b-no-dropout-s0" in names()
 
 
 def test_the_rehearsal_cut_at_20_50_and_90_percent_returns_the_finished_jobs(pack, tmp_path):

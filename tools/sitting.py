@@ -65,7 +65,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the GPU machine runs the checkout without installing it
+# the GPU machine runs the checkout without installing it, and this script imports the tooling
+# (tools.bench) as a package of the checkout: the repository root comes first on the path
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 CARRY = Path("_build") / "sitting"
@@ -93,6 +95,7 @@ BENCH_ROWS = (
 # the LRN forms the first sitting did not time (the yardstick first, so each row has its ratio)
 LRN_SWEEP_ROWS = ("torchvision alexnet", "paper, LRN=banded", "paper, LRN=triton")
 LEDGER = "ledger-cifar10-gpu"
+LEDGER_6B = "ledger-cifar10-gpu-6b"  # claim 6b's runs at a constant rate
 # Imagenette (142 MB of zips) cannot travel in one command: three commands carry one part each,
 # sent back to back while the machine is warm (30 s); the last one trains
 IMAGENETTE_CARRY = Path("_build") / "sitting-imagenette"
@@ -376,9 +379,17 @@ def figure1_folder(regime: str, activation: str, seed: int, tiny: bool) -> str:
     return f"figure1/{scale}-{regime}-{activation}-lr{lr:g}-s{seed}"
 
 
-def ledger_folder(ablation: str, seed: int, tiny: bool) -> str:
+def _cifar10_gpu(path: Path) -> bool:
+    """Whether ``path`` lies in a CIFAR-10 GPU ledger folder (whose val_probs.pt stay there)."""
+    return any(part.startswith("cifar10-gpu") for part in path.parts)
+
+
+def ledger_folder(ablation: str, seed: int, tiny: bool, experiment: str = LEDGER) -> str:
+    from alexlib.ledger import ledger_dir
+
     # a smoke run never goes straight under a results folder (the ledger refuses it)
-    return f"{'smoke/' if tiny else ''}cifar10-gpu/ledger/{ablation}/seed{seed}"
+    folder = ledger_dir(Path("smoke" if tiny else ""), "full", experiment)
+    return f"{folder.as_posix()}/{ablation}/seed{seed}"
 
 
 def plan_jobs(
@@ -432,6 +443,13 @@ def plan_jobs(
                     shared.append(
                         Job(f"ledger-{ablation}-s{seed}", ["ledger", ablation, str(seed)], outputs)
                     )
+    # claim 6b: base and no-dropout at a constant rate, where dropout alone decides convergence
+    for seed in seeds:
+        for ablation in ("base", "no-dropout"):
+            folder = ledger_folder(ablation, seed, tiny, LEDGER_6B)
+            if not (results / folder / "summary.json").is_file():
+                argv = ["ledger", ablation, str(seed), "6b"]
+                shared.append(Job(f"ledger6b-{ablation}-s{seed}", argv, [folder]))
     shared.append(Job("cuda-tests", ["tests"], [], cap_s=None))
     last = []
     if not _bench_done(results, LRN_SWEEP_ROWS):
@@ -522,7 +540,7 @@ def run_job(argv: list[str], tiny: bool) -> int:
     if kind == "profile":
         return _profile(results / args[0], torch.device(device), tiny)
     if kind == "bench":
-        from alexlib.tools import bench
+        from tools import bench
 
         path, names = results / args[0], args[1:]
         dev = torch.device(device)
@@ -575,7 +593,7 @@ def run_job(argv: list[str], tiny: bool) -> int:
         return 0
     if kind == "check":
         from alexlib.fast import triton_available
-        from alexlib.tools import bench
+        from tools import bench
 
         torch.backends.cuda.matmul.allow_tf32 = False  # a correct form must read "yes"
         torch.backends.cudnn.allow_tf32 = False
@@ -614,7 +632,7 @@ def run_job(argv: list[str], tiny: bool) -> int:
         ablation, seed = args[0], int(args[1])
         for job in run_ledger(
             "smoke" if tiny else "full",
-            experiment=LEDGER,
+            experiment=LEDGER_6B if args[2:] == ["6b"] else LEDGER,
             seeds=[seed],
             only=[ablation],
             out=results / "smoke" if tiny else results,
@@ -701,7 +719,7 @@ def _profile(path: Path, device, tiny: bool) -> int:
 
     from alexlib._io import provenance, write_json
     from alexlib.engine import sgd_paper, train_step
-    from alexlib.tools import bench
+    from tools import bench
 
     cuda = device.type == "cuda"
     batch, steps = (2, 2) if tiny else (512, 5)
@@ -887,7 +905,7 @@ class Sitting:
                                 if p.is_file()
                                 and p.name not in NOT_PACKED
                                 and not p.name.startswith(".")
-                                and not (p.name == "val_probs.pt" and "cifar10-gpu" in p.parts)
+                                and not (p.name == "val_probs.pt" and _cifar10_gpu(p))
                             ]
                         elif path.is_file():
                             files.append(path)
@@ -1054,7 +1072,7 @@ def run(
     exclusive, shared, last = plan_jobs(results, stamp, tiny, slug)
     warm = Job("warm", ["warm", "cifar10"], [], cap_s=120)
     if imagenette is not None:  # the timings go last; the CIFAR-10 jobs have no data here
-        cifar = ("check", "figure1", "ledger", "fp16", "cuda")
+        cifar = ("check", "figure1", "ledger", "ledger6b", "fp16", "cuda")
         shared = [j for j in shared if j.name.split("-")[0] not in cifar]
         last = [*exclusive, *last, Job("cuda-tests", ["tests"], [], cap_s=None)]
         exclusive = []

@@ -1,7 +1,7 @@
 """``python -m alexlib.experiments figure1|figure3|figure4``: one figure's runs at a scale.
 
-Every laptop-scale result at once, in the order the book needs them: ``python -m alexlib laptop``
-(:mod:`alexlib.tools.laptop`).
+Every laptop-scale result at once, in the order the book needs them: ``make laptop`` (``python -m
+tools.laptop`` from a checkout of the repository: project tooling, not part of this package).
 """
 
 from __future__ import annotations

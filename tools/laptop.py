@@ -4,7 +4,7 @@ net of chapters 8, 9, 11 and 12 with Figure 4; the ledger's CIFAR-10 ablations s
 Figure 1's learning-rate search and Figure 3's further seeds. The stored runs add up to about 18
 hours of training on 2 CPU cores, much of it with two runs sharing them.
 
-    python -m alexlib laptop          # or: make laptop
+    python -m tools.laptop [--root DATA] [--runs runs]     # or: make laptop
 
 Every step is resumable: run the same command again after an interruption and finished work is
 read back, unfinished work continued from its last epoch.
@@ -12,21 +12,24 @@ read back, unfinished work continued from its last epoch.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from .._io import results_dir
-from ..config import preset
-from ..experiments import (
+from alexlib._io import results_dir
+from alexlib.config import preset
+from alexlib.experiments import (
     figure3_net,
     figure4_result,
     format_figure1,
     run_figure1,
     summarise_figure1,
 )
-from ..ledger import ABLATIONS, finished_runs, run_ledger
-from ..train import machine_name, stored_runs
+from alexlib.ledger import ABLATIONS, finished_runs, run_ledger
+from alexlib.train import machine_name, stored_runs
 
-__all__ = ["laptop", "laptop_plan"]
+from . import Parser, run_command
+
+__all__ = ["laptop", "laptop_plan", "main"]
 
 
 def _stored(runs: list[dict], planned: int) -> str:
@@ -107,3 +110,27 @@ def laptop(runs_dir: Path = Path("runs"), data_root=None) -> None:
     figure1(search=True)
     for seed in seeds[1:]:
         figure3_net("paper", "laptop", seed, "laptop", runs_dir, data_root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.laptop [--root DATA] [--runs runs]``: :func:`laptop`."""
+    p = Parser(
+        prog="python -m tools.laptop",
+        description="every laptop-scale result the book shows (about 18 h on 2 cores; resumable)",
+    )
+    p.add_argument(
+        "--root", help="data root (default: $ALEXLIB_DATA, else the per-user cache folder)"
+    )
+    p.add_argument(
+        "--runs", default="runs", help="folder for the runs' checkpoints (default runs/)"
+    )
+
+    def run(args) -> int:
+        laptop(Path(args.runs), data_root=args.root)
+        return 0
+
+    return run_command(p, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,9 @@
-"""``python -m alexlib bench``: training throughput of the paper's net against torchvision's
-``alexnet``.
+"""``python -m tools.bench``: training throughput of the paper's net against torchvision's
+``alexnet`` (project tooling, run from the repository root; not part of the installed package).
 
-    python -m alexlib bench                       # GPU: torchvision vs naive paper net vs alexlib's
-    python -m alexlib bench --sweep               # also each fast form alone: what each one buys
-    python -m alexlib bench --tiny --device cpu   # CI size: batch 2, no compile; checks, not speed
+    python -m tools.bench                       # GPU: torchvision vs naive paper net vs alexlib's
+    python -m tools.bench --sweep               # also each fast form alone: what each one buys
+    python -m tools.bench --tiny --device cpu   # CI size: batch 2, no compile; checks, not speed
 
 Every row is the same training step (forward, cross-entropy, backward, SGD with momentum and weight
 decay) on the same synthetic batch of 224x224 images, one after the other in one process, so the
@@ -26,12 +26,12 @@ Rows:
 
 Then every fast form is checked against the reference layers, layer by layer, for equal outputs and
 gradients (:func:`alexlib.fast.check_equal`). A CUDA run is saved with its provenance under
-``results/bench/`` (``--save`` elsewhere; ``--no-save`` not at all), where chapter 8 finds it.
+``results/bench/`` (``--save`` elsewhere; ``--no-save`` not at all), where chapter 8 finds it
+(:mod:`alexlib.bench_results` reads and formats the stored runs).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -45,23 +45,40 @@ import torch
 import torchvision
 from torch import nn
 
-from .. import fast
-from .._io import atomic_write_text, provenance, results_dir
-from ..config import resolve_device
-from ..engine import sgd_paper, train_step
-from ..errors import SettingsError
-from ..fast import DEFAULTS, triton_available
-from ..model import AlexNet, _fc_head, _five_convs, build, layer_names
+from alexlib import fast
+from alexlib._io import atomic_write_text, provenance, results_dir
+from alexlib.bench_results import (  # the reader of stored runs, shared with chapter 8
+    correctness,
+    format_checks,
+    format_table,
+    saved_runs,
+    summary_lines,
+)
+from alexlib.config import resolve_device
+from alexlib.engine import sgd_paper, train_step
+from alexlib.errors import SettingsError
+from alexlib.fast import DEFAULTS, triton_available
+from alexlib.model import AlexNet, _fc_head, _five_convs, build
+
+from . import Parser, run_command
 
 __all__ = [
     "Row",
     "bench_rows",
+    "build_net",
     "measure",
+    "versions",
     "run",
-    "format_table",
-    "main",
-    "saved_runs",
     "fastest_forms",
+    "merged_latest",
+    "parser",
+    "main",
+    # read back and formatted by alexlib.bench_results (chapter 8), re-exported for the sitting
+    "correctness",
+    "format_checks",
+    "format_table",
+    "saved_runs",
+    "summary_lines",
 ]
 
 
@@ -236,38 +253,6 @@ def measure(
     return row
 
 
-def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> list[dict]:
-    """Every fast form against the reference layers, layer by layer (float32, eval mode)."""
-    torch.manual_seed(0)
-    reference = build("paper", num_classes=1000).to(device)
-    paper_name = {id(m): n for n, m in layer_names(reference)}
-    module_of = dict(reference.named_modules())
-    x = torch.randn(batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(device)
-    lrns = ["shift", "banded"] + (["triton"] if triton else [])
-    rows = []
-    combos = [{"lrn": impl, "conv": "dense", "conv1": "s2d"} for impl in lrns]
-    combos += [
-        {"lrn": "shift", "conv": "split"},
-        {"lrn": "shift", "conv": "separate", "conv1": "s2d"},
-    ]
-    for combo in combos:
-        net = fast.speed_up(copy.deepcopy(reference), **combo)
-        for name, r in fast.check_equal(reference, net, x).items():
-            if r["impl"] == "native":
-                continue
-            rows.append({"layer": paper_name.get(id(module_of[name]), name), **r})
-    # one row per (layer, form): the combinations repeat conv1 and the towers
-    seen, unique = set(), []
-    for r in rows:
-        if (r["layer"], r["impl"]) not in seen:
-            seen.add((r["layer"], r["impl"]))
-            unique.append(r)
-    order = {n: i for i, (n, _) in enumerate(layer_names(reference))}
-    return sorted(
-        unique, key=lambda r: order.get(r["layer"], len(order))
-    )  # forward order, stable per layer
-
-
 def versions(device: torch.device) -> dict:
     info = {
         "python": platform.python_version(),
@@ -289,38 +274,6 @@ def versions(device: torch.device) -> dict:
             f"{torch.get_num_threads()} threads)"
         )
     return info
-
-
-def format_table(result: dict) -> str:
-    """The benchmark's rows as a Markdown table, with each row's ratio to torchvision's alexnet."""
-    rows = result["rows"]
-    lines = [
-        "| training step | images/s | vs torchvision alexnet | ms/step | peak GiB |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['name']} | failed: {r['error']} | | | |")
-            continue
-        ratio = f"{r['vs_torchvision']:.2f}x" if "vs_torchvision" in r else ""
-        mem = f"{r['peak_memory_gib']:.1f}" if r.get("peak_memory_gib") is not None else ""
-        lines.append(
-            f"| {r['name']} | {r['images_per_s']:,.0f} | {ratio} | {r['ms_per_step']:.1f} | {mem} |"
-        )
-    return "\n".join(lines)
-
-
-def format_checks(result: dict) -> str:
-    lines = [
-        "| layer | form | output | input grad | param grad | equal |",
-        "|---|---|---:|---:|---:|---|",
-    ]
-    for r in result["checks"]:
-        lines.append(
-            f"| {r['layer']} | {r['impl']} | {r['output']:.1e} | {r['input grad']:.1e} | "
-            f"{r['param grad']:.1e} | {'yes' if r['equal'] else 'NO'} |"
-        )
-    return "\n".join(lines)
 
 
 def run(
@@ -435,37 +388,6 @@ def run(
     }
 
 
-def summary_lines(result: dict) -> list[str]:
-    """The run's headline ratios, in words: alexlib's paper net against torchvision's alexnet,
-    against the same net with PyTorch's stock layers, and against the net without LRN and
-    towers."""
-    by = {r["name"]: r for r in result["rows"] if "error" not in r}
-    out = []
-    tv = by.get("torchvision alexnet")
-    ours = by.get("paper, alexlib")
-    naive = by.get("paper, reference layers")
-    gpu = result["settings"]["amp"]  # bf16 on CUDA: the setting a speed claim is about
-    if tv and ours and "vs_torchvision" in ours:
-        out.append(f"alexlib's paper net / torchvision alexnet: {ours['vs_torchvision']:.2f}x")
-    same_run = lambda a, b: a.get("run", 0) == b.get("run", 0)
-    if naive and ours and same_run(naive, ours):
-        out.append(
-            f"alexlib's paper net / the same net with reference layers: "
-            f"{ours['images_per_s'] / naive['images_per_s']:.2f}x"
-        )
-    g1 = by.get("paper without LRN, groups=1")
-    if g1 and ours and same_run(g1, ours):
-        out.append(
-            f"alexlib's paper net / paper net without LRN, groups=1: "
-            f"{ours['images_per_s'] / g1['images_per_s']:.2f}x"
-        )
-    if not gpu:
-        out.append(
-            "(not a GPU in bf16: these numbers show the code runs, not how fast a GPU trains)"
-        )
-    return out
-
-
 def fastest_forms(result: dict) -> dict[str, str] | None:
     """What :data:`alexlib.fast.DEFAULTS` should be on this GPU: for each of ``lrn``, ``conv`` and
     ``conv1``, the form whose sweep row (that form alone, the rest reference layers, compiled in
@@ -504,17 +426,6 @@ def results_path(result: dict) -> Path:
     )
 
 
-def saved_runs() -> list[dict]:
-    """The benchmark runs stored under ``results/bench/``, oldest first (each with its ``path``)."""
-    runs = []
-    for path in sorted((results_dir() / "bench").glob("*.json")):
-        try:
-            runs.append({**json.loads(path.read_text()), "path": str(path)})
-        except (OSError, json.JSONDecodeError) as exc:
-            print(f"skipping {path}: {exc}", file=sys.stderr)
-    return sorted(runs, key=lambda r: r["provenance"].get("date", ""))
-
-
 def merged_latest(runs: list[dict]) -> dict | None:
     """The newest GPU benchmark: the runs of the newest (GPU, commit) pair joined into one result.
 
@@ -539,9 +450,11 @@ def merged_latest(runs: list[dict]) -> dict | None:
     return {**newest, "rows": rows, "parts": len(group), "checks": newest.get("checks", [])}
 
 
-def add_arguments(sub) -> None:
-    p = sub.add_parser(
-        "bench", help="training images/s: torchvision alexnet vs the paper net, reference and fast"
+def parser() -> Parser:
+    """The benchmark's command line (``python -m tools.bench --help``)."""
+    p = Parser(
+        prog="python -m tools.bench",
+        description="training images/s: torchvision alexnet vs the paper net, reference and fast",
     )
     p.add_argument("--device", default="auto", help="auto (cuda, then cpu), cuda or cpu")
     p.add_argument("--batch-size", type=int, help="default 512 on CUDA, 2 on the CPU")
@@ -574,7 +487,7 @@ def add_arguments(sub) -> None:
         help="write the result JSON here (default on CUDA: results/bench/<date>-<gpu>.json)",
     )
     p.add_argument("--no-save", action="store_true")
-    p.set_defaults(run=main)
+    return p
 
 
 def _part(text: str | None) -> tuple[int, int] | None:
@@ -586,7 +499,13 @@ def _part(text: str | None) -> tuple[int, int] | None:
     return int(pieces[0]), int(pieces[1])
 
 
-def main(args) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.bench [options]``; returns the exit status (1 when a row failed or a fast
+    form differs from the reference layers, 2 for a bad request)."""
+    return run_command(parser(), _bench, argv)
+
+
+def _bench(args) -> int:
     result = run(
         device=args.device,
         batch_size=args.batch_size,
@@ -623,3 +542,7 @@ def main(args) -> int:
     bad = [c for c in result["checks"] if not c["equal"]]
     failed = [r for r in result["rows"] if "error" in r]
     return 1 if bad or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

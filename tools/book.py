@@ -1,9 +1,9 @@
 """The book's main job: execute every chapter with papermill, build the HTML book, check it in
 Chromium.
 
-    python -m alexlib book                  # smoke scale (CPU, minutes), then jupyter-book build -W
-    python -m alexlib book --scale full     # the paper's schedule (a GPU)
-    python -m alexlib book --check          # ... then load every page in headless Chromium
+    python -m tools.book                  # smoke scale (CPU, minutes), then jupyter-book build -W
+    python -m tools.book --scale full     # the paper's schedule (a GPU)
+    python -m tools.book --check          # ... then load every page in headless Chromium
 
 The chapters in ``notebooks/`` are stored without outputs. Executed copies go to
 ``_build/executed/<scale>/``; the book is built from a staged copy of the sources in which each
@@ -11,8 +11,8 @@ chapter is replaced by its executed copy (``_build/stage/``), so the repository'
 clean. A chapter whose source, scale and library code have not changed since its last successful run
 is not executed again.
 
-This module works on a checkout of the repository (it needs ``_toc.yml``), not on an installed
-package.
+This module is project tooling: it works on a checkout of the repository (it needs ``_toc.yml``)
+and is not part of the installed package. ``make book`` and ``make html`` run it.
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import atomic_write_text, repo_root, results_dir
-from ..errors import BookError
+import alexlib
+from alexlib._io import atomic_write_text, repo_root, results_dir
+from alexlib.config import SCALES
+from alexlib.errors import BookError
+
+from . import Parser, run_command
 
 __all__ = [
     "BookError",
@@ -54,11 +58,12 @@ __all__ = [
     "check_pages",
     "clean_outputs",
     "main_job",
+    "main",
 ]
 
 # yaml, papermill and playwright are imported where they are used: they belong to the book's tool
 # chain (requirements.txt), not to the library, and a GPU machine running `python -m alexlib train`
-# or `bench` has none of them.
+# or `python -m tools.bench` has none of them.
 
 
 def toc_files(root: Path) -> list[str]:
@@ -97,14 +102,13 @@ def unlisted_chapters(root: Path) -> list[str]:
 def _digest(path: Path, scale: str) -> str:
     """What a chapter's outputs depend on: its source, the scale, the library's code (every module
     of ``alexlib``, subpackages included), the stored results the chapters lead with, and how
-    :func:`execute_chapter` runs it. The rest of this file (staging, the build, the Chromium check)
-    does not change what a chapter prints, so editing it does not send every chapter back to
-    papermill."""
-    package = Path(__file__).resolve().parents[1]
+    :func:`execute_chapter` runs it. The project's tooling (``tools/``: this file's staging, the
+    build, the Chromium check) does not change what a chapter prints, so editing it does not send
+    every chapter back to papermill."""
+    package = Path(alexlib.__file__).resolve().parent
     h = hashlib.sha256(path.read_bytes() + scale.encode())
     for module in sorted(package.rglob("*.py")):
-        if module.resolve() != Path(__file__).resolve():
-            h.update(str(module.relative_to(package)).encode() + module.read_bytes())
+        h.update(str(module.relative_to(package)).encode() + module.read_bytes())
     results = results_dir()
     for stored in sorted(results.rglob("*")) if results.is_dir() else ():
         if stored.is_file() and stored.name != "checkpoint.pt":
@@ -282,7 +286,7 @@ def stage(root: Path, scale: str, *, dest: Path | None = None, stale_ok: bool = 
     its executed copy, cleaned for the page (:func:`clean_outputs`).
 
     A chapter whose executed copy is older than its source or the library is refused, unless
-    ``stale_ok`` (``python -m alexlib book --no-execute``), which builds from it with a warning.
+    ``stale_ok`` (``python -m tools.book --no-execute``), which builds from it with a warning.
     """
     dest = dest or root / "_build" / "stage"
     if dest.exists():
@@ -301,7 +305,7 @@ def stage(root: Path, scale: str, *, dest: Path | None = None, stale_ok: bool = 
             if not (stale_ok and executed.is_file()):
                 raise BookError(
                     f"{notebook.name} has not been executed at {scale} scale since it (or the "
-                    "library) last changed: python -m alexlib book --only " + notebook.stem
+                    "library) last changed: python -m tools.book --only " + notebook.stem
                 )
             print(
                 f"warning: {notebook.name}: building from an executed copy older than its source "
@@ -331,7 +335,10 @@ def build_html(
         "-W",
         "--keep-going",
     ]
-    result = subprocess.run(command, cwd=root)
+    # Sphinx imports the book's extension (_config.yml: tools.sphinx_mathjax) from the checkout
+    paths = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    result = subprocess.run(command, cwd=root, env=env)
     if result.returncode != 0:
         raise BookError(
             f"jupyter-book build failed (exit {result.returncode}); its warnings are printed above."
@@ -572,3 +579,33 @@ def main_job(
         )
     print(f"main job done in {time.perf_counter() - total:.0f} s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.book [--scale S] [--no-execute] [--check] [--only STEM ...]``:
+    :func:`main_job`."""
+    p = Parser(
+        prog="python -m tools.book",
+        description="execute every chapter with papermill and build the HTML book",
+    )
+    p.add_argument("--scale", choices=SCALES, default="smoke")
+    p.add_argument(
+        "--no-execute", action="store_true", help="build from the chapters executed last time"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="then check every page in headless Chromium"
+    )
+    p.add_argument(
+        "--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)"
+    )
+
+    def run(args) -> int:
+        return main_job(
+            scale=args.scale, execute=not args.no_execute, check=args.check, only=args.only
+        )
+
+    return run_command(p, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
