@@ -145,15 +145,24 @@ FIGURE_JOBS: tuple[str, ...] = ("figure1",)
 #: results folder of its own (``<results>/cifar10-gpu/ledger/<ablation>/seed<k>``), so the same
 #: readers give its rows: ``ledger_rows(results / CIFAR10_GPU, "full")``.
 CIFAR10_GPU = "cifar10-gpu"
+#: Claim 6b's runs for that column (``ledger-cifar10-gpu-6b``: base and no-dropout at a constant
+#: rate), laid out the same way under ``<results>/cifar10-gpu-6b``.
+CIFAR10_GPU_6B = "cifar10-gpu-6b"
+#: A run at a constant rate has converged when its validation error has stayed within a point of
+#: its best for at least this many epochs before the run's end.
+CONVERGED_FOR = 10
 
 
 def ledger_dir(root: Path, scale: str, experiment: str = "ledger") -> Path:
     """The folder of the ablation runs at ``scale`` under a results folder ``root``:
     ``<root>/ledger`` (full scale, and smoke runs outside ``results/``) or ``<root>/ledger-laptop``
     (laptop scale, the same claims measured on CIFAR-10). The ``"ledger-cifar10-gpu"`` experiment
-    keeps its runs in ``<root>/cifar10-gpu/ledger`` (:data:`CIFAR10_GPU`)."""
+    keeps its runs in ``<root>/cifar10-gpu/ledger`` (:data:`CIFAR10_GPU`), and its claim 6b runs
+    (``"ledger-cifar10-gpu-6b"``) in ``<root>/cifar10-gpu-6b/ledger``."""
     if experiment == "ledger-cifar10-gpu":
         return Path(root) / CIFAR10_GPU / "ledger"
+    if experiment == "ledger-cifar10-gpu-6b":
+        return Path(root) / CIFAR10_GPU_6B / "ledger"
     if experiment != "ledger":
         raise LedgerError(f"unknown ledger experiment {experiment!r}")
     return Path(root) / ("ledger" if scale in ("full", "smoke") else f"ledger-{scale}")
@@ -751,6 +760,15 @@ def _dropout_speed(root: Path, scale: str = "full"):
             "not a measurement of this claim: a fixed schedule divides the learning rate at the "
             f"same epochs ({', '.join(map(str, drops))}) with and without dropout, so both nets "
             "converge when the schedule says; the claim needs the paper's plateau schedule"
+        )
+        got.decides = False
+        return got
+    constant = [r for r in got.runs if r["settings"].get("schedule") == "constant"]
+    short = [r for r in constant if len(r["metrics"]) - _epochs_to_converge(r) < CONVERGED_FOR]
+    if short:
+        got.note = (
+            f"not yet a convergence ratio: at a constant rate {len(short)} of {len(got.runs)} "
+            f"runs had not stayed within a point of their best for {CONVERGED_FOR} epochs"
         )
         got.decides = False
         return got
@@ -1459,22 +1477,35 @@ def cifar10_gpu_rows(results: str | os.PathLike | None = None) -> list[LedgerRow
     trained to the end on a GPU). An unmeasured row names that folder and its command."""
     root = Path(results) if results is not None else results_dir()
     rows = []
+    constant = next(r for r in ledger_rows(root / CIFAR10_GPU_6B, "full") if r.id == "6b")
     for row in ledger_rows(root / CIFAR10_GPU, "full"):
         if row.id in ("1", "9"):  # measured by the experiments, not by ablations
             continue
+        folder = CIFAR10_GPU
+        if row.id == "6b" and (constant.measured or not row.measured):
+            row, folder = constant, CIFAR10_GPU_6B  # at a constant rate, dropout alone decides
+        elif row.id == "6b" and row.measured:
+            row = dataclasses.replace(
+                row,
+                ours=f"{row.ours}; the runs that can: `python -m alexlib ledger run --experiment "
+                "ledger-cifar10-gpu-6b --only base no-dropout`",
+            )
         row = dataclasses.replace(
             row,
-            files=row.files.replace("results/ledger/", f"results/{CIFAR10_GPU}/ledger/"),
+            files=row.files.replace("results/ledger/", f"results/{folder}/ledger/"),
             measured_on=row.measured_on.replace("full scale, ", ""),
         )
         if not row.measured:
             reason = row.status.split(" Run ")[0].replace(
-                "results/ledger/", f"results/{CIFAR10_GPU}/ledger/"
+                "results/ledger/", f"results/{folder}/ledger/"
             )
+            experiment = "ledger-cifar10-gpu"
+            if folder == CIFAR10_GPU_6B:
+                experiment += "-6b --only base no-dropout"
             row = dataclasses.replace(
                 row,
-                status=reason + " Run on a GPU: `python -m alexlib ledger run --experiment "
-                "ledger-cifar10-gpu` (or the GPU sitting, tools/sitting.py)",
+                status=f"{reason} Run on a GPU: `python -m alexlib ledger run --experiment "
+                f"{experiment}` (or the GPU sitting, tools/sitting.py)",
             )
         rows.append(row)
     return rows
@@ -1507,10 +1538,11 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--scale", choices=SCALES, default="full")
     r.add_argument(
         "--experiment",
-        choices=("ledger", "ledger-cifar10-gpu"),
+        choices=("ledger", "ledger-cifar10-gpu", "ledger-cifar10-gpu-6b"),
         default="ledger",
         help="ledger: the paper net on Imagenette (full) or the mini net (laptop); "
-        "ledger-cifar10-gpu: the mini net on CIFAR-10 trained to the end on a GPU",
+        "ledger-cifar10-gpu: the mini net on CIFAR-10 trained to the end on a GPU; "
+        "ledger-cifar10-gpu-6b: its claim 6b runs at a constant rate (--only base no-dropout)",
     )
     r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
     r.add_argument(

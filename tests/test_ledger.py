@@ -410,6 +410,36 @@ def test_a_fixed_schedule_does_not_measure_the_convergence_claim(tmp_path):
     assert "a fixed schedule divides the learning rate at the same epochs (4)" in r.ours
 
 
+def test_the_gpu_column_reads_claim_6b_from_its_constant_rate_runs(tmp_path):
+    def constant_run(root, ablation, seed, val):
+        folder = fake_run(root, ablation, seed, [(v, 2.0) for v in val], train_eval=20.0)
+        path = folder / "settings.json"
+        stored = json.loads(path.read_text())
+        stored["settings"]["schedule"] = "constant"
+        path.write_text(json.dumps(stored))
+
+    # within a point of the best from epoch 6 with dropout, from epoch 3 without: 2.0
+    with_dropout = [60, 50, 40, 35, 32, 29.5, *[29.0] * 12]
+    without = [50, 40, 28.8, *[28.0] * 15]
+    gpu6b = tmp_path / "cifar10-gpu-6b"
+    fixed = {r.id: r for r in ledger.cifar10_gpu_rows(tmp_path)}
+    assert "--experiment ledger-cifar10-gpu-6b" in fixed["6b"].status
+    for seed in range(3):
+        constant_run(gpu6b, "base", seed, with_dropout)
+        constant_run(gpu6b, "no-dropout", seed, without)
+    r = next(r for r in ledger.cifar10_gpu_rows(tmp_path) if r.id == "6b")
+    assert r.values["ratio"] == pytest.approx([2.0, 2.0, 2.0]) and r.direction == "agrees"
+    assert r.files == "`results/cifar10-gpu-6b/ledger/no-dropout/`, " + (
+        "`results/cifar10-gpu-6b/ledger/base/`"
+    )
+    # a net still improving near the end has not converged: no verdict from it
+    constant_run(gpu6b, "base", 3, [60, 50, 40, 35, 32, 31, 30, 29.5, 29.2, 29.0])
+    constant_run(gpu6b, "no-dropout", 3, without)
+    r = next(r for r in ledger.cifar10_gpu_rows(tmp_path) if r.id == "6b")
+    assert r.direction.startswith("cannot tell yet")
+    assert "1 of 8 runs had not stayed within a point of their best for 10 epochs" in r.ours
+
+
 # ---------------------------------------------------------------------------------------------
 # claims 1 and 9 through alexlib.experiments' stored results
 
