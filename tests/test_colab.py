@@ -1,9 +1,9 @@
 """Every chapter runs as it would in Colab: a fresh environment with a network and alexlib
 pip-installed, not a checkout of the repository.
 
-The quick tests check what Colab depends on: the repository named in one place
-(``alexlib._io.REPOSITORY``, ``BRANCH``, ``INSTALL_SPEC``) and said the same by ``_config.yml`` and
-every chapter's setup cell; the wheel's package list; stored results found outside a checkout.
+The quick tests check what Colab depends on: the repository named in one place (``_config.yml``'s
+``repository``), from which ``make book`` writes every chapter's setup cell; the wheel's package
+list; stored results found outside a checkout.
 
 The slow test (marked ``chapters`` and ``colab``) builds what a Colab runtime has: a new venv
 (``python -m venv``, no system site-packages) with torch and torchvision, alexlib installed from a
@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from alexlib import _io
-from tools.book import chapters, repo_root
+from tools.book import chapters, install_spec, repo_root, repository, sync_setup_cells
 
 ROOT = repo_root()
 CHAPTERS = chapters(ROOT)
@@ -61,18 +61,46 @@ def _installs(cell: str, monkeypatch) -> list[list[str]]:
 
 
 def test_the_repository_is_named_once(monkeypatch):
+    """_config.yml names the repository; the launch buttons read it there, and every chapter's
+    setup cell installs from it (make book writes it there: tools.book.sync_setup_cells)."""
     import yaml
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert config["repository"]["url"] == _io.REPOSITORY, "_config.yml vs alexlib._io.REPOSITORY"
-    assert config["repository"]["branch"] == _io.BRANCH, "_config.yml vs alexlib._io.BRANCH"
-    assert _io.INSTALL_SPEC == f"alexlib @ git+{_io.REPOSITORY}@{_io.BRANCH}"
+    assert config["repository"]["url"].startswith("https://github.com/")
+    assert config["html"]["use_repository_button"] and config["launch_buttons"]["colab_url"]
+    spec = install_spec(ROOT)
+    assert spec == f"alexlib @ git+{config['repository']['url']}@{config['repository']['branch']}"
     for path in CHAPTERS:
         calls = _installs(_setup_cell(path), monkeypatch)
-        assert calls == [[sys.executable, "-m", "pip", "install", "-q", _io.INSTALL_SPEC]], (
-            f"{path.name}: its first code cell must pip-install {_io.INSTALL_SPEC!r} when "
-            f"alexlib is missing (copy the setup cell of 00_how_to_use.ipynb); it runs {calls}"
+        assert calls == [[sys.executable, "-m", "pip", "install", "-q", spec]], (
+            f"{path.name}: its first code cell must pip-install {spec!r} (the repository of "
+            f"_config.yml) when alexlib is missing: `make book` writes it there; it runs {calls}"
         )
+    # one place: no other file of the package or the tooling names the repository
+    url = config["repository"]["url"]
+    for code in [*(ROOT / "alexlib").rglob("*.py"), *(ROOT / "tools").glob("*.py")]:
+        assert url not in code.read_text(), f"{code.relative_to(ROOT)} names {url}"
+
+
+def test_a_fork_sets_its_repository_in_config_only(tmp_path, monkeypatch):
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    config = (tmp_path / "_config.yml").read_text()
+    fork = "https://github.com/someone/alexnet-fork"
+    (tmp_path / "_config.yml").write_text(config.replace(repository(ROOT)[0], fork))
+    assert sync_setup_cells(tmp_path) == [p.name for p in CHAPTERS]
+    assert sync_setup_cells(tmp_path) == []  # written once
+    for path in chapters(tmp_path):
+        calls = _installs(_setup_cell(path), monkeypatch)
+        assert calls == [
+            [sys.executable, "-m", "pip", "install", "-q", f"alexlib @ git+{fork}@main"]
+        ]
+        # nothing else of the chapter changed
+        before = json.loads((ROOT / "notebooks" / path.name).read_text())["cells"]
+        after = json.loads(path.read_text())["cells"]
+        setup = next(k for k, c in enumerate(before) if c["cell_type"] == "code")
+        assert before[:setup] + before[setup + 1 :] == after[:setup] + after[setup + 1 :]
 
 
 def test_the_wheel_lists_every_package():

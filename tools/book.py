@@ -44,6 +44,9 @@ from . import Parser, run_command
 __all__ = [
     "BookError",
     "repo_root",
+    "repository",
+    "install_spec",
+    "sync_setup_cells",
     "toc_files",
     "chapters",
     "unlisted_chapters",
@@ -64,6 +67,56 @@ __all__ = [
 # yaml, papermill and playwright are imported where they are used: they belong to the book's tool
 # chain (requirements.txt), not to the library, and a GPU machine running `python -m alexlib train`
 # or `python -m tools.bench` has none of them.
+
+
+# ------------------------------------------------------------------------------ the repository
+
+
+def repository(root: Path) -> tuple[str, str]:
+    """The book's repository URL and branch, said once: ``_config.yml``'s ``repository`` (the
+    launch buttons read it there; :func:`sync_setup_cells` writes it into the chapters)."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())["repository"]
+    return config["url"].rstrip("/"), config.get("branch", "main")
+
+
+def install_spec(root: Path) -> str:
+    """What a chapter's Colab setup cell hands to pip when alexlib is missing."""
+    url, branch = repository(root)
+    return f"alexlib @ git+{url}@{branch}"
+
+
+# the setup cell's one line that names the repository (copy the cell of 00_how_to_use.ipynb)
+_SETUP_REPO = re.compile(r'^REPO = "git\+[^"]*"$', re.M)
+
+
+def sync_setup_cells(root: Path) -> list[str]:
+    """Write ``_config.yml``'s repository into every chapter's Colab setup cell (its first code
+    cell's ``REPO = "git+URL@BRANCH"`` line), so that a fork sets its URL in one place; returns the
+    names of the chapters changed (none when they already say it). A notebook is rewritten only
+    when its line differs."""
+    url, branch = repository(root)
+    line = f'REPO = "git+{url}@{branch}"'
+    changed = []
+    for notebook in chapters(root):
+        nb = json.loads(notebook.read_text())
+        cell = next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+        source = "".join(cell["source"]) if cell else ""
+        if not _SETUP_REPO.search(source):
+            raise BookError(
+                f"{notebook.name}: its first code cell is not the Colab setup cell (no line "
+                'REPO = "git+URL@BRANCH"): copy the setup cell of 00_how_to_use.ipynb'
+            )
+        new = _SETUP_REPO.sub(line, source)
+        if new != source:
+            cell["source"] = new.splitlines(keepends=True)
+            atomic_write_text(notebook, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            changed.append(notebook.name)
+    return changed
+
+
+# ----------------------------------------------------------------------------------- the chapters
 
 
 def toc_files(root: Path) -> list[str]:
@@ -554,6 +607,13 @@ def main_job(
 ) -> int:
     root = repo_root()
     total = time.perf_counter()
+    synced = sync_setup_cells(root)
+    if synced:
+        print(
+            f"wrote the repository of _config.yml ({install_spec(root)}) into the Colab setup "
+            f"cell of {len(synced)} chapter(s): commit them",
+            flush=True,
+        )
     if execute:
         for notebook in chapters(root):
             if only and notebook.stem not in only:
