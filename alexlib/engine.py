@@ -121,10 +121,15 @@ def choose_precision(requested: str | bool, device_type: str, capability: tuple[
 
     ``"auto"`` (or ``True``) on CUDA: bf16 where the GPU has bf16 units (compute capability 8.0 and
     up: A100, H100, RTX 30xx and later), else fp16 with a gradient scaler (the T4 that Colab gives
-    most readers is 7.5). Off CUDA a step runs in fp32. ``False`` or ``"fp32"``: fp32 everywhere.
+    most readers is 7.5). On a CPU ``"auto"`` is fp32, and ``"bf16"`` is CPU autocast to bf16: on a
+    CPU with bf16 instructions (AVX512-BF16, AMX) it can be much faster, on others slower, so it is
+    asked for by name (``benchmarks/bench_cpu.py`` measures it on yours); fp16 needs a GPU.
+    ``False`` or ``"fp32"``: fp32 everywhere.
 
     >>> choose_precision("auto", "cuda", (7, 5)), choose_precision("auto", "cuda", (9, 0))
     ('fp16', 'bf16')
+    >>> choose_precision("auto", "cpu", (0, 0)), choose_precision("bf16", "cpu", (0, 0))
+    ('fp32', 'bf16')
     """
     if requested is True:
         requested = "auto"
@@ -133,7 +138,11 @@ def choose_precision(requested: str | bool, device_type: str, capability: tuple[
     if requested not in PRECISIONS:
         raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}; got {requested!r}")
     if device_type != "cuda":
-        return "fp32"
+        if requested == "fp16":
+            raise SettingsError(
+                f"fp16 autocast needs a CUDA GPU; on {device_type} use precision bf16 or fp32"
+            )
+        return "bf16" if requested == "bf16" and device_type == "cpu" else "fp32"
     if requested == "auto":
         return "bf16" if capability[0] >= 8 else "fp16"
     return requested
@@ -159,7 +168,7 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | 
 
 def autocast(device: torch.device, amp: str | bool):
     """Autocast in the arithmetic :func:`precision_for` picks (``amp``: True or "auto", "bf16",
-    "fp16", "fp32", False); a no-op context for fp32 and off CUDA."""
+    "fp16", "fp32", False); a no-op context for fp32."""
     precision = precision_for(device, amp)
     if precision == "fp32":
         return contextlib.nullcontext()

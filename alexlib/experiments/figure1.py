@@ -15,7 +15,7 @@ from .._io import atomic_save, atomic_write_text, provenance, results_dir, write
 from ..augment import GPULoader, dataset_stats
 from ..config import preset, resolve_device
 from ..data import load
-from ..engine import Diverged, evaluate, train_one_epoch
+from ..engine import Diverged, evaluate, precision_for, train_one_epoch
 from ..errors import SettingsError
 from ..model import build
 from ..train import stored_runs
@@ -48,6 +48,7 @@ def train_resident(
     stop_at: float | None = None,
     max_epochs: int | None = None,
     state: str | Path | None = None,
+    precision: str = "fp32",
 ) -> list[dict]:
     """Train ``model`` with plain SGD + momentum (no weight decay, no dropout, no augmentation: the
     paper's "no regularisation" for Figure 1) on ``images`` (N, 3, H, W) uint8 and ``labels`` (N,),
@@ -63,6 +64,8 @@ def train_resident(
     no longer win). ``state``: a file to keep the run's state in after every epoch (weights,
     momentum, the batch order's generator, the curve so far); a run started again with the same
     file continues after the last finished epoch, with the numbers an uninterrupted run gives.
+    ``precision``: the training steps' arithmetic (:func:`alexlib.engine.choose_precision`; the
+    eval passes stay fp32).
     Returns one dict per epoch, epoch 0 being the untrained net:
 
     - ``train_err``: top-1 training error (%) over the whole training set in a separate pass in
@@ -150,7 +153,9 @@ def train_resident(
             break
         started = time.perf_counter()
         try:
-            trained = train_one_epoch(model, batches, optimizer, ks=(1,), check_every=len(batches))
+            trained = train_one_epoch(
+                model, batches, optimizer, ks=(1,), check_every=len(batches), amp=precision
+            )
             batch_err = trained["top1_err"]
         except Diverged:
             batch_err = float("nan")
@@ -233,6 +238,7 @@ def run_figure1(
     search: bool = True,
     first_seeds: int | None = None,
     only: tuple[str, int] | None = None,
+    precision: str = "fp32",
     **overrides,
 ) -> list[dict]:
     """Figure 1's experiment in one ``regime`` (:data:`REGIMES`): for each activation, one run per
@@ -247,7 +253,9 @@ def run_figure1(
     ``first_seeds=n`` also runs only the first ``n`` seeds of it (the settings stay the same, so a
     later call with every seed reads these runs back). ``only=(activation, seed)``: that one run
     at the activation's first rate (what several processes sharing one GPU each take; they store
-    into the same ``store``, and a later call reads every run back).
+    into the same ``store``, and a later call reads every run back). ``precision``: the training
+    steps' arithmetic (``"bf16"`` on a CPU with bf16 instructions: ``benchmarks/bench_cpu.py``),
+    recorded as ``arithmetic`` in each run's settings.
 
     ``data``: CIFAR-10 training ``ImageTensors`` to use instead of loading ``train_per_class``
     images per class. ``store``: a folder (such as ``results/figure1``) where each run is written
@@ -290,6 +298,7 @@ def run_figure1(
         "regime": regime,
         **REGIMES[regime],
         "images": len(data),
+        "arithmetic": precision_for(resolve_device(device), precision),
     }
     runs: list[dict] = []
 
@@ -320,6 +329,7 @@ def run_figure1(
                 stop_at=threshold,
                 max_epochs=max_epochs,
                 state=None if store is None else state_dir / name / "state.pt",
+                precision=precision,
             )
             run = {
                 "activation": activation,
