@@ -17,6 +17,11 @@ memory, two ways, alternating, in the same process:
 It then times the evaluation pass the same two ways (eval mode, no gradients: what the ten-view
 scoring and Figure 4's features run), with :func:`alexlib.fast.for_device` as the alexlib form.
 
+Each form is timed twice: in fp32, and under CPU autocast to bf16 (``--precision bf16`` of
+``python -m alexlib train``; ``run_figure1(precision="bf16")``), which runs the convolutions and
+matrix products in bf16 where the CPU has bf16 instructions (AVX512-BF16, AMX) and may be slower
+where it has none. The thread count is printed (``--threads`` sets it).
+
 Both compute the same function (the test checks the losses agree); the ratio alexlib / plain is
 what the laptop runs gain. Compare only numbers from the same run: a shared machine's speed drifts
 between runs, and rounds alternate the two forms so that a drift hits both.
@@ -32,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from alexlib.engine import train_step
+from alexlib.engine import autocast, train_step
 from alexlib.fast import for_device
 from alexlib.model import build
 
@@ -41,6 +46,15 @@ NETS = (
     ("cifar4 (Figure 1)", "cifar4", {}, 32),
     ("mini (ledger)", "mini", {}, 24),
     ("paper at 128 px (Imagenette)", "paper", {"input_size": 128, "num_classes": 10}, 128),
+)
+
+
+# (name, alexlib's CPU form?, arithmetic): the same net four ways
+FORMS = (
+    ("plain", False, "fp32"),
+    ("alexlib", True, "fp32"),
+    ("plain bf16", False, "bf16"),
+    ("alexlib bf16", True, "bf16"),
 )
 
 
@@ -68,22 +82,22 @@ def measure(
     x = torch.randn(batch, 3, side, side, generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
     forms = {}
-    for name, fast in (("plain", False), ("alexlib", True)):
+    for name, fast, amp in FORMS:
         model = _prepared(variant, options, fast, seed=0)
         xb = x.contiguous(memory_format=torch.channels_last) if fast else x
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        forms[name] = {"model": model, "x": xb, "opt": opt, "best": 0.0, "loss": None}
+        forms[name] = {"model": model, "x": xb, "opt": opt, "best": 0.0, "loss": None, "amp": amp}
     for state in forms.values():
-        state["model"].eval()  # dropout off: both forms see the same function
-        with torch.no_grad():
+        state["model"].eval()  # dropout off: every form sees the same function
+        with torch.no_grad(), autocast(torch.device("cpu"), state["amp"]):
             state["loss"] = torch.nn.functional.cross_entropy(state["model"](state["x"]), y).item()
         state["model"].train(mode == "train")
 
     def step(state):
         if mode == "train":
-            train_step(state["model"], state["x"], y, state["opt"])
+            train_step(state["model"], state["x"], y, state["opt"], amp=state["amp"])
         else:
-            with torch.no_grad():
+            with torch.no_grad(), autocast(torch.device("cpu"), state["amp"]):
                 state["model"](state["x"])
 
     for state in forms.values():
@@ -107,17 +121,31 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="CI size: batch 8, 1 step, 1 round")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: its own)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.tiny:
         args.batch_size, args.steps, args.warmup, args.rounds = 8, 1, 1, 1
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
         f"best of {args.rounds} rounds of {args.steps} steps"
     )
-    result = {"batch_size": args.batch_size, "torch": torch.__version__, "nets": {}, "eval": {}}
+    result = {
+        "batch_size": args.batch_size,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "nets": {},
+        "eval": {},
+    }
+    names = [name for name, _, _ in FORMS]
     for mode, key in (("train", "nets"), ("eval", "eval")):
-        print(f"\n{'training step' if mode == 'train' else 'evaluation pass (no gradients)'}")
-        print(f"{'net':>30} {'plain img/s':>12} {'alexlib img/s':>14} {'alexlib / plain':>16}")
+        print(
+            f"\n{'training step' if mode == 'train' else 'evaluation pass (no gradients)'}: "
+            "images/s (each form / plain fp32)"
+        )
+        print(f"{'net':>29} " + " ".join(f"{n:>18}" for n in names))
         for label, variant, options, side in NETS:
             got = measure(
                 variant,
@@ -129,12 +157,11 @@ def main(argv: list[str] | None = None) -> dict:
                 rounds=args.rounds,
                 mode=mode,
             )
-            ratio = got["alexlib"]["images_per_s"] / got["plain"]["images_per_s"]
-            result[key][variant] = {**got, "ratio": ratio}
-            print(
-                f"{label:>30} {got['plain']['images_per_s']:>12.0f} "
-                f"{got['alexlib']['images_per_s']:>14.0f} {ratio:>15.2f}x"
-            )
+            base = got["plain"]["images_per_s"]
+            ratios = {n: got[n]["images_per_s"] / base for n in names}
+            result[key][variant] = {**got, "ratio": ratios["alexlib"], "ratios": ratios}
+            cells = [f"{got[n]['images_per_s']:>10.0f} ({ratios[n]:.2f}x)" for n in names]
+            print(f"{label:>29} " + " ".join(f"{c:>18}" for c in cells))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result

@@ -285,7 +285,8 @@ def test_demo_settings():
         ("fp32", "cuda", (9, 0), "fp32"),
         (False, "cuda", (9, 0), "fp32"),
         ("auto", "cpu", (0, 0), "fp32"),
-        ("bf16", "cpu", (0, 0), "fp32"),  # autocast is for CUDA here; the CPU steps in fp32
+        ("bf16", "cpu", (0, 0), "bf16"),  # CPU autocast, asked for by name
+        ("bf16", "mps", (0, 0), "fp32"),
     ],
 )
 def test_the_arithmetic_is_picked_from_the_device(requested, device, capability, chosen):
@@ -302,6 +303,29 @@ def test_an_unknown_arithmetic_is_a_settings_error():
         choose_precision("fp8", "cuda", (9, 0))
     with pytest.raises(SettingsError, match="precision must be one of"):
         RunSettings(dataset="cifar10", variant="cifar4", precision="half")
+
+
+def test_fp16_off_cuda_is_refused_in_one_line():
+    from alexlib.engine import choose_precision
+
+    with pytest.raises(SettingsError, match="fp16 autocast needs a CUDA GPU; on cpu use"):
+        choose_precision("fp16", "cpu", (0, 0))
+
+
+def test_a_cpu_bf16_step_computes_in_bf16_and_agrees_with_fp32():
+    from alexlib.engine import train_step
+    from alexlib.model import build
+
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    losses, outs = {}, {}
+    for amp in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = build("cifar4")
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss, out = train_step(model, x, y, opt, amp=amp)
+        losses[amp], outs[amp] = float(loss), out
+    assert outs["fp32"].dtype == torch.float32 and outs["bf16"].dtype == torch.bfloat16
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
 
 
 def _two_identical_steps(scaler, loss_fn=None):
