@@ -16,7 +16,7 @@ What it measures, on one device, in one process (compare only numbers from the s
 * **training step** of the paper's net (``alexlib.model.build("paper")`` with
 ``alexlib.fast.speed_up``,
   as ``train_run`` trains it): forward, backward and an SGD step on a batch already on the device;
-  bf16 autocast and channels-last on CUDA by default. (``python -m alexlib bench`` compares that
+  bf16 autocast and channels-last on CUDA by default. (``python -m tools.bench`` compares that
   step with torchvision's ``alexnet``.)
 
 The resident pipelines read synthetic uint8 images (their speed does not depend on the pixels); the
