@@ -14,6 +14,7 @@ stored results as the book.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import BookError
+from .errors import BookError, StorageError
 
 __all__ = [
     "atomic_write",
@@ -48,18 +49,56 @@ COMMIT_ENV = "ALEXLIB_COMMIT"
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Write a file so that a crash at any moment leaves either the old file or the new one:
     ``write(f)`` fills a temporary file in the same folder, which is flushed to disk and then
-    renamed over ``path``."""
+    renamed over ``path``. A disk that is full (or any other refusal by the operating system) is
+    a :class:`StorageError` naming the file, with the old file left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    f = None
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb") as raw:
+            f = _Refusals(raw)
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _storage_error(path, exc) from exc
+    except RuntimeError as exc:  # torch.save reports a failed write as its own RuntimeError
+        if f is None or f.refusal is None:
+            raise
+        raise _storage_error(path, f.refusal) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class _Refusals:
+    """A file whose ``write`` remembers the operating system's refusal before passing it on, so
+    that a writer that wraps it in another error (``torch.save``) can still be told apart."""
+
+    def __init__(self, raw):
+        self._raw, self.refusal = raw, None
+
+    def write(self, data) -> int:
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            self.refusal = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space (or write to another folder) and run again"
+    else:
+        fix = "check that the folder is writable and run again"
+    return StorageError(
+        f"could not write {path}: {why}; the file that was there before is unchanged: {fix}"
+    )
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:

@@ -123,10 +123,18 @@ def data_root(root: str | os.PathLike | None = None) -> tuple[Path, str]:
     """The data root and where it came from: the argument, else ``$ALEXLIB_DATA``, else the cache
     folder."""
     if root is not None:
-        return Path(root).expanduser(), "argument"
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
-    return cache_dir() / "data", "per-user cache folder (no argument, no $ALEXLIB_DATA)"
+        base, how = Path(root).expanduser(), "argument"
+    elif os.environ.get(DATA_ENV):
+        base, how = Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
+    else:
+        return cache_dir() / "data", "per-user cache folder (no argument, no $ALEXLIB_DATA)"
+    if base.exists() and not base.is_dir():
+        given = "--root / data_root" if how == "argument" else f"${DATA_ENV}"
+        raise DataError(
+            f"the data root {base} is a file, not a folder: point {given} at the folder that "
+            "holds the datasets (python -m alexlib data lists what it finds there)"
+        )
+    return base, how
 
 
 # ----------------------------------------------------------------------------------- the split

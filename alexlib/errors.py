@@ -15,6 +15,7 @@ Programming errors (a float tensor where uint8 images are expected) stay Python'
     ├── TrainingError          a run that cannot start or go on (diverged, out of memory, ...)
     ├── LedgerError            a ledger command that cannot go ahead
     ├── ParallelError          a parallel run or tower split that cannot go ahead
+    ├── StorageError           a file that could not be written (a full disk, no permission)
     └── BookError              a chapter, the book build or the built pages failed
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "LedgerError",
     "ParallelError",
     "BookError",
+    "StorageError",
 ]
 
 
@@ -60,6 +62,11 @@ class LedgerError(AlexlibError, RuntimeError):
 
 class ParallelError(AlexlibError, RuntimeError):
     """A parallel run or split that cannot go ahead, with what to do about it."""
+
+
+class StorageError(AlexlibError, OSError):
+    """A file (a checkpoint, a result, a cache) that could not be written; the one that was there
+    before is left as it was."""
 
 
 class BookError(AlexlibError):

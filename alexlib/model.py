@@ -876,6 +876,7 @@ def input_sizes(variant: str, sizes=range(8, 513), **kw) -> list[int]:
             with torch.device("meta"):
                 if sized or net is None:
                     net = build(variant, **({**kw, "input_size": size} if sized else kw))
+                    net.eval()  # BatchNorm in training mode cannot take the probe's one image
                 net(torch.empty(1, 3, size, size))
             fits.append(size)
         except (RuntimeError, ValueError):  # SettingsError is a ValueError

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from alexlib.cli import main
+from alexlib.model import VARIANTS
 
 
 def test_data_reports_the_shared_counts(shared_data, capsys):
@@ -53,6 +56,23 @@ def test_a_damaged_dataset_is_reported_not_a_traceback(tmp_path):
     )
     assert result.returncode == 0 and "Traceback" not in result.stderr + result.stdout
     assert "problem:" in result.stdout and "truncated or corrupt" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["data", "info"])
+def test_a_data_root_that_is_a_file_is_one_error_line(command, tmp_path, capsys):
+    afile = tmp_path / "cifar10.zip"
+    afile.write_bytes(b"not a folder")
+    assert main([command, "--root", str(afile)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the data root ")
+    assert "is a file, not a folder" in err[0]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_summary_runs_for_every_registered_variant(variant, capsys):
+    # The size probe once ran BatchNorm in training mode on one image, so `bn` had "no size".
+    assert main(["summary", "--variant", variant]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("parameters: ")
 
 
 def test_summary_prints_the_layer_table_and_the_parameter_count(capsys):

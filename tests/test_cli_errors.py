@@ -3,7 +3,9 @@ non-zero exit status, never a traceback. Also the first-contact commands a new u
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 
@@ -282,3 +284,55 @@ def test_an_unknown_variant_is_one_line_as_a_module():
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: unknown variant")
+
+
+class _FullDisk:
+    """A file on a disk that fills up after ``room`` bytes: writes past it fail as the operating
+    system fails them (ENOSPC)."""
+
+    def __init__(self, raw, room: int):
+        self._raw, self._room = raw, room
+
+    def write(self, data) -> int:
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._raw.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._raw.close()
+
+
+def test_a_full_disk_while_a_checkpoint_is_written(tmp_path, capsys, shared_data, monkeypatch):
+    """One ``error:`` line, and the previous checkpoint still loads and resumes."""
+    import alexlib._io
+
+    out = tmp_path / "r"
+    argv = ["train", "--dataset", "cifar10", "--variant", "cifar4", "--epochs", "1"]
+    argv += ["--train-per-class", "4", "--val-per-class", "2", "--batch-size", "8"]
+    argv += ["--root", str(shared_data), "--out", str(out), "--quiet"]
+    assert run(argv, capsys)[0] == 0
+    before = (out / "checkpoint.pt").read_bytes()
+
+    def full_disk_open(file, mode="r", *args, **kw):
+        raw = open(file, mode, *args, **kw)
+        return _FullDisk(raw, room=4096) if "checkpoint.pt" in str(file) else raw
+
+    monkeypatch.setattr(alexlib._io, "open", full_disk_open, raising=False)
+    code, _, err = run([*argv[:6], "2", *argv[7:], "--resume"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "No space left on device" in line and "checkpoint.pt" in line
+    assert "is unchanged" in line
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+    monkeypatch.undo()  # space freed: the same command resumes from the kept checkpoint
+    assert run([*argv[:6], "2", *argv[7:], "--resume"], capsys)[0] == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
