@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .layers import lrn_window
 from .model import EdgePad, TowerLRN
 
 __all__ = [
@@ -152,18 +153,6 @@ def lrn_shift(
     return y.view(b, c, h, w).to(x.dtype)
 
 
-def _band(
-    channels: int, size: int, towers: int, dtype: torch.dtype, device: torch.device
-) -> Tensor:
-    # band[c', c] = 1 when channel c' is in channel c's window and in its tower. Built on each call
-    # (a 96x96 comparison, nothing next to the matmul) so that torch.compile traces it as constants.
-    c = torch.arange(channels, device=device)
-    d = c[:, None] - c[None, :]  # c' - c
-    same = (c[:, None] // (channels // towers)) == (c[None, :] // (channels // towers))
-    band = (d >= -(size // 2)) & (d <= (size - 1) // 2) & same
-    return band.to(dtype)
-
-
 def lrn_banded(
     x: Tensor,
     size: int = 5,
@@ -179,7 +168,9 @@ def lrn_banded(
     """
     _check_lrn_input(x, size, towers)
     xf = _compute_dtype(x).permute(0, 2, 3, 1)  # (B, H, W, C)
-    band = _band(x.shape[1], size, towers, xf.dtype, x.device)
+    # band[c', c] = 1 when map c' is summed for map c: the window matrix turned over. Built on
+    # each call (a 96x96 comparison, nothing next to the matmul), so torch.compile folds it.
+    band = lrn_window(x.shape[1], size, towers=towers, device=x.device, dtype=xf.dtype).T
     with torch.autocast(x.device.type, enabled=False):  # autocast would run the matmul in bf16
         total = xf.square() @ band  # (B, H, W, C)
     y = (xf * (k + (alpha / size) * total).pow(-beta)).permute(0, 3, 1, 2).to(x.dtype)

@@ -316,13 +316,18 @@ class ReLU(nn.Module):
 LRN_CONVENTIONS = ("paper", "code")
 
 
-def lrn_window(channels: int, size: int, *, device=None, dtype=torch.float32) -> Tensor:
+def lrn_window(
+    channels: int, size: int, *, towers: int = 1, device=None, dtype=torch.float32
+) -> Tensor:
     """The (C, C) 0/1 matrix whose row i marks the maps summed to normalise map i.
 
     Row i covers maps ``i - size // 2`` to ``i + (size - 1) // 2``, cut off at 0 and C - 1 (maps
     past the edge count as zero). For odd ``size`` that is ``size // 2`` maps on each side, the
     paper's ``max(0, i - n/2) .. min(N - 1, i + n/2)``; for even ``size`` the window leans one map
     towards lower indices, which is PyTorch's convention (the printed formula would sum n + 1 maps).
+    With ``towers`` > 1 the C maps are split into that many equal towers (the paper's two GPUs)
+    and a window stops at its tower's edge: the matrix is block-diagonal. This one matrix is the
+    window of every LRN form in the library (:func:`local_response_norm`, ``fast.lrn_banded``).
 
     Paper: section 3.3.
     """
@@ -330,9 +335,13 @@ def lrn_window(channels: int, size: int, *, device=None, dtype=torch.float32) ->
         raise ValueError(f"channels must be an int >= 1, got {channels!r}")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f"size (n, the number of adjacent maps) must be an int >= 1, got {size!r}")
+    if not isinstance(towers, int) or towers < 1 or channels % towers:
+        raise ValueError(f"towers must be an int >= 1 that divides {channels} maps, got {towers!r}")
     i = torch.arange(channels, device=device).unsqueeze(1)  # (C, 1): the map being normalised
     j = torch.arange(channels, device=device).unsqueeze(0)  # (1, C): a map in its window
     inside = (j >= i - size // 2) & (j <= i + (size - 1) // 2)  # (C, C)
+    per_tower = channels // towers
+    inside &= (i // per_tower) == (j // per_tower)  # the same tower
     return inside.to(dtype)
 
 

@@ -157,6 +157,14 @@ def test_lrn_window_edges_match_pytorch_convention():
         layers.lrn_window(5, 0)
 
 
+@pytest.mark.parametrize("size", [4, 5])
+def test_lrn_window_of_two_towers_stops_at_each_towers_edge(size):
+    one = layers.lrn_window(6, size)
+    assert_close(layers.lrn_window(12, size, towers=2), torch.block_diag(one, one))
+    with pytest.raises(ValueError, match="divides 12 maps"):
+        layers.lrn_window(12, size, towers=5)
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize("shape", [(1, 7, 5, 5), (3, 12, 4, 3), (2, 3, 6), (2, 2, 3, 3)])
 def test_lrn_code_convention_equals_torch(size, shape):
