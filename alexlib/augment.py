@@ -42,22 +42,15 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from . import recipe
 from ._io import atomic_save
 from .data import ImageTensors, cache_dir, decode_jpegs, resize_center_crop
 from .errors import SettingsError
 
 # Paper: section 2 and 4.1.
-PAPER_SIZE = 256  # images are rescaled and centre-cropped to 256 x 256
-PAPER_CROP = (
-    224  # training patches and test views are 224 x 224 (227 makes the conv1 arithmetic exact)
-)
-PCA_ALPHA_STD = 0.1  # a_i ~ N(0, 0.1)
 PIXEL_RANGE = 255.0  # uint8 pixels; the PCA is computed on pixels / PIXEL_RANGE
 
 __all__ = [
-    "PAPER_SIZE",
-    "PAPER_CROP",
-    "PCA_ALPHA_STD",
     "PIXEL_RANGE",
     "to_rgb",
     "preprocess",
@@ -152,7 +145,7 @@ def to_rgb(image: torch.Tensor) -> torch.Tensor:
 
 
 def preprocess(
-    images: torch.Tensor | Sequence[torch.Tensor], size: int = PAPER_SIZE
+    images: torch.Tensor | Sequence[torch.Tensor], size: int = recipe.IMAGE_SIZE
 ) -> torch.Tensor:
     """Rescale each image so its shorter side is ``size`` and take the central ``size x size``
     patch.
@@ -195,7 +188,7 @@ def center_params(n: int, size: int | tuple[int, int], crop: int, device=None) -
     return torch.tensor([top, left], device=device).expand(n, 2).clone()
 
 
-def center_crop(batch: torch.Tensor, crop: int = PAPER_CROP) -> torch.Tensor:
+def center_crop(batch: torch.Tensor, crop: int = recipe.CROP) -> torch.Tensor:
     """The central ``crop x crop`` patch of each image: ``(N, C, H, W)`` -> ``(N, C, crop, crop)``.
 
     Paper: section 4.1 (the single-view test). Same pixels as ``torchvision...center_crop``.
@@ -206,7 +199,7 @@ def center_crop(batch: torch.Tensor, crop: int = PAPER_CROP) -> torch.Tensor:
     return batch[..., top : top + crop, left : left + crop]
 
 
-def ten_crop(batch: torch.Tensor, crop: int = PAPER_CROP) -> torch.Tensor:
+def ten_crop(batch: torch.Tensor, crop: int = recipe.CROP) -> torch.Tensor:
     """The paper's ten test views: ``(N, C, H, W)`` -> ``(N, 10, C, crop, crop)``.
 
     Views 0-4: top-left, top-right, bottom-left, bottom-right corners and the centre (the order of
@@ -244,7 +237,7 @@ def crop_flip(
     batch: torch.Tensor,
     offsets: torch.Tensor,
     flips: torch.Tensor,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     *,
     method: str = "auto",
     check: bool = True,
@@ -531,7 +524,7 @@ def _stats_key(data, images: torch.Tensor) -> str:
 def dataset_stats(
     data,
     *,
-    size: int = PAPER_SIZE,
+    size: int = recipe.IMAGE_SIZE,
     cache: bool = True,
     key: str | None = None,
     inputs: str = "mean-image",
@@ -609,7 +602,7 @@ class AugmentParams:
 def random_crop_params(
     n: int,
     size: int | tuple[int, int],
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     generator: torch.Generator | None = None,
     device=None,
 ) -> torch.Tensor:
@@ -635,7 +628,7 @@ def random_flips(
 
 
 def pca_alphas(
-    n: int, std: float = PCA_ALPHA_STD, generator: torch.Generator | None = None, device=None
+    n: int, std: float = recipe.PCA_STD, generator: torch.Generator | None = None, device=None
 ) -> torch.Tensor:
     """``n`` triples ``(n, 3)`` of a_i ~ N(0, std), std = 0.1 in the paper; one per image per use.
 
@@ -647,13 +640,13 @@ def pca_alphas(
 
 def sample_params(
     n: int,
-    size: int | tuple[int, int] = PAPER_SIZE,
-    crop: int = PAPER_CROP,
+    size: int | tuple[int, int] = recipe.IMAGE_SIZE,
+    crop: int = recipe.CROP,
     *,
     generator: torch.Generator | None = None,
     device=None,
     flip: bool = True,
-    alpha_std: float = PCA_ALPHA_STD,
+    alpha_std: float = recipe.PCA_STD,
 ) -> AugmentParams:
     """Offsets, flips and PCA alphas for ``n`` images, in that order from one generator.
 
@@ -681,7 +674,7 @@ def augment_batch(
     images: torch.Tensor,
     params: AugmentParams,
     stats: DatasetStats,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     *,
     sqrt_eigvals: bool = False,
     dtype: torch.dtype = torch.float32,
@@ -718,7 +711,7 @@ def augment_batch(
 def eval_batch(
     images: torch.Tensor,
     stats: DatasetStats,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     *,
     views: str = "center",
     dtype: torch.dtype = torch.float32,
@@ -757,7 +750,7 @@ class GPULoader:
         stats: DatasetStats | None = None,
         *,
         batch_size: int = 128,
-        crop: int = PAPER_CROP,
+        crop: int = recipe.CROP,
         train: bool = True,
         device=None,
         seed: int = 0,
@@ -765,7 +758,7 @@ class GPULoader:
         dtype: torch.dtype = torch.float32,
         sqrt_eigvals: bool = False,
         flip: bool = True,
-        alpha_std: float = PCA_ALPHA_STD,
+        alpha_std: float = recipe.PCA_STD,
         views: str = "center",
         transform=None,
         channels_last: bool = False,
@@ -856,7 +849,7 @@ class TrainTransform:
     def __init__(
         self,
         stats: DatasetStats,
-        crop: int = PAPER_CROP,
+        crop: int = recipe.CROP,
         *,
         sqrt_eigvals: bool = False,
         seed: int | None = None,
@@ -894,7 +887,7 @@ class EvalTransform:
     """Per-image test transform: uint8 ``(3, S, S)`` -> float ``(3, crop, crop)`` (centre view) or
     ``(10, 3, crop, crop)`` (``views="ten"``), mean subtracted. Paper: section 4.1."""
 
-    def __init__(self, stats: DatasetStats, crop: int = PAPER_CROP, views: str = "center"):
+    def __init__(self, stats: DatasetStats, crop: int = recipe.CROP, views: str = "center"):
         self.stats, self.crop, self.views = stats.to("cpu"), crop, views
         self.size = stats.mean.shape[-1]
 
@@ -931,7 +924,7 @@ def cpu_loader(
     stats: DatasetStats | None = None,
     *,
     batch_size: int = 128,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     train: bool = True,
     num_workers: int = 0,
     seed: int = 0,
@@ -989,7 +982,7 @@ def _collate_bytes(items):
 
 
 def decode_batch(
-    files: Sequence[torch.Tensor], device=None, size: int = PAPER_SIZE
+    files: Sequence[torch.Tensor], device=None, size: int = recipe.IMAGE_SIZE
 ) -> torch.Tensor:
     """Decode a list of JPEG files (uint8 1-D tensors) on ``device`` in one call and preprocess
     them.
@@ -1019,7 +1012,7 @@ class StreamLoader:
         stats: DatasetStats,
         *,
         batch_size: int = 128,
-        crop: int = PAPER_CROP,
+        crop: int = recipe.CROP,
         train: bool = True,
         device=None,
         num_workers: int = 0,

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import recipe
 from .errors import SettingsError, TrainingError
 
 __all__ = [
@@ -83,8 +84,8 @@ def sgd_paper(
     model: nn.Module,
     *,
     lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
+    momentum: float = recipe.MOMENTUM,
+    weight_decay: float = recipe.WEIGHT_DECAY,
     fused: bool | None = None,
 ) -> torch.optim.SGD:
     """SGD with momentum and weight decay on the weights only (biases and norm parameters

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import recipe
 from ._io import provenance, write_json
-from .augment import PAPER_CROP, DatasetStats, eval_batch
+from .augment import DatasetStats, eval_batch
 from .config import resolve_device
 from .engine import autocast, probabilities, topk_errors, topk_hits
 from .errors import SettingsError
@@ -79,7 +80,7 @@ def predict(
     stats: DatasetStats | None = None,
     *,
     views: str = "center",
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     batch_size: int = 256,
     device="auto",
     amp: bool = True,
@@ -157,7 +158,7 @@ def features(
     stats: DatasetStats | None,
     layer: nn.Module,
     *,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     batch_size: int = 256,
     device="auto",
     amp: bool = True,
@@ -189,7 +190,7 @@ def views_and_ensembles(
     labels: torch.Tensor,
     stats: DatasetStats | None = None,
     *,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     device="auto",
     names: Sequence[str] | None = None,
 ) -> tuple[list[dict], dict[str, torch.Tensor]]:
@@ -222,7 +223,7 @@ def store_views(
     val,
     stats: DatasetStats | None = None,
     *,
-    crop: int = PAPER_CROP,
+    crop: int = recipe.CROP,
     device="auto",
     **extra,
 ) -> dict:

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import recipe
 from .layers import lrn_window
 from .model import EdgePad, TowerLRN
 
@@ -130,10 +131,10 @@ def _compute_dtype(x: Tensor) -> Tensor:
 
 def lrn_shift(
     x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = recipe.LRN_SIZE,
+    alpha: float = recipe.LRN_ALPHA,
+    beta: float = recipe.LRN_BETA,
+    k: float = recipe.LRN_K,
     towers: int = 1,
 ) -> Tensor:
     """LRN as a sum of ``size`` shifted slices of the zero-padded squared maps (per tower).
@@ -155,10 +156,10 @@ def lrn_shift(
 
 def lrn_banded(
     x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = recipe.LRN_SIZE,
+    alpha: float = recipe.LRN_ALPHA,
+    beta: float = recipe.LRN_BETA,
+    k: float = recipe.LRN_K,
     towers: int = 1,
 ) -> Tensor:
     """LRN with the window sum as one matmul: squared maps (B*H*W, C) times a (C, C) band matrix.
@@ -210,10 +211,10 @@ def _collapsible(x: Tensor) -> bool:
 
 def lrn_triton(
     x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = recipe.LRN_SIZE,
+    alpha: float = recipe.LRN_ALPHA,
+    beta: float = recipe.LRN_BETA,
+    k: float = recipe.LRN_K,
     towers: int = 1,
 ) -> Tensor:
     """LRN as one fused Triton kernel per direction (per-tower windows, float32 sums).
@@ -262,10 +263,10 @@ _LRN_FUNCS = {
 
 def lrn(
     x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = recipe.LRN_SIZE,
+    alpha: float = recipe.LRN_ALPHA,
+    beta: float = recipe.LRN_BETA,
+    k: float = recipe.LRN_K,
     towers: int = 1,
     *,
     impl: str = "shift",
@@ -290,10 +291,10 @@ class FastLRN(TowerLRN):
 
     def __init__(
         self,
-        size: int = 5,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
-        k: float = 2.0,
+        size: int = recipe.LRN_SIZE,
+        alpha: float = recipe.LRN_ALPHA,
+        beta: float = recipe.LRN_BETA,
+        k: float = recipe.LRN_K,
         towers: int = 1,
         impl: str = "auto",
     ):

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .augment import PAPER_CROP, center_crop, pca_colour
+from . import recipe
+from .augment import center_crop, pca_colour
 from .layers import local_response_norm
 from .ledger import CLAIM_NAMES, METRIC_LABELS, LedgerRow, mean_sd, verdict
 
@@ -245,7 +246,8 @@ def lrn_settings(
     for j, setting in enumerate(settings, start=1):
         y = local_response_norm(x.unsqueeze(0), **setting)[0]
         axes[0, j].imshow(y[channel].numpy(), cmap="magma", vmin=0, vmax=top)
-        full = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0, "convention": "code", **setting}
+        full = {"size": recipe.LRN_SIZE, "alpha": recipe.LRN_ALPHA, "beta": recipe.LRN_BETA}
+        full = {**full, "k": recipe.LRN_K, "convention": "code", **setting}
         axes[0, j].set_title(
             f"n={full['size']}, k={full['k']:g}, alpha={full['alpha']:.0e}\n"
             f"beta={full['beta']:g}, {full['convention']} convention",
@@ -1185,7 +1187,7 @@ def figure4_figures(result: dict, train, val, title: str = "", crop: int | None 
     result and the data it indexes: ``(top-5 figure, neighbours figure)``. ``crop``: the side of
     the centre views shown (default: the result's own crop, 224 unless its settings say else)."""
     if crop is None:
-        crop = result.get("settings", {}).get("crop", PAPER_CROP)
+        crop = result.get("settings", {}).get("crop", recipe.CROP)
     t = result["top5"]
     left = top5_bars(
         center_crop(val.images[t["images"]], crop),

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import recipe
+
 __all__ = [
     "conv_output_size",
     "conv2d",
@@ -347,10 +349,10 @@ def lrn_window(
 
 def local_response_norm(
     x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = recipe.LRN_SIZE,
+    alpha: float = recipe.LRN_ALPHA,
+    beta: float = recipe.LRN_BETA,
+    k: float = recipe.LRN_K,
     convention: str = "code",
 ) -> Tensor:
     """Local response normalisation across channels, from the paper's formula.
@@ -399,10 +401,10 @@ class LocalResponseNorm(nn.Module):
 
     def __init__(
         self,
-        size: int = 5,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
-        k: float = 2.0,
+        size: int = recipe.LRN_SIZE,
+        alpha: float = recipe.LRN_ALPHA,
+        beta: float = recipe.LRN_BETA,
+        k: float = recipe.LRN_K,
         convention: str = "code",
     ) -> None:
         super().__init__()

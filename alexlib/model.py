@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import recipe
 from .errors import SettingsError, UnknownSettingError
 
 __all__ = [
@@ -175,10 +176,10 @@ class TowerLRN(nn.LocalResponseNorm):
 
     def __init__(
         self,
-        size: int = 5,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
-        k: float = 2.0,
+        size: int = recipe.LRN_SIZE,
+        alpha: float = recipe.LRN_ALPHA,
+        beta: float = recipe.LRN_BETA,
+        k: float = recipe.LRN_K,
         towers: int = 2,
     ):
         super().__init__(size, alpha, beta, k)
@@ -202,11 +203,11 @@ def _lrn(towers: int = 1) -> nn.LocalResponseNorm:
     # beta=0.75 (the code's alpha/n convention, which is PyTorch's; Paper: section 3.3), within each
     # tower
     if towers > 1:
-        return TowerLRN(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=towers)
+        return TowerLRN(towers=towers)
     return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 
-def _pool(size: int = 3, stride: int = 2) -> nn.MaxPool2d:
+def _pool(size: int = recipe.POOL_SIZE, stride: int = recipe.POOL_STRIDE) -> nn.MaxPool2d:
     # overlapping pooling: z = 3, s = 2 (Paper: section 3.4); z = s = 2 is the traditional,
     # non-overlapping pooling the paper compares it with
     return nn.MaxPool2d(kernel_size=size, stride=stride)
@@ -286,7 +287,7 @@ def _fc_head(
 
 @torch.no_grad()
 def paper_init_(
-    model: nn.Module, *, std: float = 0.01, conv_std: dict[int, float] | None = None
+    model: nn.Module, *, std: float = recipe.INIT_STD, conv_std: dict[int, float] | None = None
 ) -> nn.Module:
     """The paper's initialisation, in place: weights ~ N(0, std), biases 1 in conv2, conv4, conv5,
     fc6 and fc7 (so their ReLUs start with positive input), 0 elsewhere.
@@ -304,15 +305,13 @@ def paper_init_(
         s = conv_std.get(number, std) if name.startswith("conv") else std
         nn.init.normal_(module.weight, mean=0.0, std=s)
         if module.bias is not None:
-            nn.init.constant_(
-                module.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
-            )
+            nn.init.constant_(module.bias, 1.0 if name in recipe.BIAS_ONE else 0.0)
     return model
 
 
 @torch.no_grad()
 def cuda_convnet_init_(
-    model: nn.Module, *, std: float = 0.01, first_std: float = 0.0001
+    model: nn.Module, *, std: float = recipe.INIT_STD, first_std: float = 0.0001
 ) -> nn.Module:
     """The 2012 code's initialisation of its CIFAR-10 nets, in place: weights ~ N(0, ``std``), the
     first conv layer's ~ N(0, ``first_std``), every bias 0 (``initW`` of ``layers-18pct.cfg``:
@@ -338,7 +337,7 @@ def _five_convs(
     edge_pad: bool = True,
     conv1_padding: int = 0,
     lrn_before_relu1: bool = False,
-    pool: tuple[int, int] = (3, 2),
+    pool: tuple[int, int] = (recipe.POOL_SIZE, recipe.POOL_STRIDE),
 ) -> nn.Sequential:
     """The five conv layers of the AlexNet family.
 
@@ -393,10 +392,10 @@ def _five_convs(
 def _paper(
     num_classes: int = 1000,
     *,
-    dropout: float = 0.5,
+    dropout: float = recipe.DROPOUT,
     init: bool = True,
     lrn: bool = True,
-    pool: tuple[int, int] = (3, 2),
+    pool: tuple[int, int] = (recipe.POOL_SIZE, recipe.POOL_STRIDE),
     input_size: int = 224,
 ) -> AlexNet:
     """The paper's two-tower AlexNet (Paper: section 3, Figure 2): 60,965,224 parameters.
@@ -426,16 +425,20 @@ def _paper(
     """
     z, s = _check_pool(pool)
     features = _five_convs(
-        (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn" if lrn else "none", pool=(z, s)
+        recipe.CONV_WIDTHS, recipe.CONV_GROUPS, norm="lrn" if lrn else "none", pool=(z, s)
     )
     if input_size not in (224, 227):
         classifier = _fc_head(
-            _flat_width(features, input_size), 4096, num_classes, dropout, paper_order=True
+            _flat_width(features, input_size),
+            recipe.FC_WIDTH,
+            num_classes,
+            dropout,
+            paper_order=True,
         )
         name = "paper" + ("" if lrn else "-nolrn") + ("" if (z, s) == (3, 2) else f"-pool{z}s{s}")
         model = AlexNet(features, classifier, variant=name.replace("pool2s2", "pool2"), towers=2)
         return paper_init_(model) if init else model
-    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
+    classifier = _fc_head(256 * 6 * 6, recipe.FC_WIDTH, num_classes, dropout, paper_order=True)
     # conv1 gives 55x55 (224 padded to 227); then three pools with the convs in between keeping the
     # size
     side = _pooled(_pooled(_pooled(55, z, s), z, s), z, s)
@@ -454,7 +457,11 @@ def _paper(
 
 
 def _paper_nolrn(
-    num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True, input_size: int = 224
+    num_classes: int = 1000,
+    *,
+    dropout: float = recipe.DROPOUT,
+    init: bool = True,
+    input_size: int = 224,
 ) -> AlexNet:
     """``paper`` without its two LRN layers: the ablation of Paper section 3.3 (same 60,965,224
     parameters; LRN has none)."""
@@ -462,7 +469,11 @@ def _paper_nolrn(
 
 
 def _paper_pool2(
-    num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True, input_size: int = 224
+    num_classes: int = 1000,
+    *,
+    dropout: float = recipe.DROPOUT,
+    init: bool = True,
+    input_size: int = 224,
 ) -> AlexNet:
     """``paper`` with non-overlapping max pooling z=2, s=2 in place of z=3, s=2: the ablation of
     Paper section 3.4. Same parameters and the same 55 -> 27 -> 13 -> 6 widths (see
@@ -470,7 +481,9 @@ def _paper_pool2(
     return _paper(num_classes, dropout=dropout, init=init, pool=(2, 2), input_size=input_size)
 
 
-def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+def _paper_code(
+    num_classes: int = 1000, *, dropout: float = recipe.DROPOUT, init: bool = True
+) -> AlexNet:
     """``paper`` with the departures of the original cuda-convnet code (``layers-145.cfg``).
 
     Modelled:
@@ -500,14 +513,16 @@ def _paper_code(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = T
         decay).
     """
     features = _five_convs(
-        (96, 256, 384, 384, 256), (1, 2, 1, 2, 2), norm="lrn", lrn_before_relu1=True
+        recipe.CONV_WIDTHS, recipe.CONV_GROUPS, norm="lrn", lrn_before_relu1=True
     )
-    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
+    classifier = _fc_head(256 * 6 * 6, recipe.FC_WIDTH, num_classes, dropout, paper_order=True)
     model = AlexNet(features, classifier, variant="paper-code", towers=2)
     return paper_init_(model, conv_std={3: 0.03, 4: 0.03, 5: 0.03}) if init else model
 
 
-def _half(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -> AlexNet:
+def _half(
+    num_classes: int = 1000, *, dropout: float = recipe.DROPOUT, init: bool = True
+) -> AlexNet:
     """The paper's one-GPU comparison net (Paper: section 3.2; the code's ``layers-145-half.cfg``).
 
     One tower (no groups) with conv widths 48-128-192-192-256: half the kernels of the two-tower
@@ -516,12 +531,14 @@ def _half(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = True) -
     Otherwise as ``paper``: LRN, overlapping pooling, dropout, edge padding, the paper's init.
     """
     features = _five_convs((48, 128, 192, 192, 256), (1, 1, 1, 1, 1), norm="lrn")
-    classifier = _fc_head(256 * 6 * 6, 4096, num_classes, dropout, paper_order=True)
+    classifier = _fc_head(256 * 6 * 6, recipe.FC_WIDTH, num_classes, dropout, paper_order=True)
     model = AlexNet(features, classifier, variant="half", towers=1)
     return paper_init_(model) if init else model
 
 
-def _onegpu2014(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = False) -> AlexNet:
+def _onegpu2014(
+    num_classes: int = 1000, *, dropout: float = recipe.DROPOUT, init: bool = False
+) -> AlexNet:
     """The one-tower net of "One weird trick" (Krizhevsky 2014, ``layers-imagenet-1gpu.cfg``) as
     torchvision ships it (``torchvision.models.alexnet``): conv 64-192-384-256-256, no LRN, conv1
     padding 2, an adaptive average pool to 6x6, dropout on the inputs of fc6 and fc7.
@@ -555,7 +572,7 @@ def _onegpu2014(num_classes: int = 1000, *, dropout: float = 0.5, init: bool = F
 def _bn(
     num_classes: int = 1000,
     *,
-    dropout: float = 0.5,
+    dropout: float = recipe.DROPOUT,
     dropout_features: float = 0.25,
     init: bool = False,
 ) -> AlexNet:
@@ -673,9 +690,9 @@ def he_init_(model: nn.Module) -> nn.Module:
 def _mini(
     num_classes: int = 10,
     *,
-    dropout: float = 0.5,
+    dropout: float = recipe.DROPOUT,
     lrn: bool = True,
-    pool: tuple[int, int] = (3, 2),
+    pool: tuple[int, int] = (recipe.POOL_SIZE, recipe.POOL_STRIDE),
     towers: int = 2,
     input_size: int = 24,
 ) -> AlexNet:
@@ -743,17 +760,23 @@ def _mini(
     return he_init_(AlexNet(features, head, variant=name, towers=towers))
 
 
-def _mini_nolrn(num_classes: int = 10, *, dropout: float = 0.5, input_size: int = 24) -> AlexNet:
+def _mini_nolrn(
+    num_classes: int = 10, *, dropout: float = recipe.DROPOUT, input_size: int = 24
+) -> AlexNet:
     """``mini`` without its two LRN layers (the ablation of Paper section 3.3)."""
     return _mini(num_classes, dropout=dropout, lrn=False, input_size=input_size)
 
 
-def _mini_pool2(num_classes: int = 10, *, dropout: float = 0.5, input_size: int = 24) -> AlexNet:
+def _mini_pool2(
+    num_classes: int = 10, *, dropout: float = recipe.DROPOUT, input_size: int = 24
+) -> AlexNet:
     """``mini`` with non-overlapping pooling z=2, s=2 (the ablation of Paper section 3.4)."""
     return _mini(num_classes, dropout=dropout, pool=(2, 2), input_size=input_size)
 
 
-def _mini_half(num_classes: int = 10, *, dropout: float = 0.5, input_size: int = 24) -> AlexNet:
+def _mini_half(
+    num_classes: int = 10, *, dropout: float = recipe.DROPOUT, input_size: int = 24
+) -> AlexNet:
     """``mini`` as one tower with half the kernels in conv1-conv4 (Paper section 3.2)."""
     return _mini(num_classes, dropout=dropout, towers=1, input_size=input_size)
 
@@ -780,8 +803,8 @@ def paper_head(
     input_size: tuple[int, int, int] = (3, 32, 32),
     num_classes: int = 10,
     *,
-    hidden: int = 4096,
-    dropout: float = 0.5,
+    hidden: int = recipe.FC_WIDTH,
+    dropout: float = recipe.DROPOUT,
 ) -> AlexNet:
     """The paper's fully-connected classifier alone (fc6 -> ReLU -> dropout -> fc7 -> ReLU ->
     dropout -> fc8) applied straight to the flattened image: no conv layers.

@@ -37,8 +37,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import recipe
 from ._io import atomic_save, atomic_write_text, provenance, results_dir
-from .augment import INPUTS, PCA_ALPHA_STD, DatasetStats, GPULoader, dataset_stats
+from .augment import INPUTS, DatasetStats, GPULoader, dataset_stats
 from .config import DATASET_DEFAULTS, preset, resolve_device
 from .data import load
 from .engine import (
@@ -144,8 +145,8 @@ def fit(
     epochs: int,
     lr: float,
     batch_size: int,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
+    momentum: float = recipe.MOMENTUM,
+    weight_decay: float = recipe.WEIGHT_DECAY,
     device: str | torch.device = "auto",
     seed: int = 0,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -262,19 +263,16 @@ class RunSettings:
 
     dataset: str = "imagenette"
     variant: str = "paper"
-    epochs: int = 90
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: int = recipe.EPOCHS
+    batch_size: int = recipe.BATCH_SIZE
+    lr: float = recipe.LR
+    momentum: float = recipe.MOMENTUM
+    weight_decay: float = recipe.WEIGHT_DECAY
     schedule: str = "plateau"  # "plateau" (the paper), "fixed" (the code's drops), or "constant"
     plateau_patience: int = 4  # epochs without a new best validation error before lr /= 10
-    max_lr_drops: int = 3  # the paper divided the learning rate three times
-    fixed_drops: tuple[float, ...] = (
-        25 / 90,
-        51 / 90,
-        79 / 90,
-    )  # the code's epochs 25, 51, 79 of 90
+    max_lr_drops: int = recipe.MAX_LR_DROPS
+    # the 2012 code's drops, as fractions of the run (its epochs 25, 51 and 79 of 90)
+    fixed_drops: tuple[float, ...] = tuple(e / 90 for e in recipe.CODE_LR_DROP_EPOCHS)
     seed: int = 0
     train_per_class: int | None = None
     val_per_class: int | None = None
@@ -432,7 +430,7 @@ class _Schedule:
                 if self.bad_epochs >= s.plateau_patience and self.drops < s.max_lr_drops:
                     self.drops += 1
                     self.bad_epochs = 0
-        self.lr = s.lr * 0.1**self.drops
+        self.lr = s.lr / recipe.LR_DIVISOR**self.drops
 
     def state_dict(self) -> dict:
         return {
@@ -596,7 +594,7 @@ def train_run(
         device=device,
         seed=settings.seed,
         flip=settings.flip,
-        alpha_std=PCA_ALPHA_STD if settings.pca_colour else 0.0,
+        alpha_std=recipe.PCA_STD if settings.pca_colour else 0.0,
     )
     val_loader = GPULoader(
         val, stats=stats, batch_size=256, crop=settings.crop, train=False, device=device
@@ -764,8 +762,8 @@ def paper_sgd_step(
     grad: torch.Tensor,
     *,
     lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
+    momentum: float = recipe.MOMENTUM,
+    weight_decay: float = recipe.WEIGHT_DECAY,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of the update rule exactly as the paper prints it (Paper: section 5)::
 

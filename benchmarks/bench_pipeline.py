@@ -58,6 +58,7 @@ except ImportError:  # run from a checkout without installing: use the repositor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alexlib import augment as A  # noqa: E402
+from alexlib import recipe  # noqa: E402
 from alexlib.config import resolve_device  # noqa: E402
 from alexlib.data import open_split  # noqa: E402
 from alexlib.engine import sgd_paper, train_step  # noqa: E402
@@ -185,7 +186,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--workers", type=int, default=None, help="DataLoader workers (default: all cores)"
     )
-    p.add_argument("--crop", type=int, default=A.PAPER_CROP)
+    p.add_argument("--crop", type=int, default=recipe.CROP)
     p.add_argument(
         "--model", default="paper", help="alexlib.model.build variant for the training step"
     )
@@ -230,7 +231,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (args.images, 3, A.PAPER_SIZE, A.PAPER_SIZE), dtype=torch.uint8)
+    images = torch.randint(
+        0, 256, (args.images, 3, recipe.IMAGE_SIZE, recipe.IMAGE_SIZE), dtype=torch.uint8
+    )
     labels = torch.randint(0, 1000, (args.images,))
     stats = A.dataset_stats(images, cache=False)
 

@@ -10,6 +10,7 @@ from torch.testing import assert_close
 from torchvision.transforms.v2 import functional as TF
 
 from alexlib import augment as A
+from alexlib import recipe
 from alexlib.data import DataError, ImageTensors, open_split, resize_center_crop
 
 
@@ -141,7 +142,7 @@ def test_sample_params_ranges_and_reproducible():
     assert len(torch.unique(p.offsets[:, 0])) == 33 and len(torch.unique(p.offsets[:, 1])) == 33
     assert abs(p.flips.float().mean().item() - 0.5) < 0.02
     assert (
-        abs(p.alphas.std().item() - A.PCA_ALPHA_STD) < 0.003 and abs(p.alphas.mean().item()) < 0.003
+        abs(p.alphas.std().item() - recipe.PCA_STD) < 0.003 and abs(p.alphas.mean().item()) < 0.003
     )
     off = A.sample_params(5, flip=False, alpha_std=0)
     assert not off.flips.any() and (off.alphas == 0).all()

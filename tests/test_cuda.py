@@ -34,9 +34,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from alexlib import data, engine, fast
+from alexlib import data, engine, fast, recipe
 from alexlib.augment import (
-    PCA_ALPHA_STD,
     EvalTransform,
     GPULoader,
     TrainTransform,
@@ -524,7 +523,7 @@ def test_gpu_loader_training_batches_are_the_cpu_transforms_pixels(device, input
     # the loader's random choices (shuffle, crops, flips, PCA alphas) drawn again from a
     # generator seeded as its own, then applied image by image by the CPU path (TrainTransform)
     images, labels, stats, crop = _uint8_set(device, inputs)
-    alpha_std = PCA_ALPHA_STD if colour else 0.0
+    alpha_std = recipe.PCA_STD if colour else 0.0
     b, seed = 4, 7
     loader = GPULoader(
         images, labels, stats, batch_size=b, crop=crop, device=device, seed=seed,

@@ -184,3 +184,43 @@ def test_ruff(command):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+# a parameter whose default is one of the paper's numbers must read it from alexlib.recipe
+RECIPE_DEFAULTS = {
+    "alpha": "LRN_ALPHA",
+    "beta": "LRN_BETA",
+    "k": "LRN_K",
+    "momentum": "MOMENTUM",
+    "weight_decay": "WEIGHT_DECAY",
+    "dropout": "DROPOUT",
+    "epochs": "EPOCHS",
+    "std": "INIT_STD",
+    "hidden": "FC_WIDTH",
+}
+
+
+def test_the_papers_numbers_are_written_once_in_recipe():
+    from alexlib import recipe
+
+    restated = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "recipe.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.AnnAssign):  # a dataclass field
+                pairs = [(getattr(node.target, "id", ""), node.value)]
+            elif isinstance(node, ast.FunctionDef):
+                a = node.args
+                plain = a.posonlyargs + a.args
+                pairs = list(
+                    zip([p.arg for p in plain[len(plain) - len(a.defaults) :]], a.defaults)
+                )
+                pairs += [(p.arg, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+            else:
+                continue
+            for name, default in pairs:
+                if name in RECIPE_DEFAULTS and isinstance(default, ast.Constant):
+                    if default.value == getattr(recipe, RECIPE_DEFAULTS[name]):
+                        restated.append(f"{path.relative_to(REPO)}:{default.lineno} {name}")
+    assert not restated, f"the paper's numbers restated instead of read from recipe: {restated}"

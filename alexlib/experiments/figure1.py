@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import recipe
 from .._io import atomic_save, atomic_write_text, provenance, results_dir, write_json
 from ..augment import GPULoader, dataset_stats
 from ..config import preset, resolve_device
@@ -40,7 +41,7 @@ def train_resident(
     epochs: int,
     lr: float,
     batch_size: int,
-    momentum: float = 0.9,
+    momentum: float = recipe.MOMENTUM,
     seed: int = 0,
     device="auto",
     inputs: str = "standardise",

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import recipe
 from .._io import atomic_write_text, provenance, results_dir, write_json
-from ..augment import PAPER_CROP, center_crop
+from ..augment import center_crop
 from ..config import preset, resolve_device
 from ..data import load
 from ..engine import train_one_epoch
@@ -197,7 +198,7 @@ def run_figure4(
     Paper: section 6.1, Figure 4.
     """
     s = preset("figure4", scale, **overrides)
-    size, crop = s.get("image_size", 256), s.get("crop", PAPER_CROP)
+    size, crop = s.get("image_size", recipe.IMAGE_SIZE), s.get("crop", recipe.CROP)
     device = resolve_device(device)
     if data is None:
         train = load(
@@ -353,7 +354,7 @@ def shown_images(result: dict, data_root=None, download: bool | None = None):
     s, n = result["settings"], result["neighbours"]
     kw = dict(
         root=data_root,
-        size=s.get("image_size", 256),
+        size=s.get("image_size", recipe.IMAGE_SIZE),
         seed=s["seed"],
         download=download,
         progress=False,
