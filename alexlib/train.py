@@ -521,6 +521,33 @@ def _shard(batches, rank: int, world: int, channels_last: bool):
         yield x, y
 
 
+@dataclass
+class _Run:
+    """A run's working parts: its settings and folder, the net and what trains it, its batches,
+    and the epochs done so far."""
+
+    settings: RunSettings
+    out: Path
+    device: torch.device
+    model: nn.Module
+    step_model: nn.Module  # what the step calls: the model, or it compiled or DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    schedule: _Schedule
+    loader: GPULoader
+    val_loader: GPULoader
+    stats: DatasetStats
+    classes: list[str]
+    channels_last: bool  # the batches' memory format
+    arithmetic: str
+    scaler: torch.amp.GradScaler | None
+    history: list[dict]
+
+    @property
+    def epoch(self) -> int:
+        """The last finished epoch (0 before the first)."""
+        return len(self.history)
+
+
 def train_run(
     settings: RunSettings,
     out: str | os.PathLike,
@@ -545,12 +572,50 @@ def train_run(
     checkpoint kept; a loss that stays at ln(classes) (chance) is reported with what to check.
     ``data``: optional ``(train, val)`` ``ImageTensors`` already decoded at ``image_size`` (else
     loaded from ``settings.dataset``). Returns the last epoch's metrics with ``"out"`` added.
+    Under ``torchrun`` each process trains its share of every batch (:mod:`alexlib.parallel`).
+
+    The loop itself is short (chapter 8 writes it out and checks it against this one)::
+
+        for epoch in ...:
+            row = train_one_epoch(...) + evaluate(...)    # _train_epoch
+            schedule.step(epoch, val error)               # the paper's lr drops
+            checkpoint, metrics line                      # _save, _log
+
     Paper: section 5.
     """
     out = Path(out)
     rank, world = _dist()
-    ckpt_path = out / "checkpoint.pt"
-    metrics_path = out / "metrics.jsonl"
+    checkpoint = _open_run(settings, out, resume)
+    run = _start(settings, out, data, progress=progress and rank == 0)
+    if checkpoint is not None:
+        _restore(run, checkpoint)
+    _wrap(run, world)
+    if rank == 0:
+        _write_settings(run, world)
+    last_saved, saved_epoch = time.monotonic(), run.epoch
+    row = run.history[-1] if run.history else {}
+    for epoch in range(run.epoch + 1, settings.epochs + 1):
+        row = _train_epoch(run, epoch, rank, world, saved_epoch, progress=progress and rank == 0)
+        run.history.append(row)
+        run.schedule.step(epoch, row["val_top1_err"])
+        _warn_at_chance(run, row, rank)
+        due = (
+            settings.checkpoint_minutes == 0
+            or epoch == settings.epochs
+            or time.monotonic() - last_saved >= 60 * settings.checkpoint_minutes
+        )
+        if rank == 0 and due:
+            _save(run)
+            last_saved, saved_epoch = time.monotonic(), epoch
+        if rank == 0:
+            _log(run, row, progress)
+    return {**row, "out": str(out)}
+
+
+def _open_run(settings: RunSettings, out: Path, resume: bool) -> dict | None:
+    """The checkpoint to resume from (None for a new run), after checking that ``out`` holds
+    what ``resume`` says and that the settings can go on from it."""
+    ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     if ckpt_path.exists() and not resume:
         raise TrainingError(
             f"{out} already holds a run (checkpoint.pt). Pass --resume to continue it, "
@@ -562,29 +627,27 @@ def train_run(
     if checkpoint is not None:
         _check_resume(RunSettings(**checkpoint["settings"]), settings)
     check_input_size(settings.variant, settings.crop, **_model_options(settings))
+    return checkpoint
 
+
+def _start(settings: RunSettings, out: Path, data, *, progress: bool) -> _Run:
+    """The data, the net (seeded, the paper's init), its update, schedule and batches."""
     device = resolve_device(settings.device)
-    cuda = device.type == "cuda"
     if data is None:
-        train, val = (
-            settings.load_split(s, progress=progress and rank == 0) for s in ("train", "val")
-        )
+        train, val = (settings.load_split(s, progress=progress) for s in ("train", "val"))
     else:
         train, val = data
-    num_classes = len(train.classes)
     stats = dataset_stats(train, size=settings.image_size, inputs=settings.inputs)
 
     torch.manual_seed(settings.seed)
-    model = build(settings.variant, num_classes=num_classes, **_model_options(settings))
+    model = build(settings.variant, num_classes=len(train.classes), **_model_options(settings))
     # channels-last memory and the fast layer forms on either device (same parameters, same state
     # dict); on the CPU the one fast form that pays is the banded LRN (benchmarks/bench_cpu.py)
     for_device(model, device, channels_last=settings.channels_last, fast=settings.fast)
     model.input_stats = stats
-    channels_last = uses_channels_last(device, settings.channels_last)  # for the batches
     optimizer = sgd_paper(
         model, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
     )
-    schedule = _Schedule(settings)
     loader = GPULoader(
         train,
         stats=stats,
@@ -604,148 +667,173 @@ def train_run(
             f"{len(train)} training images make no full batch of {settings.batch_size}: use "
             f"--batch-size {max(1, len(train) // 2)} or fewer, or more images per class."
         )
-    history: list[dict] = []
-    start_epoch = 1
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        schedule.load_state_dict(checkpoint["schedule"])
-        _set_rng_state(checkpoint["rng"], loader.generator)
-        history = list(checkpoint["history"])
-        start_epoch = checkpoint["epoch"] + 1
-    step_model = model
-    if world > 1:
-        step_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if cuda else None
-        )
-    if settings.compile:
-        step_model = torch.compile(step_model)
-
     # the arithmetic of every step: autocast in bf16 or fp16 (with a gradient scaler), or fp32
     arithmetic = precision_for(device, settings.precision if settings.amp else False)
-    scaler = grad_scaler(arithmetic, device)
-    if scaler is not None and checkpoint is not None and checkpoint.get("scaler"):
-        scaler.load_state_dict(checkpoint["scaler"])
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "settings": dataclasses.asdict(settings),
-            "provenance": provenance(),
-            "world_size": world,
-            "train_images": len(train),
-            "val_images": len(val),
-            "classes": list(train.classes),
-            "arithmetic": arithmetic,
-        }
-        atomic_write_text(out / "settings.json", json.dumps(meta, indent=1))
-        # metrics.jsonl holds exactly the finished epochs of the checkpoint: drop lines of an epoch
-        # a crash interrupted after its line was written but before its checkpoint was
-        atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
+    return _Run(
+        settings=settings,
+        out=out,
+        device=device,
+        model=model,
+        step_model=model,  # wrapped by _wrap once the weights are final
+        optimizer=optimizer,
+        schedule=_Schedule(settings),
+        loader=loader,
+        val_loader=val_loader,
+        stats=stats,
+        classes=list(train.classes),
+        channels_last=uses_channels_last(device, settings.channels_last),
+        arithmetic=arithmetic,
+        scaler=grad_scaler(arithmetic, device),
+        history=[],
+    )
 
-    chance = math.log(num_classes)
-    last = history[-1] if history else {}
-    last_checkpoint, checkpoint_epoch = time.monotonic(), start_epoch - 1
-    for epoch in range(start_epoch, settings.epochs + 1):
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.lr
-        if world > 1:
-            # every process draws the same global batch, augmentation included, and keeps its
-            # share, so the crops and flips are a one-process run's; dropout is drawn per process
-            # from torch's generator, which the seed above left equal on every rank: the i-th
-            # image of every share would get the same mask. A seed per rank and epoch (the init
-            # is done, and DDP copies rank 0's weights anyway) also keeps --resume exact on every
-            # rank, where the checkpoint holds rank 0's random state only
-            torch.manual_seed(_dropout_seed(settings.seed, epoch, rank))
-        started = time.perf_counter()
-        try:
-            trained = train_one_epoch(
-                model,
-                _shard(loader, rank, world, channels_last),
-                optimizer,
-                amp=arithmetic,
-                scaler=scaler,
-                step_model=step_model,
-                progress=progress and rank == 0,
-                desc=f"epoch {epoch}/{settings.epochs}",
-                total=len(loader),
-                world=world,
-            )
-        except torch.OutOfMemoryError:
-            raise TrainingError(_oom_message(settings, device)) from None
-        except Diverged as exc:
-            raise TrainingError(
-                f"the training loss became {exc.loss} in epoch {epoch}, by step {exc.step}. The "
-                f"last good checkpoint (epoch {checkpoint_epoch}) is kept in {out}. Try a lower "
-                f"learning rate (--lr {settings.lr / 10:g}), check that inputs are mean-subtracted "
-                "pixels as the paper's init expects, and keep the paper's biases (1 in conv2, "
-                "conv4, conv5, fc6, fc7)."
-            ) from None
-        scored = evaluate(model, val_loader, amp=arithmetic)
-        row = {
-            "epoch": epoch,
-            "lr": schedule.lr,
-            "train_loss": trained["loss"],
-            "train_top1_err": trained["top1_err"],
-            "train_top5_err": trained["top5_err"],
-            "val_loss": scored["loss"],
-            "val_top1_err": scored["top1_err"],
-            "val_top5_err": scored["top5_err"],
-            "images_per_s": trained["images_per_s"],
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
-        schedule.step(epoch, row["val_top1_err"])
-        recent = [h["train_loss"] for h in history[-settings.chance_epochs :]]
-        if len(recent) == settings.chance_epochs and all(
-            abs(v - chance) < 0.02 * chance for v in recent
-        ):
-            row["warning"] = "stuck at chance"
-            if rank == 0:
-                warnings.warn(
-                    f"the training loss has stayed at ln({num_classes}) = {chance:.3f} (chance) "
-                    f"for {settings.chance_epochs} epochs: the net is not learning yet. Check the "
-                    "initialisation against the input scale (the paper's N(0, 0.01) weights "
-                    "expect mean-subtracted pixels in [-128, 128], not [0, 1]), try a smaller lr, "
-                    "and the biases (the paper: 1 in conv2, 4, 5, fc6, fc7; Caffe used 0.1). Deep "
-                    "AlexNets can sit at chance for an epoch or two before they start.",
-                    stacklevel=2,
-                )
-        due = (
-            settings.checkpoint_minutes == 0
-            or epoch == settings.epochs
-            or time.monotonic() - last_checkpoint >= 60 * settings.checkpoint_minutes
+
+def _restore(run: _Run, checkpoint: dict) -> None:
+    """Put ``run`` back where ``checkpoint`` left it: weights, velocities, schedule, random
+    states and the finished epochs."""
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.schedule.load_state_dict(checkpoint["schedule"])
+    _set_rng_state(checkpoint["rng"], run.loader.generator)
+    run.history = list(checkpoint["history"])
+    if run.scaler is not None and checkpoint.get("scaler"):
+        run.scaler.load_state_dict(checkpoint["scaler"])
+
+
+def _wrap(run: _Run, world: int) -> None:
+    """What the step calls: the net wrapped for data parallelism (which starts every process from
+    rank 0's weights) and compiled, as the settings ask."""
+    if world > 1:
+        ids = [run.device.index] if run.device.type == "cuda" else None
+        run.step_model = nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
+    if run.settings.compile:
+        run.step_model = torch.compile(run.step_model)
+
+
+def _write_settings(run: _Run, world: int) -> None:
+    """``settings.json`` (settings, provenance, arithmetic), and ``metrics.jsonl`` cut back to the
+    finished epochs: a crash between an epoch's line and its checkpoint leaves a line too many."""
+    run.out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "settings": dataclasses.asdict(run.settings),
+        "provenance": provenance(),
+        "world_size": world,
+        "train_images": len(run.loader.images),
+        "val_images": len(run.val_loader.images),
+        "classes": run.classes,
+        "arithmetic": run.arithmetic,
+    }
+    atomic_write_text(run.out / "settings.json", json.dumps(meta, indent=1))
+    lines = "".join(json.dumps(r) + "\n" for r in run.history)
+    atomic_write_text(run.out / "metrics.jsonl", lines)
+
+
+def _train_epoch(
+    run: _Run, epoch: int, rank: int, world: int, saved_epoch: int, *, progress: bool
+) -> dict:
+    """One epoch at the schedule's rate, then the validation pass: the epoch's metrics row."""
+    s = run.settings
+    for group in run.optimizer.param_groups:
+        group["lr"] = run.schedule.lr
+    if world > 1:
+        # every process draws the same global batch, augmentation included, and keeps its share,
+        # so the crops and flips are a one-process run's; dropout is drawn per process from
+        # torch's generator, which the seed left equal on every rank: the i-th image of every
+        # share would get the same mask. A seed per rank and epoch (the init is done, and DDP
+        # copies rank 0's weights anyway) also keeps --resume exact on every rank, where the
+        # checkpoint holds rank 0's random state only
+        torch.manual_seed(_dropout_seed(s.seed, epoch, rank))
+    started = time.perf_counter()
+    try:
+        trained = train_one_epoch(
+            run.model,
+            _shard(run.loader, rank, world, run.channels_last),
+            run.optimizer,
+            amp=run.arithmetic,
+            scaler=run.scaler,
+            step_model=run.step_model,
+            progress=progress,
+            desc=f"epoch {epoch}/{s.epochs}",
+            total=len(run.loader),
+            world=world,
         )
-        if rank == 0 and due:
-            atomic_save(
-                {
-                    "settings": dataclasses.asdict(settings),
-                    "epoch": epoch,
-                    "num_classes": num_classes,
-                    "classes": list(train.classes),
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": _rng_state(loader.generator),
-                    "history": history,
-                    "stats": stats.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                },
-                ckpt_path,
-            )
-            last_checkpoint, checkpoint_epoch = time.monotonic(), epoch
-        if rank == 0:
-            # a line per epoch; on --resume the file is cut back to the checkpoint's epochs
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if progress:
-                tqdm.write(
-                    f"epoch {epoch:3d}  loss {row['train_loss']:.3f}  train err "
-                    f"{row['train_top1_err']:.1f}%  val err {row['val_top1_err']:.1f}% / "
-                    f"{row['val_top5_err']:.1f}%  lr {row['lr']:.0e}  {row['images_per_s']:.0f} "
-                    "img/s"
-                )
-        last = row
-    return {**last, "out": str(out)}
+    except torch.OutOfMemoryError:
+        raise TrainingError(_oom_message(s, run.device)) from None
+    except Diverged as exc:
+        raise TrainingError(
+            f"the training loss became {exc.loss} in epoch {epoch}, by step {exc.step}. The "
+            f"last good checkpoint (epoch {saved_epoch}) is kept in {run.out}. Try a lower "
+            f"learning rate (--lr {s.lr / 10:g}), check that inputs are mean-subtracted "
+            "pixels as the paper's init expects, and keep the paper's biases (1 in conv2, "
+            "conv4, conv5, fc6, fc7)."
+        ) from None
+    scored = evaluate(run.model, run.val_loader, amp=run.arithmetic)
+    return {
+        "epoch": epoch,
+        "lr": run.schedule.lr,
+        "train_loss": trained["loss"],
+        "train_top1_err": trained["top1_err"],
+        "train_top5_err": trained["top5_err"],
+        "val_loss": scored["loss"],
+        "val_top1_err": scored["top1_err"],
+        "val_top5_err": scored["top5_err"],
+        "images_per_s": trained["images_per_s"],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _warn_at_chance(run: _Run, row: dict, rank: int) -> None:
+    """Mark ``row`` (and warn once per epoch) when the training loss has sat at ln(classes), chance,
+    for the last ``chance_epochs`` epochs."""
+    s, classes = run.settings, len(run.classes)
+    chance = math.log(classes)
+    recent = [h["train_loss"] for h in run.history[-s.chance_epochs :]]
+    if len(recent) < s.chance_epochs or any(abs(v - chance) >= 0.02 * chance for v in recent):
+        return
+    row["warning"] = "stuck at chance"
+    if rank == 0:
+        warnings.warn(
+            f"the training loss has stayed at ln({classes}) = {chance:.3f} (chance) "
+            f"for {s.chance_epochs} epochs: the net is not learning yet. Check the "
+            "initialisation against the input scale (the paper's N(0, 0.01) weights "
+            "expect mean-subtracted pixels in [-128, 128], not [0, 1]), try a smaller lr, "
+            "and the biases (the paper: 1 in conv2, 4, 5, fc6, fc7; Caffe used 0.1). Deep "
+            "AlexNets can sit at chance for an epoch or two before they start.",
+            stacklevel=3,
+        )
+
+
+def _save(run: _Run) -> None:
+    """The checkpoint after the last finished epoch, written atomically over the previous one."""
+    atomic_save(
+        {
+            "settings": dataclasses.asdict(run.settings),
+            "epoch": run.epoch,
+            "num_classes": len(run.classes),
+            "classes": run.classes,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "schedule": run.schedule.state_dict(),
+            "rng": _rng_state(run.loader.generator),
+            "history": run.history,
+            "stats": run.stats.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        },
+        run.out / "checkpoint.pt",
+    )
+
+
+def _log(run: _Run, row: dict, progress: bool) -> None:
+    """The epoch's line in ``metrics.jsonl`` (on --resume the file is cut back to the checkpoint's
+    epochs), and one printed line."""
+    with open(run.out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    if progress:
+        tqdm.write(
+            f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  train err "
+            f"{row['train_top1_err']:.1f}%  val err {row['val_top1_err']:.1f}% / "
+            f"{row['val_top5_err']:.1f}%  lr {row['lr']:.0e}  {row['images_per_s']:.0f} img/s"
+        )
 
 
 def read_metrics(out: str | os.PathLike) -> list[dict]:
