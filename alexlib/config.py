@@ -53,6 +53,13 @@ SCALES: tuple[str, ...] = ("smoke", "laptop", "full")
 # it starts, follow the parameter
 DOWNLOAD_ENV = "ALEXLIB_DOWNLOAD"
 
+# The arithmetic of the laptop runs: CPU autocast to bf16, which trains the laptop nets 1.9 to 3.3
+# times faster than fp32 on a CPU with bf16 instructions (benchmarks/bench_cpu.py) and gives Figure
+# 1's ratio within its seed spread (results/figure1-cpu-bf16, chapter 10); a CPU without them
+# trains in fp32 (alexlib.engine.precision_for). The ledger's laptop column stays fp32: its stored
+# seeds are fp32, and the seeds of one row must share their arithmetic.
+_LAPTOP_ARITHMETIC = "bf16"
+
 # The ledger at laptop scale: the "mini" net and the paper's recipe on all of CIFAR-10.
 _LEDGER_LAPTOP = dict(
     variant="mini",
@@ -116,6 +123,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             val_per_class=None,
             image_size=144,
             crop=128,
+            precision=_LAPTOP_ARITHMETIC,
         ),
         "full": dict(epochs=90, batch_size=128, train_per_class=None, val_per_class=None),
     },
@@ -199,6 +207,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                 "today": {"relu": (0.03, 0.01, 0.06), "tanh": (0.03, 0.01, 0.1)},
             },
             thresholds=(25.0, 50.0),
+            precision=_LAPTOP_ARITHMETIC,
         ),
         "full": dict(
             train_per_class=None,
@@ -241,6 +250,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             variants=(),
             image_size=144,
             crop=128,
+            precision=_LAPTOP_ARITHMETIC,
         ),
         "full": dict(
             dataset="imagenette",

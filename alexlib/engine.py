@@ -20,8 +20,10 @@ Paper: section 5 (SGD with momentum and weight decay), section 6 (top-1 and top-
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -39,6 +41,7 @@ __all__ = [
     "PRECISIONS",
     "choose_precision",
     "precision_for",
+    "cpu_has_bf16",
     "grad_scaler",
     "autocast",
     "Diverged",
@@ -124,7 +127,9 @@ def choose_precision(requested: str | bool, device_type: str, capability: tuple[
     up: A100, H100, RTX 30xx and later), else fp16 with a gradient scaler (the T4 that Colab gives
     most readers is 7.5). On a CPU ``"auto"`` is fp32, and ``"bf16"`` is CPU autocast to bf16: on a
     CPU with bf16 instructions (AVX512-BF16, AMX) it can be much faster, on others slower, so it is
-    asked for by name (``benchmarks/bench_cpu.py`` measures it on yours); fp16 needs a GPU.
+    asked for by name (``benchmarks/bench_cpu.py`` measures it on yours; the laptop presets ask
+    for it, and :func:`precision_for` trains in fp32 where the CPU lacks those instructions);
+    fp16 needs a GPU.
     ``False`` or ``"fp32"``: fp32 everywhere.
 
     >>> choose_precision("auto", "cuda", (7, 5)), choose_precision("auto", "cuda", (9, 0))
@@ -150,13 +155,34 @@ def choose_precision(requested: str | bool, device_type: str, capability: tuple[
 
 
 def precision_for(device: torch.device, amp: str | bool = "auto") -> str:
-    """:func:`choose_precision` for ``device`` (its compute capability read when it is CUDA)."""
+    """:func:`choose_precision` for ``device`` (its compute capability read when it is CUDA). bf16
+    on a CPU without bf16 instructions (:func:`cpu_has_bf16`) is fp32, with a warning: autocast
+    would emulate it there, slower than fp32."""
     device = torch.device(device)
+    if device.type == "cpu" and amp == "bf16" and not cpu_has_bf16():
+        warnings.warn(
+            "this CPU has no bf16 instructions (avx512_bf16 or amx_bf16): training in fp32, "
+            "which is faster here than emulated bf16",
+            stacklevel=2,
+        )
+        return "fp32"
     # the capability matters to "auto" alone: a step that names its arithmetic asks the device
     # nothing (autocast runs this on every step)
     asks = device.type == "cuda" and amp in ("auto", True)
     capability = torch.cuda.get_device_capability(device) if asks else (0, 0)
     return choose_precision(amp, device.type, capability)
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (the ``avx512_bf16`` or ``amx_bf16`` flags of
+    ``/proc/cpuinfo``; False where there is no such file)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

@@ -493,7 +493,16 @@ def _oom_message(settings: RunSettings, device: torch.device) -> str:
     )
 
 
-_RESUMABLE_CHANGES = {"epochs", "device", "compile", "fast", "checkpoint_minutes", "data_root"}
+# more epochs, or the same run on other hardware (where another arithmetic may be the fast one)
+_RESUMABLE_CHANGES = {
+    "epochs",
+    "device",
+    "precision",
+    "compile",
+    "fast",
+    "checkpoint_minutes",
+    "data_root",
+}
 
 
 def _check_resume(saved: RunSettings, settings: RunSettings) -> None:
@@ -502,7 +511,7 @@ def _check_resume(saved: RunSettings, settings: RunSettings) -> None:
         for k, v in dataclasses.asdict(saved).items()
         if getattr(settings, k) != v
     }
-    # more epochs is the one change that makes sense on resume; anything else is a different run
+    # a change outside _RESUMABLE_CHANGES makes a different run
     if set(changed) - _RESUMABLE_CHANGES:
         raise TrainingError(
             f"--resume with different settings {changed} (saved, given); "

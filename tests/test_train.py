@@ -328,6 +328,27 @@ def test_a_cpu_bf16_step_computes_in_bf16_and_agrees_with_fp32():
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
 
 
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_cpu_bf16_is_asked_for_and_falls_back_to_fp32_without_the_instructions(
+    has_bf16, monkeypatch
+):
+    from alexlib import engine
+    from alexlib.config import preset
+
+    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: has_bf16)
+    if has_bf16:
+        assert engine.precision_for(torch.device("cpu"), "bf16") == "bf16"
+    else:
+        with pytest.warns(UserWarning, match="no bf16 instructions"):
+            assert engine.precision_for(torch.device("cpu"), "bf16") == "fp32"
+    assert engine.precision_for(torch.device("cpu"), "auto") == "fp32"
+    # the laptop runs ask for it; the smoke runs (CI) and the ledger's fp32 seeds do not
+    for experiment in ("train", "figure1", "figure3"):
+        assert preset(experiment, "laptop")["precision"] == "bf16"
+        assert "precision" not in preset(experiment, "smoke")
+    assert "precision" not in preset("ledger", "laptop")
+
+
 def _two_identical_steps(scaler, loss_fn=None):
     from alexlib.engine import train_step
 

@@ -239,7 +239,7 @@ def run_figure1(
     search: bool = True,
     first_seeds: int | None = None,
     only: tuple[str, int] | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
     **overrides,
 ) -> list[dict]:
     """Figure 1's experiment in one ``regime`` (:data:`REGIMES`): for each activation, one run per
@@ -255,8 +255,9 @@ def run_figure1(
     later call with every seed reads these runs back). ``only=(activation, seed)``: that one run
     at the activation's first rate (what several processes sharing one GPU each take; they store
     into the same ``store``, and a later call reads every run back). ``precision``: the training
-    steps' arithmetic (``"bf16"`` on a CPU with bf16 instructions: ``benchmarks/bench_cpu.py``),
-    recorded as ``arithmetic`` in each run's settings.
+    steps' arithmetic (default: the preset's, ``"bf16"`` at laptop scale, else ``"fp32"``;
+    :func:`alexlib.engine.precision_for` says what a device makes of it), recorded as
+    ``arithmetic`` in each run's settings.
 
     ``data``: CIFAR-10 training ``ImageTensors`` to use instead of loading ``train_per_class``
     images per class. ``store``: a folder (such as ``results/figure1``) where each run is written
@@ -267,6 +268,7 @@ def run_figure1(
     "seed"), ``history`` and ``settings``. Paper: section 3.1.
     """
     s = preset("figure1", scale, **overrides)
+    precision = precision or s.get("precision", "fp32")
     if regime not in REGIMES:
         raise SettingsError(f"regime must be one of {', '.join(REGIMES)}; got {regime!r}")
     if regime not in s["lrs"]:
