@@ -346,3 +346,54 @@ def test_the_pdf_holds_every_page_in_order_with_its_figures_and_formulas(tmp_pat
     figure_pages = reader.pages[starts["figures"] :]
     assert any(len(p.images) >= 1 for p in figure_pages)
     assert "2. A figure chapter" in figure_pages[0].extract_text()
+
+
+# --------------------------------------------------------------------------- cost tables
+
+
+def _stored(folder: Path, provenance: dict, seconds: list[float]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text(
+        json.dumps({"settings": {"seed": 0}, "provenance": provenance})
+    )
+    rows = [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_chapters_cost_table_is_made_from_what_was_measured(tmp_path):
+    from tools.costs import chapter_costs, costs_markdown
+
+    cpu = {"device": "cpu (2 threads)", "cpu": "AMD EPYC", "cores": 2}
+    _stored(tmp_path / "ledger-laptop" / "base" / "seed0", cpu, [60.0, 30.0])
+    _stored(tmp_path / "ledger-laptop" / "no-lrn" / "seed0", cpu, [3600.0, 300.0])
+    _stored(tmp_path / "ledger-laptop" / "pool2" / "seed0", cpu, [9999.0])  # not chapter 3's
+    executed = {"scale": "smoke", "seconds": 83.4, "machine": "a test machine"}
+    rows = {r["scale"]: r for r in chapter_costs("03", executed, base=tmp_path)}
+    assert (rows["smoke"]["time"], rows["smoke"]["machine"]) == ("1 min 23 s", "a test machine")
+    assert rows["laptop"]["time"] == "1 h 6 min"  # 90 s + 3,900 s, the two runs chapter 3 reads
+    assert rows["laptop"]["machine"] == "AMD EPYC (2 cores, 2 threads)"
+    assert "2 stored runs" in rows["laptop"]["what"]
+    assert rows["full"]["time"] == "not measured yet"
+    table = costs_markdown(list(rows.values()))
+    assert "| laptop | 1 h 6 min | AMD EPYC (2 cores, 2 threads) |" in table
+    # a chapter with no stored runs, executed at another scale: nothing is made up
+    rows = chapter_costs("01", {"scale": "laptop", "seconds": 5.0}, base=tmp_path)
+    assert [r["time"] for r in rows] == ["not measured yet", "5 s", "not measured yet"]
+
+
+def test_the_cost_table_goes_right_below_the_parameters(tmp_path):
+    from tools.book import add_costs
+
+    nb = {
+        "metadata": {"alexlib": {"scale": "smoke", "seconds": 12.0, "machine": "m"}},
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": "# 3. A chapter"},
+            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "SCALE = 1"},
+            {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": ""},
+            {"cell_type": "code", "metadata": {}, "source": "print(SCALE)"},
+        ],
+    }
+    add_costs(nb, "03")
+    assert nb["cells"][3]["id"] == "alexlib-costs"
+    assert "| smoke | 12 s | m |" in nb["cells"][3]["source"]
+    assert nb["cells"][4]["source"] == "print(SCALE)"

@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import alexlib
-from alexlib._io import atomic_write, atomic_write_text, repo_root, results_dir
+from alexlib._io import atomic_write, atomic_write_text, provenance, repo_root, results_dir
 from alexlib.config import SCALES
 from alexlib.errors import BookError
+from alexlib.train import machine_name
 
 from . import Parser, run_command
+from .costs import chapter_costs, costs_markdown
 
 __all__ = [
     "BookError",
@@ -260,6 +262,7 @@ def execute_chapter(
         "scale": scale,
         "ok": True,
         "seconds": round(seconds, 1),
+        "machine": machine_name(provenance()),
     }
     atomic_write_text(out, json.dumps(nb, indent=1))
     failed.unlink()
@@ -337,6 +340,32 @@ def clean_outputs(nb: dict) -> dict:
     return nb
 
 
+def add_costs(nb: dict, chapter: str) -> dict:
+    """``nb`` with its cost table (:mod:`tools.costs`) as a Markdown cell right after its
+    parameters cell (changed in place and returned; a chapter without one is left as it is)."""
+    cells = nb.get("cells", [])
+    tagged = [
+        i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    if not tagged:
+        return nb
+    rows = chapter_costs(chapter, nb.get("metadata", {}).get("alexlib"))
+    table = {
+        "cell_type": "markdown",
+        "id": "alexlib-costs",
+        "metadata": {},
+        "source": costs_markdown(rows),
+    }
+    after = tagged[0] + 1
+    # papermill puts its injected-parameters cell right after the parameters cell
+    while after < len(cells) and "injected-parameters" in cells[after].get("metadata", {}).get(
+        "tags", []
+    ):
+        after += 1
+    cells.insert(after, table)
+    return nb
+
+
 def stage(root: Path, scale: str, *, dest: Path | None = None, stale_ok: bool = False) -> Path:
     """Copy the book's sources to ``dest`` (default ``_build/stage``) with each chapter replaced by
     its executed copy, cleaned for the page (:func:`clean_outputs`).
@@ -368,7 +397,7 @@ def stage(root: Path, scale: str, *, dest: Path | None = None, stale_ok: bool = 
                 "or the library",
                 flush=True,
             )
-        nb = clean_outputs(json.loads(executed.read_text()))
+        nb = add_costs(clean_outputs(json.loads(executed.read_text())), notebook.name[:2])
         (dest / "notebooks" / notebook.name).write_text(json.dumps(nb, indent=1))
     for extra in (root / "notebooks").iterdir():  # images or data files the chapters refer to
         if extra.suffix != ".ipynb" and extra.is_file():
