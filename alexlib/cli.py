@@ -39,7 +39,7 @@ from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
 from .ledger import add_arguments as add_ledger_arguments
 from .model import VARIANTS, build, check_input_size, format_summary, options
-from .train import RunSettings, load_checkpoint, model_from_checkpoint, train_run
+from .train import TRAIN_FLAGS, RunSettings, load_checkpoint, model_from_checkpoint, train_run
 
 __all__ = ["main", "print_info", "print_data"]
 
@@ -115,26 +115,7 @@ def _summary(args) -> int:
 
 
 def _train(args) -> int:
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "epochs",
-            "batch_size",
-            "lr",
-            "seed",
-            "schedule",
-            "train_per_class",
-            "val_per_class",
-            "device",
-            "data_root",
-            "dropout",
-            "image_size",
-            "crop",
-            "checkpoint_minutes",
-            "inputs",
-            "precision",
-        )
-    }
+    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS}
     overrides.update(
         dataset=args.dataset,
         variant=args.variant,

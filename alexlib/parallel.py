@@ -44,7 +44,7 @@ from torch import nn
 from .config import preset
 from .errors import ParallelError, UnknownSettingError
 from .model import AlexNet, EdgePad, layer_names, layer_summary
-from .train import load_checkpoint, read_metrics
+from .train import TRAIN_FLAGS, load_checkpoint, read_metrics
 
 __all__ = [
     "TowerParallelAlexNet",
@@ -599,22 +599,6 @@ def communication_per_step(
 # ----------------------------------------------------------------------------------------------
 # Launching training runs (one process, or DDP under torchrun) from Python
 
-_FLAGS = {
-    "epochs",
-    "batch_size",
-    "lr",
-    "seed",
-    "schedule",
-    "train_per_class",
-    "val_per_class",
-    "dropout",
-    "image_size",
-    "crop",
-    "device",
-    "data_root",
-    "inputs",
-}
-
 
 def train_command(
     out: str | os.PathLike,
@@ -632,10 +616,10 @@ def train_command(
     ``--image-size 32`` (``data_root`` -> ``--root``). Each process trains on ``x[rank::nproc]`` of
     the same global batch, so ``batch_size`` is the global batch whatever ``nproc`` is.
     """
-    unknown = sorted(set(options) - _FLAGS)
+    unknown = sorted(set(options) - set(TRAIN_FLAGS))
     if unknown:
         raise UnknownSettingError(
-            f"unknown training option(s) {unknown}; the options are: {sorted(_FLAGS)}"
+            f"unknown training option(s) {unknown}; the options are: {sorted(TRAIN_FLAGS)}"
         )
     if not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive whole number of processes, got {nproc!r}")

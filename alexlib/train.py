@@ -59,6 +59,7 @@ __all__ = [
     "History",
     "fit",
     "RunSettings",
+    "TRAIN_FLAGS",
     "train_run",
     "read_metrics",
     "load_checkpoint",
@@ -246,6 +247,27 @@ def fit(
 # Paper: section 5 (details of learning) and section 4.1 (the input pipeline it trains on).
 
 _SCHEDULES = ("plateau", "fixed", "constant")
+
+#: The run settings that ``python -m alexlib train`` takes as flags with a value: ``--image-size``
+#: for ``image_size`` (``data_root`` is ``--root``). The command line reads them into
+#: :class:`RunSettings`; :func:`alexlib.parallel.train_command` writes them out.
+TRAIN_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "schedule",
+    "train_per_class",
+    "val_per_class",
+    "device",
+    "data_root",
+    "dropout",
+    "image_size",
+    "crop",
+    "checkpoint_minutes",
+    "inputs",
+    "precision",
+)
 
 
 @dataclass

@@ -89,3 +89,26 @@ def test_summary_prints_the_layer_table_and_the_parameter_count(capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "parameters: 85,098"
     assert main(["summary", "--variant", "paper", "--image-size", "32"]) == 2
     assert "cannot take 32x32 inputs: it takes 64-512 pixels" in capsys.readouterr().err
+
+
+def test_every_train_flag_is_a_flag_of_the_train_command_and_a_run_setting():
+    import dataclasses
+
+    from alexlib.cli import _parser
+    from alexlib.parallel import train_command
+    from alexlib.train import TRAIN_FLAGS, RunSettings
+
+    fields = {f.name for f in dataclasses.fields(RunSettings)}
+    assert set(TRAIN_FLAGS) <= fields
+    train = _parser()._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in train._actions}
+    assert set(TRAIN_FLAGS) <= dests
+    # what train_command writes, the train command parses back to the same values
+    cmd = train_command("out", epochs=3, image_size=32, data_root="/data", precision="fp32")
+    args = _parser().parse_args(cmd[cmd.index("train") :])
+    assert (args.epochs, args.image_size, args.data_root, args.precision) == (
+        3,
+        32,
+        "/data",
+        "fp32",
+    )
