@@ -37,6 +37,7 @@ import json
 import math
 import os
 import statistics
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -340,32 +341,14 @@ def run_ledger(
     ``folder`` and the final metrics when done.
     """
     plan = preset(experiment, scale)
-    seeds = plan["seeds"] if seeds is None else seeds
-    if isinstance(seeds, int) and seeds >= 1:
-        seed_list = list(range(seeds))
-    elif (
-        not isinstance(seeds, (int, str))
-        and isinstance(seeds, Sequence)
-        and seeds
-        and all(isinstance(k, int) and k >= 0 for k in seeds)
-    ):
-        seed_list = list(seeds)
-    else:
-        raise LedgerError(
-            f"seeds must be a positive whole number or a list of seeds (0, 1, ...), got {seeds!r}"
-        )
+    seed_list = _seed_list(plan["seeds"] if seeds is None else seeds)
     names = list(only) if only else [*ABLATIONS, *(FIGURE_JOBS if experiment == "ledger" else ())]
     unknown = [n for n in names if n not in ABLATIONS and n not in FIGURE_JOBS]
     if unknown:
         raise LedgerError(
             f"unknown ablation(s) {unknown}; choose from: {', '.join([*ABLATIONS, *FIGURE_JOBS])}"
         )
-    root = Path(out) if out is not None else (results_dir() if scale != "smoke" else smoke_root())
-    if scale == "smoke" and root.resolve() == results_dir().resolve():
-        raise LedgerError(
-            f"smoke runs never go under {root} (the stored results); leave out --out or pick "
-            "another folder"
-        )
+    root = _root_for(out, scale)
     keep = (scale == "full") if keep_checkpoints is None else keep_checkpoints
     deadline = None if budget_s is None else time.monotonic() + budget_s
     dev = resolve_device(device)
@@ -418,37 +401,9 @@ def run_ledger(
                     }
                 )
                 return report
-            metrics = read_metrics(folder)
-            model, run_settings, stats = model_from_checkpoint(
-                load_checkpoint(folder / "checkpoint.pt")
+            metrics = _finish_run(
+                folder, name, seed, scale, experiment, root, data, dev, keep, started
             )
-            train_eval = _train_error_eval_mode(model, run_settings, stats, data[0], dev)
-            if name == "base":
-                # claim 7 (centre crop against ten views) and the probabilities claim 8 averages
-                store_views(folder, model, data[1], stats, crop=run_settings.crop, device=dev)
-                if experiment == "ledger":  # Figure 3's kernels come from the ledger proper
-                    _save_kernels(root, scale, seed, folder, model.cpu())
-            del model
-            ckpt = folder / "checkpoint.pt"
-            summary = {
-                "scale": scale,
-                "experiment": experiment,
-                "ablation": name,
-                "seed": seed,
-                "what": ABLATIONS[name].what,
-                "epochs": len(metrics),
-                "final": metrics[-1],
-                "train_eval": train_eval,
-                "wall_s": sum(m["seconds"] for m in metrics),
-                "checkpoint_sha256": sha256_file(ckpt),
-                "checkpoint_bytes": ckpt.stat().st_size,
-                "checkpoint_kept": keep,
-                "provenance": provenance(),
-                "this_session_s": time.perf_counter() - started,
-            }
-            if not keep:
-                ckpt.unlink()
-            write_json(folder / "summary.json", summary)
             report.append(
                 {
                     "ablation": name,
@@ -478,6 +433,80 @@ def run_ledger(
                 {"ablation": job, "seed": None, "status": status, "folder": str(root / job)}
             )
     return report
+
+
+def _seed_list(seeds) -> list[int]:
+    """``seeds`` as a list: a count n is seeds 0 to n-1; a list of seeds stays as it is."""
+    if isinstance(seeds, int) and seeds >= 1:
+        return list(range(seeds))
+    if (
+        not isinstance(seeds, (int, str))
+        and isinstance(seeds, Sequence)
+        and seeds
+        and all(isinstance(k, int) and k >= 0 for k in seeds)
+    ):
+        return list(seeds)
+    raise LedgerError(
+        f"seeds must be a positive whole number or a list of seeds (0, 1, ...), got {seeds!r}"
+    )
+
+
+def _root_for(out, scale: str) -> Path:
+    """The results folder a ledger run writes under; smoke runs never go into ``results/``."""
+    root = Path(out) if out is not None else (results_dir() if scale != "smoke" else smoke_root())
+    if scale == "smoke" and root.resolve() == results_dir().resolve():
+        raise LedgerError(
+            f"smoke runs never go under {root} (the stored results); leave out --out or pick "
+            "another folder"
+        )
+    return root
+
+
+def _finish_run(
+    folder: Path,
+    name: str,
+    seed: int,
+    scale: str,
+    experiment: str,
+    root: Path,
+    data,
+    device: torch.device,
+    keep: bool,
+    started: float,
+) -> list[dict]:
+    """After a run's last epoch: its training error in eval mode, the base run's ten views and
+    kernels, and ``summary.json`` (with the checkpoint's hash; the checkpoint itself is kept only
+    if ``keep``). Returns the run's metrics."""
+    metrics = read_metrics(folder)
+    model, run_settings, stats = model_from_checkpoint(load_checkpoint(folder / "checkpoint.pt"))
+    train_eval = _train_error_eval_mode(model, run_settings, stats, data[0], device)
+    if name == "base":
+        # claim 7 (centre crop against ten views) and the probabilities claim 8 averages
+        store_views(folder, model, data[1], stats, crop=run_settings.crop, device=device)
+        if experiment == "ledger":  # Figure 3's kernels come from the ledger proper
+            _save_kernels(root, scale, seed, folder, model.cpu())
+    del model
+    ckpt = folder / "checkpoint.pt"
+    summary = {
+        "scale": scale,
+        "experiment": experiment,
+        "ablation": name,
+        "seed": seed,
+        "what": ABLATIONS[name].what,
+        "epochs": len(metrics),
+        "final": metrics[-1],
+        "train_eval": train_eval,
+        "wall_s": sum(m["seconds"] for m in metrics),
+        "checkpoint_sha256": sha256_file(ckpt),
+        "checkpoint_bytes": ckpt.stat().st_size,
+        "checkpoint_kept": keep,
+        "provenance": provenance(),
+        "this_session_s": time.perf_counter() - started,
+    }
+    if not keep:
+        ckpt.unlink()
+    write_json(folder / "summary.json", summary)
+    return metrics
 
 
 # ==============================================================================================
@@ -1409,9 +1438,13 @@ def ledger_columns(
 
 
 def ledger_details(rows: Sequence[LedgerRow]) -> str:
-    """One line per measured row: what it was measured on (data, net, scale, machine, commit,
-    date, wall time) and the result files it was read from."""
-    out = [f"- {r.id}: {r.measured_on}; {r.files}" for r in rows if r.measured]
+    """One item per measured row, wrapped at 88 columns: what it was measured on (data, net,
+    scale, machine, commit, date, wall time) and the result files it was read from."""
+    out = [
+        textwrap.fill(f"- {r.id}: {r.measured_on}; {r.files}", width=88, subsequent_indent="  ")
+        for r in rows
+        if r.measured
+    ]
     return "\n".join(out) if out else "- nothing measured at this scale yet"
 
 
