@@ -93,10 +93,12 @@ class History(list):
         if not self:
             return "(no epochs)"
         keys = list(self[0])
-        lines = ["  ".join(f"{k:>14}" for k in keys)]
+        width = {k: max(len(k), 7) for k in keys}  # narrow enough for 88 columns
+        lines = ["  ".join(f"{k:>{width[k]}}" for k in keys)]
         for row in self:
             cells = (
-                f"{row[k]:>14.4g}" if isinstance(row[k], float) else f"{row[k]:>14}" for k in keys
+                f"{row[k]:>{width[k]}.4g}" if isinstance(row[k], float) else f"{row[k]:>{width[k]}}"
+                for k in keys
             )
             lines.append("  ".join(cells))
         return "\n".join(lines)
@@ -910,11 +912,12 @@ def machine_name(provenance: dict) -> str:
 
 
 def describe_stored(run: dict) -> str:
-    """One line naming a stored run (a :func:`stored_runs` dict) and where it was made: the GPU, or
-    the CPU model with its cores and threads; torch; commit; date; epochs; training time; seed."""
+    """Two lines naming a stored run (a :func:`stored_runs` dict) and where it was made: the GPU,
+    or the CPU model with its cores and threads; torch; commit; date; then epochs, training time
+    and seed."""
     p, s = run["provenance"], run["settings"]
     return (
-        f"{run['name']}: {machine_name(p)}, torch {p.get('torch', '?')}, "
+        f"{run['name']}: {machine_name(p)}, torch {p.get('torch', '?')},\n  "
         f"commit {str(p.get('commit', '?'))[:12]}, {str(p.get('date', '?'))[:10]}; "
         f"{len(run['metrics'])} epochs, {run['wall_s'] / 60:.0f} min of training, "
         f"seed {s.get('seed', '?')}"

@@ -215,9 +215,12 @@ def test_check_fails_on_empty_outputs(crafted):
     assert "lrn_explorer(maps)" in empty[0]
 
 
-def test_check_fails_on_clipped_code(crafted):
-    assert len(crafted["clipped-code"]) == 1, crafted["clipped-code"]  # the wide output scrolls
-    assert crafted["clipped-code"][0].startswith("clipped code: a code cell")
+def test_check_fails_on_clipped_code_and_wide_outputs(crafted):
+    problems = crafted["clipped-code"]
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("clipped code: a code cell")
+    assert problems[1].startswith("clipped output: an output")
+    assert 'cell starting "y = 2"' in problems[1]
 
 
 def test_check_fails_on_two_search_fields(crafted):

@@ -358,6 +358,8 @@ def test_run_figure1_prunes_the_search_stores_each_run_and_resumes(tmp_path, mon
     assert calls == []
     assert [r["history"] for r in again] == [r["history"] for r in runs]
     text = ex.describe_figure1(stored, stored[0]["provenance"], {"relu": (0.01, 0.03, 0.1, 0.3)})
+    assert max(len(line) for line in text.splitlines()) <= 88
+    text = " ".join(text.split())
     assert (
         "smoke scale, paper regime (mean-image inputs): 20 CIFAR-10 training images, 5 runs" in text
     )
@@ -519,7 +521,7 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
             },
         }
     )
-    assert line.startswith(f"{stored['name']}: X (2 cores, 2 threads), torch ?, commit abc, d;")
+    assert line.startswith(f"{stored['name']}: X (2 cores, 2 threads), torch ?,\n  commit abc, d;")
     assert line.endswith("1 epochs, 0 min of training, seed 3")
     from alexlib.train import machine_name
 

@@ -517,11 +517,13 @@ _READER_JS = r"""() => {
     }
   });
   document.querySelectorAll('pre').forEach(pre => {
-    if (pre.closest('div.cell_output') || pre.scrollWidth <= pre.clientWidth + 1) return;
+    if (pre.scrollWidth <= pre.clientWidth + 1) return;
     const longest = Math.max(...pre.innerText.split('\n').map(line => line.length));
-    const what = pre.closest('div.cell_input') ? 'code cell' : 'code block';
-    problems.push(`clipped code: a ${what} is ${pre.scrollWidth}px wide in a ` +
-                  `${pre.clientWidth}px box (longest line ${longest} characters)${firstLine(pre)}`);
+    const output = pre.closest('div.cell_output');
+    const what = output ? 'output' : pre.closest('div.cell_input') ? 'code cell' : 'code block';
+    problems.push(`clipped ${output ? 'output: an' : 'code: a'} ${what} is ${pre.scrollWidth}px ` +
+                  `wide in a ${pre.clientWidth}px box (longest line ${longest} characters)` +
+                  firstLine(pre));
   });
   return problems;
 }"""
@@ -547,8 +549,8 @@ def check_pages(html: Path, pages: list[str], screenshots: Path | None = None) -
     every request that leaves the local server blocked, as a reader without a network would: the
     page loads; every image in it is decoded by the browser; every internal link points at a file
     (and anchor) that exists; MathJax typesets every formula (no TeX left in the text); no output
-    of a code cell is empty; no code block is wider than its box (at :data:`VIEWPORT`); at most one
-    search field is shown."""
+    of a code cell is empty; no code block and no printed output is wider than its box (at
+    :data:`VIEWPORT`: the chapters print at most 88 columns); at most one search field is shown."""
     from playwright.sync_api import sync_playwright
 
     server = _serve(html)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -581,10 +582,11 @@ def backfill_activations(
 
 
 def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = None) -> str:
-    """Where stored Figure 1 runs come from, in one paragraph: scale and regime, images, how many
-    runs and their wall time, the machine (CPU model and cores, or GPU), torch, commit and date,
-    and which rates of the search have run (``lrs``: the preset's rates for this regime, to say
-    which are still to come). Every commit the runs were made at is listed."""
+    """Where stored Figure 1 runs come from, in one paragraph wrapped at 88 columns: scale and
+    regime, images, how many runs and their wall time, the machine (CPU model and cores, or
+    GPU), torch, commit and date, and which rates of the search have run (``lrs``: the preset's
+    rates for this regime, to say which are still to come). Every commit the runs were made at
+    is listed."""
     if not runs:
         return "no runs stored"
     s = runs[0]["settings"]
@@ -606,7 +608,7 @@ def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = No
             text += f" (still to run: {', '.join(f'{lr:g}' for lr in todo)})"
         search.append(text)
     hours, minutes = divmod(round(sum(walls) / 60), 60)
-    return (
+    text = (
         f"{s.get('scale', '?')} scale, {s.get('regime', '?')} regime "
         f"({s.get('inputs', '?')} inputs): {s.get('images', 0):,} CIFAR-10 training images, "
         f"{len(runs)} runs, {hours} h {minutes:02d} min of training in all "
@@ -615,6 +617,7 @@ def describe_figure1(runs: list[dict], where: dict | None, lrs: dict | None = No
         f"commit {', '.join(c[:7] for c in commits)}, "
         f"{str(where.get('date', '?'))[:10]}. Rates tried: {'; '.join(search)}."
     )
+    return textwrap.fill(text, width=88)  # the book's code and output boxes hold 88 columns
 
 
 @torch.no_grad()

@@ -107,21 +107,23 @@ def tower_split(tower1: torch.Tensor, tower2: torch.Tensor) -> dict:
 def format_tower_splits(splits: dict[str, dict]) -> str:
     """A text table of :func:`tower_split` results, one row per run (label -> split), and how many
     runs show the paper's split (separation >= ``SPLIT_SEPARATION``)."""
+    # 88 columns at most: GPU 1 and GPU 2 are the towers; BC is the bimodality coefficient
     lines = [
-        f"{'run':>12} {'mean GPU 1':>11} {'mean GPU 2':>11} {'AUC':>6} {'separation':>11} "
-        f"{'BC GPU 1':>9} {'BC GPU 2':>9} {'BC all':>7}  split as in the paper?"
+        f"{'run':>8} {'mean 1':>7} {'mean 2':>7} {'AUC':>6} {'separation':>10} "
+        f"{'BC 1':>6} {'BC 2':>6} {'BC all':>6}  split as in the paper?"
     ]
     for label, sp in splits.items():
         b1, b2, ball = sp["bimodality"]
         lines.append(
-            f"{label:>12} {sp['mean'][0]:>11.3f} {sp['mean'][1]:>11.3f} {sp['auc']:>6.3f} "
-            f"{sp['separation']:>11.3f} {b1:>9.3f} {b2:>9.3f} {ball:>7.3f}  "
+            f"{label:>8} {sp['mean'][0]:>7.3f} {sp['mean'][1]:>7.3f} {sp['auc']:>6.3f} "
+            f"{sp['separation']:>10.3f} {b1:>6.3f} {b2:>6.3f} {ball:>6.3f}  "
             f"{'yes' if sp['agrees'] else 'no'}"
         )
     agree = sum(sp["agrees"] for sp in splits.values())
     lines.append(
-        f"{agree} of {len(splits)} runs split into a colour-agnostic and a colour-specific tower "
-        f"(separation >= {SPLIT_SEPARATION})"
+        f"{agree} of {len(splits)} runs split into a colour-agnostic and a colour-specific\n"
+        f"tower (separation >= {SPLIT_SEPARATION}); mean 1, mean 2: each tower's mean colour\n"
+        "selectivity; BC: bimodality coefficient"
     )
     return "\n".join(lines)
 
