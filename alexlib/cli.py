@@ -25,6 +25,8 @@ import argparse
 import os
 import platform
 import sys
+import textwrap
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -93,15 +95,21 @@ def print_data(root: str | None = None) -> None:
             continue
         sizes = "  ".join(f"{split} {n}" for split, n in row["splits"].items())
         counts = "/".join(str(n) for n in row["splits"].values())
-        print(
-            f"{row['name']:17s} {counts:12s} {sizes}  ({row.get('classes', '?')} classes; "
-            f"{row['format']}; {row['location']})"
-        )
+        where = Path(row["location"])
+        where = where.relative_to(base) if where.is_relative_to(base) else where
+        print(f"{row['name']:17s} {counts:12s} {sizes}  ({row.get('classes', '?')} classes)")
+        print(f"{'':17s} {row['format']}; in {where}")
         if "error" in row:
-            print(f"  problem: {row['error']}")
+            print(f"  problem: {row['error']}")  # one line, as every error is
     for name in missing:
         places = ", ".join(str(p.relative_to(base)) for p, _ in search_locations(name, base))
-        print(f"{name:17s} not found (looked for {places} under the data root)")
+        print(
+            textwrap.fill(
+                f"{name:17s} not found (looked for {places} under the data root)",
+                88,
+                subsequent_indent=" " * 18,
+            )
+        )
 
 
 def _summary(args) -> int:

@@ -58,6 +58,8 @@ from .train import (
     machine_name,
     model_from_checkpoint,
     read_metrics,
+    read_stored,
+    stored_runs,
     train_run,
 )
 
@@ -545,27 +547,21 @@ def read_run(folder: Path, scale: str = "full") -> dict:
     "settings", "scale"}``. ``ok`` is False (with the reason) for a run of another scale than
     ``scale`` (a smoke run never counts), an unfinished run, or a folder that is not a run."""
     folder = Path(folder)
-    if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
+    stored = read_stored(folder)
+    if stored is None:
         return {"ok": False, "reason": f"{folder.name}: no settings.json/metrics.jsonl"}
-    meta = json.loads((folder / "settings.json").read_text())
-    settings = meta.get("settings", {})
+    settings, metrics = stored["settings"], stored["metrics"]
     found = _scale_of(folder, settings)
-    metrics = read_metrics(folder)
     summary = (
         json.loads((folder / "summary.json").read_text())
         if (folder / "summary.json").is_file()
         else {}
     )
     run = {
-        "settings": settings,
-        "provenance": meta.get("provenance", {}),
-        "metrics": metrics,
+        **stored,
         "scale": found,
         "final": metrics[-1] if metrics else None,
         "train_eval": summary.get("train_eval"),
-        "wall_s": sum(m.get("seconds", 0.0) for m in metrics),
-        "folder": folder,
-        "train_images": meta.get("train_images"),
     }
     run["lr_drops"] = _lr_drops(run)
     if found != scale:
@@ -876,26 +872,13 @@ def _stored_experiment_runs(
 ) -> tuple[list[dict], list[str]]:
     """``<root>/<kind>/<tag>-*/`` folders of alexlib.experiments (settings.json, metrics.jsonl),
     split into runs at ``scale`` and refusal reasons (smoke runs; other scales are skipped)."""
-    base = root / kind
     good, refused = [], []
-    if not base.is_dir():
-        return good, refused
-    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-        if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
-            continue
-        meta = json.loads((folder / "settings.json").read_text())
-        found = _scale_of(folder, meta.get("settings", {}))
-        run = {
-            "name": folder.name,
-            "folder": folder,
-            "settings": meta.get("settings", {}),
-            "provenance": meta.get("provenance", {}),
-            "metrics": read_metrics(folder),
-        }
+    for run in stored_runs(kind, base=root / kind):
+        found = _scale_of(run["folder"], run["settings"])
         if found == scale:
             good.append(run)
         elif found == "smoke":
-            refused.append(f"{kind}/{_wrong_scale(folder.name, found, scale)}")
+            refused.append(f"{kind}/{_wrong_scale(run['name'], found, scale)}")
     return good, refused
 
 

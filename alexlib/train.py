@@ -66,6 +66,7 @@ __all__ = [
     "model_from_checkpoint",
     "paper_sgd_step",
     "stored_runs",
+    "read_stored",
     "describe_stored",
     "machine_name",
 ]
@@ -924,27 +925,33 @@ def describe_stored(run: dict) -> str:
     )
 
 
+def read_stored(folder: str | os.PathLike) -> dict | None:
+    """One stored run folder (``settings.json`` and ``metrics.jsonl``) as a dict with ``name``,
+    ``folder``, ``settings``, ``provenance`` (machine, commit, date), ``metrics`` (per epoch),
+    ``wall_s`` and ``train_images``; None for a folder that is not a run. The one reader of stored
+    runs: :func:`stored_runs`, the figures' readers and the ledger's add their own files to it."""
+    folder = Path(folder)
+    if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
+        return None
+    meta = json.loads((folder / "settings.json").read_text())
+    metrics = read_metrics(folder)
+    return {
+        "name": folder.name,
+        "folder": folder,
+        "settings": meta.get("settings", {}),
+        "provenance": meta.get("provenance", {}),
+        "metrics": metrics,
+        "wall_s": sum(m.get("seconds", 0.0) for m in metrics),
+        "train_images": meta.get("train_images"),
+    }
+
+
 def stored_runs(kind: str, prefix: str = "", base: Path | None = None) -> list[dict]:
-    """Results committed under ``results/<kind>/`` (or under ``base``): one dict per run folder
-    whose name starts with ``prefix``, with ``name``, ``settings``, ``provenance`` (machine,
-    commit, date), ``metrics`` (per epoch) and ``wall_s``. Empty when there are none (or no
-    ``results/`` folder)."""
+    """The runs committed under ``results/<kind>/`` (or under ``base``) whose folder names start
+    with ``prefix``, each read by :func:`read_stored`, in name order. Empty when there are none
+    (or no ``results/`` folder)."""
     base = Path(base) if base is not None else results_dir() / kind
-    runs = []
     if not base.is_dir():
-        return runs
-    for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix)):
-        if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
-            continue
-        meta = json.loads((folder / "settings.json").read_text())
-        metrics = read_metrics(folder)
-        runs.append(
-            {
-                "name": folder.name,
-                "settings": meta["settings"],
-                "provenance": meta["provenance"],
-                "metrics": metrics,
-                "wall_s": sum(m["seconds"] for m in metrics),
-            }
-        )
-    return runs
+        return []
+    folders = sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix))
+    return [run for run in map(read_stored, folders) if run is not None]
