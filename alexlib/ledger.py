@@ -151,6 +151,9 @@ CIFAR10_GPU = "cifar10-gpu"
 #: Claim 6b's runs for that column (``ledger-cifar10-gpu-6b``: base and no-dropout at a constant
 #: rate), laid out the same way under ``<results>/cifar10-gpu-6b``.
 CIFAR10_GPU_6B = "cifar10-gpu-6b"
+#: Claim 6b's constant-rate runs at laptop scale (``ledger-laptop-6b``), under
+#: ``<results>/laptop-6b/ledger-laptop``: read by ``ledger_rows(results / LAPTOP_6B, "laptop")``.
+LAPTOP_6B = "laptop-6b"
 #: A run at a constant rate has converged when its validation error has stayed within a point of
 #: its best for at least this many epochs before the run's end.
 CONVERGED_FOR = 10
@@ -161,11 +164,14 @@ def ledger_dir(root: Path, scale: str, experiment: str = "ledger") -> Path:
     ``<root>/ledger`` (full scale, and smoke runs outside ``results/``) or ``<root>/ledger-laptop``
     (laptop scale, the same claims measured on CIFAR-10). The ``"ledger-cifar10-gpu"`` experiment
     keeps its runs in ``<root>/cifar10-gpu/ledger`` (:data:`CIFAR10_GPU`), and its claim 6b runs
-    (``"ledger-cifar10-gpu-6b"``) in ``<root>/cifar10-gpu-6b/ledger``."""
+    (``"ledger-cifar10-gpu-6b"``) in ``<root>/cifar10-gpu-6b/ledger``; the laptop's claim 6b
+    runs (``"ledger-laptop-6b"``) in ``<root>/laptop-6b/ledger-laptop``."""
     if experiment == "ledger-cifar10-gpu":
         return Path(root) / CIFAR10_GPU / "ledger"
     if experiment == "ledger-cifar10-gpu-6b":
         return Path(root) / CIFAR10_GPU_6B / "ledger"
+    if experiment == "ledger-laptop-6b":
+        return Path(root) / LAPTOP_6B / ("ledger-laptop" if scale == "laptop" else "ledger")
     if experiment != "ledger":
         raise LedgerError(f"unknown ledger experiment {experiment!r}")
     return Path(root) / ("ledger" if scale in ("full", "smoke") else f"ledger-{scale}")
@@ -1295,11 +1301,15 @@ def _measured_on(m: Measurement, scale: str = "full") -> str:
     return f"{where}; {', '.join(devices)}; commit {', '.join(commits)}; {dates[0][:10]}"
 
 
-def ledger_rows(results: str | os.PathLike | None = None, scale: str = "full") -> list[LedgerRow]:
+def ledger_rows(
+    results: str | os.PathLike | None = None, scale: str = "full", *, constant_6b: bool = True
+) -> list[LedgerRow]:
     """The ledger at ``scale`` (``"full"`` or ``"laptop"``): one :class:`LedgerRow` per claim in
     :data:`CLAIMS`, measured from the files under ``results`` (default: the repository's
     ``results/``), or marked unmeasured with the reason. Smoke-scale runs, runs of another scale
-    and unfinished runs are refused. Paper: the claims' sections."""
+    and unfinished runs are refused. At laptop scale claim 6b is read from its constant-rate runs
+    (``<results>/laptop-6b``, :data:`LAPTOP_6B`) once they are stored (``constant_6b``); until
+    then its row names their command. Paper: the claims' sections."""
     if scale not in ("full", "laptop"):
         raise LedgerError(f"the ledger has a full and a laptop column; got scale {scale!r}")
     root = Path(results) if results is not None else results_dir()
@@ -1339,7 +1349,29 @@ def ledger_rows(results: str | os.PathLike | None = None, scale: str = "full") -
                     seeds=got.seeds,
                 )
             )
+    if scale == "laptop" and constant_6b:
+        rows = [_laptop_6b(root, r) if r.id == "6b" else r for r in rows]
     return rows
+
+
+def _laptop_6b(root: Path, row: LedgerRow) -> LedgerRow:
+    """Claim 6b's laptop row: from the constant-rate runs when they are stored, where dropout
+    alone decides when a net levels off; else the plateau runs' row, naming those runs' command."""
+    constant = next(
+        r for r in ledger_rows(root / LAPTOP_6B, "laptop", constant_6b=False) if r.id == "6b"
+    )
+    if constant.measured:
+        files = constant.files.replace(
+            "results/ledger-laptop/", f"results/{LAPTOP_6B}/ledger-laptop/"
+        )
+        return dataclasses.replace(constant, files=files)
+    command = (
+        "the runs that can: `python -m alexlib ledger run --scale laptop --experiment "
+        "ledger-laptop-6b --only base no-dropout`"
+    )
+    if row.measured:
+        return dataclasses.replace(row, ours=f"{row.ours}; {command}")
+    return dataclasses.replace(row, status=f"{row.status} ({command})")
 
 
 def _cell(text: str) -> str:
@@ -1554,11 +1586,13 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--scale", choices=SCALES, default="full")
     r.add_argument(
         "--experiment",
-        choices=("ledger", "ledger-cifar10-gpu", "ledger-cifar10-gpu-6b"),
+        choices=("ledger", "ledger-cifar10-gpu", "ledger-cifar10-gpu-6b", "ledger-laptop-6b"),
         default="ledger",
         help="ledger: the paper net on Imagenette (full) or the mini net (laptop); "
         "ledger-cifar10-gpu: the mini net on CIFAR-10 trained to the end on a GPU; "
-        "ledger-cifar10-gpu-6b: its claim 6b runs at a constant rate (--only base no-dropout)",
+        "ledger-cifar10-gpu-6b: its claim 6b runs at a constant rate (--only base no-dropout); "
+        "ledger-laptop-6b: the laptop's claim 6b runs at a constant rate (--scale laptop --only "
+        "base no-dropout)",
     )
     r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
     r.add_argument(

@@ -440,6 +440,35 @@ def test_the_gpu_column_reads_claim_6b_from_its_constant_rate_runs(tmp_path):
     assert "1 of 8 runs had not stayed within a point of their best for 10 epochs" in r.ours
 
 
+def test_the_laptop_column_reads_claim_6b_from_its_constant_rate_runs_once_stored(tmp_path):
+    def constant_run(root, ablation, seed, val):
+        folder = fake_run(root, ablation, seed, [(v, 2.0) for v in val], scale="laptop")
+        path = folder / "settings.json"
+        stored = json.loads(path.read_text())
+        stored["settings"]["schedule"] = "constant"
+        path.write_text(json.dumps(stored))
+
+    # the plateau runs: no convergence ratio, and the row names the runs that give one
+    for seed in range(3):
+        fake_run(tmp_path, "base", seed, [(60.0, 9.0), (50.0, 8.0)], scale="laptop")
+        fake_run(tmp_path, "no-dropout", seed, [(60.0, 9.0), (40.0, 8.0)], scale="laptop")
+    plateau = row(ledger_rows(tmp_path, "laptop"), "6b")
+    assert "--experiment ledger-laptop-6b --only base no-dropout" in plateau.ours
+    # within a point of the best from epoch 6 with dropout, from epoch 3 without: 2.0
+    with_dropout = [60, 50, 40, 35, 32, 29.5, *[29.0] * 12]
+    without = [50, 40, 28.8, *[28.0] * 15]
+    for seed in range(3):
+        constant_run(tmp_path / ledger.LAPTOP_6B, "base", seed, with_dropout)
+        constant_run(tmp_path / ledger.LAPTOP_6B, "no-dropout", seed, without)
+    r = row(ledger_rows(tmp_path, "laptop"), "6b")
+    assert r.values["ratio"] == pytest.approx([2.0, 2.0, 2.0]) and r.direction == "agrees"
+    assert "`results/laptop-6b/ledger-laptop/base/`" in r.files
+    assert "ledger-laptop-6b" not in r.ours
+    assert ledger.ledger_dir(tmp_path, "laptop", "ledger-laptop-6b") == (
+        tmp_path / "laptop-6b" / "ledger-laptop"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # claims 1 and 9 through alexlib.experiments' stored results
 

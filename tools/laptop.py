@@ -24,7 +24,7 @@ from alexlib.experiments import (
     run_figure1,
     summarise_figure1,
 )
-from alexlib.ledger import ABLATIONS, finished_runs, run_ledger
+from alexlib.ledger import ABLATIONS, LAPTOP_6B, finished_runs, run_ledger
 from alexlib.train import machine_name, stored_runs
 
 from . import Parser, run_command
@@ -68,6 +68,9 @@ def laptop_plan() -> list[str]:
     f3 = stored_runs("figure3", "laptop-paper-")
     f4 = stored_runs("figure4", "laptop-")
     f3_seeds = len(preset("figure3", "laptop")["seeds"])
+    six_b = finished_runs(results_dir() / LAPTOP_6B, "laptop")
+    six_b_runs = [r for by_seed in six_b.values() for r in by_seed.values()]
+    six_b_planned = 2 * preset("ledger-laptop-6b", "laptop")["seeds"]
     return [
         f"1. Figure 1 at the first-guess rates, both regimes: {_stored(at_first, 4 * seeds)}",
         f"2. the Imagenette net (chapters 8, 9, 11, 12): {_stored(f3[:1], 1)}",
@@ -76,6 +79,8 @@ def laptop_plan() -> list[str]:
         f"4. the ledger's CIFAR-10 ablations, seed by seed: {_stored(ledger_runs, ledger_planned)}",
         f"5. Figure 1's learning-rate search: {_stored(search, 8)}",
         f"6. Figure 3's further seeds: {_stored(f3[1:], f3_seeds - 1)}",
+        "7. claim 6b at a constant rate, base and no-dropout, until each levels off: "
+        + _stored(six_b_runs, six_b_planned),
     ]
 
 
@@ -110,6 +115,15 @@ def laptop(runs_dir: Path = Path("runs"), data_root=None) -> None:
     figure1(search=True)
     for seed in seeds[1:]:
         figure3_net("paper", "laptop", seed, "laptop", runs_dir, data_root)
+    six_b = run_ledger(
+        "laptop",
+        experiment="ledger-laptop-6b",
+        only=["base", "no-dropout"],
+        data_root=data_root,
+        device="cpu",
+    )
+    for job in six_b:
+        print(f"ledger 6b {job['ablation']} seed {job['seed']}: {job['status']}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
