@@ -584,7 +584,9 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
     )
     monkeypatch.setattr(driver, "figure4_result", lambda *a: calls.append(("figure4",)))
     monkeypatch.setattr(
-        driver, "run_ledger", lambda scale, **kw: calls.append(("ledger", scale)) or []
+        driver,
+        "run_ledger",
+        lambda scale, **kw: calls.append(("ledger", scale, kw.get("experiment", "ledger"))) or [],
     )
     driver.laptop(tmp_path)
     plan = capsys.readouterr().out.splitlines()
@@ -599,12 +601,14 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
         ("figure1", "today", False, None),
         ("figure3", 0),
         ("figure4",),
-        ("ledger", "laptop"),
+        ("ledger", "laptop", "ledger"),
         ("figure1", "paper", True, None),
         ("figure1", "today", True, None),
         ("figure3", 1),
         ("figure3", 2),
+        ("ledger", "laptop", "ledger-laptop-6b"),  # claim 6b's constant-rate runs, last
     ]
+    assert plan[7].startswith("  7. claim 6b at a constant rate")
 
 
 def test_shown_images_redraws_a_stored_figure4_from_the_shown_images_alone(
