@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from alexlib.config import SCALES
+from alexlib.ledger import ABLATIONS
 from alexlib.train import machine_name, stored_runs
 
 __all__ = ["SOURCES", "chapter_costs", "costs_markdown"]
-
-_ABLATIONS = ("base", "no-lrn", "pool2", "no-dropout", "no-pca", "half")
 
 
 def _ledger(*ablations: str) -> dict[str, list[tuple[str, str]]]:
@@ -45,7 +44,7 @@ SOURCES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "11": {"laptop": [("figure3", "laptop-")], "full": [("figure3", "full-")]},
     "12": {"laptop": [("figure4", "laptop-")], "full": [("figure4", "full-")]},
     "13": _ledger("base", "half"),
-    "14": _ledger(*_ABLATIONS),
+    "14": _ledger(*ABLATIONS),
 }
 
 

@@ -87,6 +87,7 @@ def train_resident(
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     device = resolve_device(device)
+    precision = precision_for(device, precision)  # once, not in every step's autocast
     size = images.shape[-1]
     stats = dataset_stats(images, size=size, inputs=inputs)
     model.to(device).train()
