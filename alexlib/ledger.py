@@ -225,28 +225,12 @@ def _train_chunked(
     if done == 0 and (folder / "metrics.jsonl").exists():
         # an interrupted first epoch left metrics but no checkpoint: start that run afresh
         (folder / "metrics.jsonl").unlink()
-    # the "fixed" schedule places its drops by the total epochs, so only the others may be chunked
-    step = chunk if settings.schedule != "fixed" else settings.epochs
-    # while a chunk trains, settings.json holds the chunk's target (train_run writes it); the run's
-    # own length goes beside it, so that a run in progress reads "unfinished (7 of 16 epochs)"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "plan.json", {"epochs": settings.epochs})
     while done < settings.epochs:
         if deadline is not None and time.monotonic() > deadline:
             return False
-        target = min(settings.epochs, done + step)
-        train_run(
-            dataclasses.replace(settings, epochs=target),
-            folder,
-            resume=done > 0,
-            progress=progress,
-            data=data,
-        )
+        target = min(settings.epochs, done + chunk)
+        train_run(settings, folder, resume=done > 0, progress=progress, data=data, until=target)
         done = target
-    # settings.json must carry the run's real number of epochs, not the last chunk's target
-    meta = json.loads((folder / "settings.json").read_text())
-    meta["settings"]["epochs"] = settings.epochs
-    write_json(folder / "settings.json", meta)
     return True
 
 
@@ -572,10 +556,7 @@ def read_run(folder: Path, scale: str = "full") -> dict:
     run["lr_drops"] = _lr_drops(run)
     if found != scale:
         return {**run, "ok": False, "reason": _wrong_scale(folder.name, found, scale)}
-    plan = folder / "plan.json"  # the run's own length (settings.json: the chunk's target)
     planned = settings.get("epochs", 0)
-    if plan.is_file():
-        planned = json.loads(plan.read_text())["epochs"]
     if not (folder / "summary.json").is_file() or len(metrics) < planned:
         return {
             **run,

@@ -1,4 +1,4 @@
-"""Training, as two presets over the one engine (:mod:`alexlib.engine`):
+"""Training: one epoch driver (:class:`Trainer`) and its two uses for a reader.
 
 - :func:`fit`, for a chapter's small experiment: a model, a training set, a few epochs, a
   :class:`History` of per-epoch numbers::
@@ -12,11 +12,12 @@
       settings = RunSettings.for_scale("full", dataset="imagenette", variant="paper")
       summary = train_run(settings, out="runs/paper-s0")
 
-Both prepare their batches with :class:`alexlib.augment.GPULoader` from the training set's
-:class:`~alexlib.augment.DatasetStats`, which own the input convention (the paper's mean image at
-0-255, or per-channel standardisation). The trained model carries those statistics
-(``model.input_stats``) and so does a checkpoint, so :func:`alexlib.evaluate.predict` scores a
-net on the preprocessing it was trained with. Paper: section 5 (details of learning).
+(Figure 1's runs are the third use: :mod:`alexlib.experiments.figure1`.) Batches come from
+:class:`alexlib.augment.GPULoader` with the training set's :class:`~alexlib.augment.DatasetStats`,
+which own the input convention (the paper's mean image at 0-255, or per-channel
+standardisation). The trained model carries those statistics (``model.input_stats``) and so does
+a checkpoint, so :func:`alexlib.evaluate.predict` scores a net on the preprocessing it was
+trained with. Imports: engine, augment, data, model, fast, config, recipe. Paper: section 5.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from .model import build, check_input_size, expected_inputs, options
 
 __all__ = [
     "History",
+    "Trainer",
     "fit",
     "RunSettings",
     "TRAIN_FLAGS",
@@ -141,6 +143,188 @@ def _num_classes(model: nn.Module, labels: torch.Tensor) -> int:
     return last[-1].out_features if last else int(labels.max()) + 1
 
 
+# ==============================================================================================
+# The one epoch driver. Every training in the book runs through Trainer.run: a chapter's quick
+# experiment (fit), the paper's resumable run and each data-parallel rank of it (train_run), and
+# Figure 1's runs (alexlib.experiments.figure1). What differs between them is what an epoch's row
+# measures (score), what a loss that became NaN means (diverged), whether a run may end early
+# (stop) and what it prints (log): four small methods a use overrides.
+
+
+class Trainer:
+    """Runs epochs of :func:`alexlib.engine.train_one_epoch` over ``batches`` with ``optimizer``,
+    scores each one, steps the learning-rate ``schedule`` (None: constant), and keeps the run's
+    whole state in one checkpoint format (``checkpoint``: a file written atomically after an epoch,
+    at most one every ``save_every_s`` seconds and always after the last; :meth:`restore` puts a
+    run back where one left it, so that it ends with the numbers of an uninterrupted run).
+
+    ``history``: the rows so far (a run resumed, or Figure 1's epoch 0). ``arithmetic``: the
+    steps' autocast (:func:`alexlib.engine.precision_for`), ``scaler`` its gradient scaler.
+    ``step_model``: what the step calls (the model compiled or DDP-wrapped). ``rank``/``world``:
+    this process in a data-parallel run; each draws its dropout masks from a seed of its own per
+    epoch, and only rank 0 saves and logs. ``check_every``: steps between the checks for a
+    non-finite loss (each one a host sync)."""
+
+    ks: tuple[int, ...] = (1, 5)  # the top-k errors counted on the training batches
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batches,
+        *,
+        seed: int = 0,
+        schedule: _Schedule | None = None,
+        arithmetic: str = "fp32",
+        scaler: torch.amp.GradScaler | None = None,
+        step_model: nn.Module | None = None,
+        channels_last: bool = False,
+        check_every: int = 20,
+        checkpoint: Path | None = None,
+        save_every_s: float = 0.0,
+        history: list[dict] | None = None,
+        rank: int = 0,
+        world: int = 1,
+        progress: bool = False,
+    ):
+        self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.seed, self.schedule = seed, schedule
+        self.arithmetic, self.scaler = arithmetic, scaler
+        self.step_model = step_model or model
+        self.channels_last, self.check_every = channels_last, check_every
+        self.checkpoint, self.save_every_s = checkpoint, save_every_s
+        self.history = history if history is not None else []
+        self.rank, self.world, self.progress = rank, world, progress
+        self.saved_epoch = self.epoch
+
+    @property
+    def epoch(self) -> int:
+        """The last finished epoch (0 before the first)."""
+        return self.history[-1]["epoch"] if self.history else 0
+
+    def run(self, last: int) -> list[dict]:
+        """Train up to epoch ``last`` (from the one after :attr:`epoch`); returns the history."""
+        saved_at = time.monotonic()
+        while self.epoch < last and not self.stop():
+            epoch = self.epoch + 1
+            started = time.perf_counter()
+            row = self.score(epoch, self.train_epoch(epoch, last))
+            row["seconds"] = time.perf_counter() - started
+            self.history.append(row)
+            if self.schedule is not None:
+                self.schedule.step(epoch, row.get("val_top1_err"))
+            due = epoch == last or time.monotonic() - saved_at >= self.save_every_s
+            if self.checkpoint is not None and self.rank == 0 and due:
+                self.save()
+                saved_at, self.saved_epoch = time.monotonic(), epoch
+            if self.rank == 0:
+                self.log(row)
+        return self.history
+
+    def train_epoch(self, epoch: int, last: int) -> dict:
+        """One pass over the batches at the schedule's rate: the engine's numbers for it."""
+        if self.schedule is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule.lr
+        if self.world > 1:
+            # the ranks draw the same global batch and keep their shares; dropout comes from
+            # torch's generator, which the seed left equal everywhere: without a seed per rank the
+            # i-th image of every share would get the same mask (and a resumed run, whose
+            # checkpoint holds rank 0's random state, would not be exact on the other ranks)
+            torch.manual_seed(_dropout_seed(self.seed, epoch, self.rank))
+        try:
+            return train_one_epoch(
+                self.model,
+                _shard(self.batches, self.rank, self.world, self.channels_last),
+                self.optimizer,
+                ks=self.ks,
+                amp=self.arithmetic,
+                scaler=self.scaler,
+                step_model=self.step_model,
+                check_every=self.check_every,
+                progress=self.progress,
+                desc=f"epoch {epoch}/{last}",
+                total=len(self.batches),
+                world=self.world,
+            )
+        except Diverged as exc:
+            return self.diverged(exc, epoch)
+
+    def score(self, epoch: int, trained: dict) -> dict:
+        """The epoch's row from what training measured (a use adds its evaluation passes)."""
+        return {"epoch": epoch, "train_loss": trained["loss"], "train_err": trained["top1_err"]}
+
+    def diverged(self, exc: Diverged, epoch: int) -> dict:
+        """A loss that became NaN or infinite: stop, saying so (or return the epoch's numbers)."""
+        raise TrainingError(f"the training loss became {exc.loss} in epoch {epoch}") from None
+
+    def stop(self) -> bool:
+        """Whether the run is over before its last epoch."""
+        return False
+
+    def log(self, row: dict) -> None:
+        """Print or write the epoch's row (rank 0 only)."""
+
+    def state_dict(self) -> dict:
+        """What a checkpoint holds to go on: the weights, the velocities, the schedule, the
+        random states (torch's and the batch order's), the rows so far, the gradient scaler."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "rng": _rng_state(self.batches.generator),
+            "history": self.history,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Put the run back where the checkpoint ``state`` left it."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        _set_rng_state(state["rng"], self.batches.generator)
+        self.history = list(state["history"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.saved_epoch = self.epoch
+
+    def save(self, **extra) -> None:
+        """The checkpoint (with ``extra`` entries), atomically over the previous one."""
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save({**extra, **self.state_dict()}, self.checkpoint)
+
+
+class _Quick(Trainer):
+    """:func:`fit`'s epochs: the training error as counted on the batches, then the optional
+    passes over the whole training set (dropout off) and over ``val``; a bar over the epochs."""
+
+    ks = (1,)
+
+    def __init__(self, *args, train_views, val_views, bar, lr: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train_views, self.val_views, self.bar, self.lr = train_views, val_views, bar, lr
+
+    def score(self, epoch: int, trained: dict) -> dict:
+        row = super().score(epoch, trained)
+        if self.train_views is not None:
+            row["train_eval_err"] = evaluate(self.model, self.train_views)["top1_err"]
+        if self.val_views is not None:
+            rates = evaluate(self.model, self.val_views)
+            row["val_err"], row["val_top5_err"] = rates["top1_err"], rates["top5_err"]
+        return row
+
+    def diverged(self, exc: Diverged, epoch: int) -> dict:
+        raise FloatingPointError(
+            f"the loss became {exc.loss} in epoch {epoch}; lr={self.lr} is "
+            "probably too high for this model"
+        ) from None
+
+    def log(self, row: dict) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.endswith(("loss", "err"))})
+
+
 def fit(
     model: nn.Module,
     train,
@@ -215,30 +399,20 @@ def fit(
             data.images, data.labels, stats, batch_size=256, crop=size, train=False, device=device
         )
 
-    train_views = scoring(train) if eval_train else None
-    val_views = scoring(val) if val is not None else None
-
-    history = History()
-    bar = tqdm(range(1, epochs + 1), desc="epochs", unit="epoch", disable=not progress)
-    for epoch in bar:
-        started = time.perf_counter()
-        try:
-            trained = train_one_epoch(model, batches, optimizer, ks=(1,), check_every=1)
-        except Diverged as exc:
-            raise FloatingPointError(
-                f"the loss became {exc.loss} in epoch {epoch}; lr={lr} is "
-                "probably too high for this model"
-            ) from None
-        row = {"epoch": epoch, "train_loss": trained["loss"], "train_err": trained["top1_err"]}
-        if eval_train:
-            row["train_eval_err"] = evaluate(model, train_views)["top1_err"]
-        if val is not None:
-            rates = evaluate(model, val_views)
-            row["val_err"], row["val_top5_err"] = rates["top1_err"], rates["top5_err"]
-        row["seconds"] = time.perf_counter() - started
-        history.append(row)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.endswith(("loss", "err"))})
-    return history
+    with tqdm(total=epochs, desc="epochs", unit="epoch", disable=not progress) as bar:
+        quick = _Quick(
+            model,
+            optimizer,
+            batches,
+            seed=seed,
+            check_every=1,
+            history=History(),
+            train_views=scoring(train) if eval_train else None,
+            val_views=scoring(val) if val is not None else None,
+            bar=bar,
+            lr=lr,
+        )
+        return quick.run(epochs)
 
 
 # ==============================================================================================
@@ -555,31 +729,77 @@ def _shard(batches, rank: int, world: int, channels_last: bool):
         yield x, y
 
 
-@dataclass
-class _Run:
-    """A run's working parts: its settings and folder, the net and what trains it, its batches,
-    and the epochs done so far."""
+class _PaperRun(Trainer):
+    """:func:`train_run`'s epochs: each scored on the validation set's centre crops, written as a
+    line of ``metrics.jsonl``, and checkpointed with the run's settings and input statistics."""
 
-    settings: RunSettings
-    out: Path
-    device: torch.device
-    model: nn.Module
-    step_model: nn.Module  # what the step calls: the model, or it compiled or DDP-wrapped
-    optimizer: torch.optim.Optimizer
-    schedule: _Schedule
-    loader: GPULoader
-    val_loader: GPULoader
-    stats: DatasetStats
-    classes: list[str]
-    channels_last: bool  # the batches' memory format
-    arithmetic: str
-    scaler: torch.amp.GradScaler | None
-    history: list[dict]
+    def __init__(
+        self,
+        *args,
+        settings: RunSettings,
+        out: Path,
+        val_batches,
+        stats,
+        classes,
+        device: torch.device,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.settings, self.out, self.val_batches = settings, out, val_batches
+        self.stats, self.classes, self.device = stats, classes, device
 
-    @property
-    def epoch(self) -> int:
-        """The last finished epoch (0 before the first)."""
-        return len(self.history)
+    def train_epoch(self, epoch: int, last: int) -> dict:
+        try:
+            return super().train_epoch(epoch, last)
+        except torch.OutOfMemoryError:
+            raise TrainingError(_oom_message(self.settings, self.device)) from None
+
+    def score(self, epoch: int, trained: dict) -> dict:
+        scored = evaluate(self.model, self.val_batches, amp=self.arithmetic)
+        row = {
+            "epoch": epoch,
+            "lr": self.schedule.lr,
+            "train_loss": trained["loss"],
+            "train_top1_err": trained["top1_err"],
+            "train_top5_err": trained["top5_err"],
+            "val_loss": scored["loss"],
+            "val_top1_err": scored["top1_err"],
+            "val_top5_err": scored["top5_err"],
+            "images_per_s": trained["images_per_s"],
+        }
+        _warn_at_chance(self.settings, len(self.classes), self.history + [row], self.rank)
+        return row
+
+    def diverged(self, exc: Diverged, epoch: int) -> dict:
+        s = self.settings
+        raise TrainingError(
+            f"the training loss became {exc.loss} in epoch {epoch}, by step {exc.step}. The "
+            f"last good checkpoint (epoch {self.saved_epoch}) is kept in {self.out}. Try a lower "
+            f"learning rate (--lr {s.lr / 10:g}), check that inputs are mean-subtracted "
+            "pixels as the paper's init expects, and keep the paper's biases (1 in conv2, "
+            "conv4, conv5, fc6, fc7)."
+        ) from None
+
+    def save(self) -> None:
+        super().save(
+            settings=dataclasses.asdict(self.settings),
+            epoch=self.epoch,
+            num_classes=len(self.classes),
+            classes=self.classes,
+            stats=self.stats.state_dict(),
+        )
+
+    def log(self, row: dict) -> None:
+        """The epoch's line in ``metrics.jsonl`` (on --resume the file is cut back to the
+        checkpoint's epochs), and one printed line."""
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.progress:
+            tqdm.write(
+                f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  train err "
+                f"{row['train_top1_err']:.1f}%  val err {row['val_top1_err']:.1f}% / "
+                f"{row['val_top5_err']:.1f}%  lr {row['lr']:.0e}  {row['images_per_s']:.0f} img/s"
+            )
 
 
 def train_run(
@@ -589,6 +809,7 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     data=None,
+    until: int | None = None,
 ) -> dict:
     """Train with ``settings``, writing into the folder ``out``:
 
@@ -605,45 +826,33 @@ def train_run(
     A loss that becomes NaN or infinite stops the run (:class:`TrainingError`) with the last good
     checkpoint kept; a loss that stays at ln(classes) (chance) is reported with what to check.
     ``data``: optional ``(train, val)`` ``ImageTensors`` already decoded at ``image_size`` (else
-    loaded from ``settings.dataset``). Returns the last epoch's metrics with ``"out"`` added.
+    loaded from ``settings.dataset``). ``until``: stop after this epoch, a part of the run that a
+    later ``resume=True`` call goes on from (the ledger trains in such chunks; the schedule and
+    ``settings.json`` keep the run's whole length). Returns the last epoch's metrics with
+    ``"out"`` added.
     Under ``torchrun`` each process trains its share of every batch (:mod:`alexlib.parallel`).
 
-    The loop itself is short (chapter 8 writes it out and checks it against this one)::
+    The epochs are :class:`Trainer`'s (chapter 8 writes the same loop out and checks it against
+    this one)::
 
         for epoch in ...:
-            row = train_one_epoch(...) + evaluate(...)    # _train_epoch
+            row = train_one_epoch(...) + evaluate(...)    # Trainer.train_epoch, _PaperRun.score
             schedule.step(epoch, val error)               # the paper's lr drops
-            checkpoint, metrics line                      # _save, _log
+            checkpoint, metrics line                      # _PaperRun.save, .log
 
     Paper: section 5.
     """
     out = Path(out)
     rank, world = _dist()
     checkpoint = _open_run(settings, out, resume)
-    run = _start(settings, out, data, progress=progress and rank == 0)
+    run = _start(settings, out, data, rank=rank, world=world, progress=progress and rank == 0)
     if checkpoint is not None:
-        _restore(run, checkpoint)
-    _wrap(run, world)
+        run.restore(checkpoint)
+    _wrap(run)
     if rank == 0:
-        _write_settings(run, world)
-    last_saved, saved_epoch = time.monotonic(), run.epoch
-    row = run.history[-1] if run.history else {}
-    for epoch in range(run.epoch + 1, settings.epochs + 1):
-        row = _train_epoch(run, epoch, rank, world, saved_epoch, progress=progress and rank == 0)
-        run.history.append(row)
-        run.schedule.step(epoch, row["val_top1_err"])
-        _warn_at_chance(run, row, rank)
-        due = (
-            settings.checkpoint_minutes == 0
-            or epoch == settings.epochs
-            or time.monotonic() - last_saved >= 60 * settings.checkpoint_minutes
-        )
-        if rank == 0 and due:
-            _save(run)
-            last_saved, saved_epoch = time.monotonic(), epoch
-        if rank == 0:
-            _log(run, row, progress)
-    return {**row, "out": str(out)}
+        _write_settings(run)
+    history = run.run(settings.epochs if until is None else min(until, settings.epochs))
+    return {**(history[-1] if history else {}), "out": str(out)}
 
 
 def _open_run(settings: RunSettings, out: Path, resume: bool) -> dict | None:
@@ -664,7 +873,9 @@ def _open_run(settings: RunSettings, out: Path, resume: bool) -> dict | None:
     return checkpoint
 
 
-def _start(settings: RunSettings, out: Path, data, *, progress: bool) -> _Run:
+def _start(
+    settings: RunSettings, out: Path, data, *, rank: int, world: int, progress: bool
+) -> _PaperRun:
     """The data, the net (seeded, the paper's init), its update, schedule and batches."""
     device = resolve_device(settings.device)
     if data is None:
@@ -693,9 +904,6 @@ def _start(settings: RunSettings, out: Path, data, *, progress: bool) -> _Run:
         flip=settings.flip,
         alpha_std=recipe.PCA_STD if settings.pca_colour else 0.0,
     )
-    val_loader = GPULoader(
-        val, stats=stats, batch_size=256, crop=settings.crop, train=False, device=device
-    )
     if len(loader) == 0:
         raise TrainingError(
             f"{len(train)} training images make no full batch of {settings.batch_size}: use "
@@ -703,57 +911,51 @@ def _start(settings: RunSettings, out: Path, data, *, progress: bool) -> _Run:
         )
     # the arithmetic of every step: autocast in bf16 or fp16 (with a gradient scaler), or fp32
     arithmetic = precision_for(device, settings.precision if settings.amp else False)
-    return _Run(
-        settings=settings,
-        out=out,
-        device=device,
-        model=model,
-        step_model=model,  # wrapped by _wrap once the weights are final
-        optimizer=optimizer,
+    return _PaperRun(
+        model,
+        optimizer,
+        loader,
+        seed=settings.seed,
         schedule=_Schedule(settings),
-        loader=loader,
-        val_loader=val_loader,
-        stats=stats,
-        classes=list(train.classes),
-        channels_last=uses_channels_last(device, settings.channels_last),
         arithmetic=arithmetic,
         scaler=grad_scaler(arithmetic, device),
-        history=[],
+        channels_last=uses_channels_last(device, settings.channels_last),
+        checkpoint=out / "checkpoint.pt",
+        save_every_s=60 * settings.checkpoint_minutes,
+        rank=rank,
+        world=world,
+        progress=progress,
+        settings=settings,
+        out=out,
+        val_batches=GPULoader(
+            val, stats=stats, batch_size=256, crop=settings.crop, train=False, device=device
+        ),
+        stats=stats,
+        classes=list(train.classes),
+        device=device,
     )
 
 
-def _restore(run: _Run, checkpoint: dict) -> None:
-    """Put ``run`` back where ``checkpoint`` left it: weights, velocities, schedule, random
-    states and the finished epochs."""
-    run.model.load_state_dict(checkpoint["model"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    run.schedule.load_state_dict(checkpoint["schedule"])
-    _set_rng_state(checkpoint["rng"], run.loader.generator)
-    run.history = list(checkpoint["history"])
-    if run.scaler is not None and checkpoint.get("scaler"):
-        run.scaler.load_state_dict(checkpoint["scaler"])
-
-
-def _wrap(run: _Run, world: int) -> None:
+def _wrap(run: _PaperRun) -> None:
     """What the step calls: the net wrapped for data parallelism (which starts every process from
     rank 0's weights) and compiled, as the settings ask."""
-    if world > 1:
+    if run.world > 1:
         ids = [run.device.index] if run.device.type == "cuda" else None
         run.step_model = nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
     if run.settings.compile:
         run.step_model = torch.compile(run.step_model)
 
 
-def _write_settings(run: _Run, world: int) -> None:
+def _write_settings(run: _PaperRun) -> None:
     """``settings.json`` (settings, provenance, arithmetic), and ``metrics.jsonl`` cut back to the
     finished epochs: a crash between an epoch's line and its checkpoint leaves a line too many."""
     run.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "settings": dataclasses.asdict(run.settings),
         "provenance": provenance(),
-        "world_size": world,
-        "train_images": len(run.loader.images),
-        "val_images": len(run.val_loader.images),
+        "world_size": run.world,
+        "train_images": len(run.batches.images),
+        "val_images": len(run.val_batches.images),
         "classes": run.classes,
         "arithmetic": run.arithmetic,
     }
@@ -762,69 +964,14 @@ def _write_settings(run: _Run, world: int) -> None:
     atomic_write_text(run.out / "metrics.jsonl", lines)
 
 
-def _train_epoch(
-    run: _Run, epoch: int, rank: int, world: int, saved_epoch: int, *, progress: bool
-) -> dict:
-    """One epoch at the schedule's rate, then the validation pass: the epoch's metrics row."""
-    s = run.settings
-    for group in run.optimizer.param_groups:
-        group["lr"] = run.schedule.lr
-    if world > 1:
-        # every process draws the same global batch, augmentation included, and keeps its share,
-        # so the crops and flips are a one-process run's; dropout is drawn per process from
-        # torch's generator, which the seed left equal on every rank: the i-th image of every
-        # share would get the same mask. A seed per rank and epoch (the init is done, and DDP
-        # copies rank 0's weights anyway) also keeps --resume exact on every rank, where the
-        # checkpoint holds rank 0's random state only
-        torch.manual_seed(_dropout_seed(s.seed, epoch, rank))
-    started = time.perf_counter()
-    try:
-        trained = train_one_epoch(
-            run.model,
-            _shard(run.loader, rank, world, run.channels_last),
-            run.optimizer,
-            amp=run.arithmetic,
-            scaler=run.scaler,
-            step_model=run.step_model,
-            progress=progress,
-            desc=f"epoch {epoch}/{s.epochs}",
-            total=len(run.loader),
-            world=world,
-        )
-    except torch.OutOfMemoryError:
-        raise TrainingError(_oom_message(s, run.device)) from None
-    except Diverged as exc:
-        raise TrainingError(
-            f"the training loss became {exc.loss} in epoch {epoch}, by step {exc.step}. The "
-            f"last good checkpoint (epoch {saved_epoch}) is kept in {run.out}. Try a lower "
-            f"learning rate (--lr {s.lr / 10:g}), check that inputs are mean-subtracted "
-            "pixels as the paper's init expects, and keep the paper's biases (1 in conv2, "
-            "conv4, conv5, fc6, fc7)."
-        ) from None
-    scored = evaluate(run.model, run.val_loader, amp=run.arithmetic)
-    return {
-        "epoch": epoch,
-        "lr": run.schedule.lr,
-        "train_loss": trained["loss"],
-        "train_top1_err": trained["top1_err"],
-        "train_top5_err": trained["top5_err"],
-        "val_loss": scored["loss"],
-        "val_top1_err": scored["top1_err"],
-        "val_top5_err": scored["top5_err"],
-        "images_per_s": trained["images_per_s"],
-        "seconds": time.perf_counter() - started,
-    }
-
-
-def _warn_at_chance(run: _Run, row: dict, rank: int) -> None:
-    """Mark ``row`` (and warn once per epoch) when the training loss has sat at ln(classes), chance,
-    for the last ``chance_epochs`` epochs."""
-    s, classes = run.settings, len(run.classes)
+def _warn_at_chance(s: RunSettings, classes: int, history: list[dict], rank: int) -> None:
+    """Mark the last row (and warn once per epoch) when the training loss has sat at
+    ln(classes), chance, for the last ``chance_epochs`` epochs."""
     chance = math.log(classes)
-    recent = [h["train_loss"] for h in run.history[-s.chance_epochs :]]
+    recent = [h["train_loss"] for h in history[-s.chance_epochs :]]
     if len(recent) < s.chance_epochs or any(abs(v - chance) >= 0.02 * chance for v in recent):
         return
-    row["warning"] = "stuck at chance"
+    history[-1]["warning"] = "stuck at chance"
     if rank == 0:
         warnings.warn(
             f"the training loss has stayed at ln({classes}) = {chance:.3f} (chance) "
@@ -833,40 +980,7 @@ def _warn_at_chance(run: _Run, row: dict, rank: int) -> None:
             "expect mean-subtracted pixels in [-128, 128], not [0, 1]), try a smaller lr, "
             "and the biases (the paper: 1 in conv2, 4, 5, fc6, fc7; Caffe used 0.1). Deep "
             "AlexNets can sit at chance for an epoch or two before they start.",
-            stacklevel=3,
-        )
-
-
-def _save(run: _Run) -> None:
-    """The checkpoint after the last finished epoch, written atomically over the previous one."""
-    atomic_save(
-        {
-            "settings": dataclasses.asdict(run.settings),
-            "epoch": run.epoch,
-            "num_classes": len(run.classes),
-            "classes": run.classes,
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "schedule": run.schedule.state_dict(),
-            "rng": _rng_state(run.loader.generator),
-            "history": run.history,
-            "stats": run.stats.state_dict(),
-            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        },
-        run.out / "checkpoint.pt",
-    )
-
-
-def _log(run: _Run, row: dict, progress: bool) -> None:
-    """The epoch's line in ``metrics.jsonl`` (on --resume the file is cut back to the checkpoint's
-    epochs), and one printed line."""
-    with open(run.out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    if progress:
-        tqdm.write(
-            f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  train err "
-            f"{row['train_top1_err']:.1f}%  val err {row['val_top1_err']:.1f}% / "
-            f"{row['val_top5_err']:.1f}%  lr {row['lr']:.0e}  {row['images_per_s']:.0f} img/s"
+            stacklevel=4,
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import textwrap
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,14 +12,14 @@ import torch
 from torch import nn
 
 from .. import recipe
-from .._io import atomic_save, atomic_write_text, provenance, results_dir, write_json
+from .._io import atomic_write_text, provenance, results_dir, write_json
 from ..augment import GPULoader, dataset_stats
 from ..config import preset, resolve_device
 from ..data import load
-from ..engine import Diverged, evaluate, precision_for, train_one_epoch
+from ..engine import Diverged, evaluate, precision_for, sgd_paper
 from ..errors import SettingsError
 from ..model import build
-from ..train import stored_runs
+from ..train import Trainer, stored_runs
 
 # The settings per scale are the registry's "figure1" presets (alexlib.config.PRESETS).
 
@@ -32,6 +31,35 @@ REGIMES: dict[str, dict] = {
     "paper": dict(inputs="mean-image", init="code"),
     "today": dict(inputs="standardise", init=False),
 }
+
+
+class _Resident(Trainer):
+    """Figure 1's epochs: each scored by a pass over the whole training set in eval mode, ended
+    early once that error reaches ``stop_at`` or the loss diverged (which is a result here, not an
+    error)."""
+
+    ks = (1,)
+
+    def __init__(self, *args, whole, stop_at: float | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.whole, self.stop_at = whole, stop_at
+
+    def score(self, epoch: int, trained: dict) -> dict:
+        scored = evaluate(self.model, self.whole, ks=(1,))
+        return {
+            "epoch": epoch,
+            "train_err": scored["top1_err"],
+            "batch_err": trained["top1_err"],
+            "train_loss": scored["loss"],
+            "diverged": not math.isfinite(scored["loss"]) or trained.get("diverged", False),
+        }
+
+    def diverged(self, exc: Diverged, epoch: int) -> dict:
+        return {"loss": exc.loss, "top1_err": float("nan"), "diverged": True}
+
+    def stop(self) -> bool:
+        last = self.history[-1]
+        return last["diverged"] or (self.stop_at is not None and last["train_err"] <= self.stop_at)
 
 
 def train_resident(
@@ -55,7 +83,7 @@ def train_resident(
     """Train ``model`` with plain SGD + momentum (no weight decay, no dropout, no augmentation: the
     paper's "no regularisation" for Figure 1) on ``images`` (N, 3, H, W) uint8 and ``labels`` (N,),
     both kept on ``device`` for the whole run (:class:`alexlib.augment.GPULoader`, whole images),
-    with the engine's :func:`~alexlib.engine.train_one_epoch` and :func:`~alexlib.engine.evaluate`.
+    with the library's one epoch driver, :class:`alexlib.train.Trainer`.
 
     ``inputs``: the input convention (:data:`alexlib.augment.INPUTS`): per-channel standardisation
     (the default, for PyTorch's default initialisation) or the paper's 0-255 pixels minus the mean
@@ -63,9 +91,9 @@ def train_resident(
     CPU: ``benchmarks/bench_cpu.py``). ``stop_at``: stop after the first epoch whose training error
     is at or below this level (%) (what Figure 1 measures is the epoch count to get there);
     ``max_epochs``: stop after this many epochs even if ``epochs`` is larger (a search run that can
-    no longer win). ``state``: a file to keep the run's state in after every epoch (weights,
-    momentum, the batch order's generator, the curve so far); a run started again with the same
-    file continues after the last finished epoch, with the numbers an uninterrupted run gives.
+    no longer win). ``state``: a file to keep the run's state in after every epoch (the Trainer's
+    checkpoint: weights, momentum, random states, the curve so far); a run started again with the
+    same file continues after the last finished epoch, with the numbers an uninterrupted run gives.
     ``precision``: the training steps' arithmetic (:func:`alexlib.engine.choose_precision`; the
     eval passes stay fp32).
     Returns one dict per epoch, epoch 0 being the untrained net:
@@ -94,14 +122,7 @@ def train_resident(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     model.input_stats = stats
-    # fused: one kernel for the whole update on CUDA (same arithmetic)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=lr,
-        momentum=momentum,
-        weight_decay=0.0,
-        fused=True if device.type == "cuda" else None,
-    )
+    optimizer = sgd_paper(model, lr=lr, momentum=momentum, weight_decay=0.0)
     batches = GPULoader(
         images,
         labels,
@@ -115,68 +136,31 @@ def train_resident(
         alpha_std=0.0,
         channels_last=channels_last,
     )
-    whole = GPULoader(
-        images,
-        labels,
-        stats,
-        batch_size=1024,
-        crop=size,
-        train=False,
-        device=device,
-        channels_last=channels_last,
+    resident = _Resident(
+        model,
+        optimizer,
+        batches,
+        seed=seed,
+        arithmetic=precision,
+        check_every=len(batches),
+        checkpoint=Path(state) if state is not None else None,
+        stop_at=stop_at,
+        whole=GPULoader(
+            images,
+            labels,
+            stats,
+            batch_size=1024,
+            crop=size,
+            train=False,
+            device=device,
+            channels_last=channels_last,
+        ),
     )
-
-    def row(epoch: int, batch_err: float, seconds: float) -> dict:
-        scored = evaluate(model, whole, ks=(1,))
-        return {
-            "epoch": epoch,
-            "train_err": scored["top1_err"],
-            "batch_err": batch_err,
-            "train_loss": scored["loss"],
-            "seconds": seconds,
-            "diverged": not math.isfinite(scored["loss"]),
-        }
-
-    state = Path(state) if state is not None else None
-    if state is not None and state.is_file():
-        saved = torch.load(state, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        batches.generator.set_state(saved["generator"])
-        history = saved["history"]
-    else:
-        history = [row(0, float("nan"), 0.0)]
-    last = min(epochs, max_epochs) if max_epochs is not None else epochs
-
-    def finished(h: list[dict]) -> bool:
-        return h[-1]["diverged"] or (stop_at is not None and h[-1]["train_err"] <= stop_at)
-
-    for epoch in range(len(history), last + 1):
-        if finished(history):
-            break
-        started = time.perf_counter()
-        try:
-            trained = train_one_epoch(
-                model, batches, optimizer, ks=(1,), check_every=len(batches), amp=precision
-            )
-            batch_err = trained["top1_err"]
-        except Diverged:
-            batch_err = float("nan")
-        history.append(row(epoch, batch_err, time.perf_counter() - started))
-        if math.isnan(batch_err):
-            history[-1]["diverged"] = True
-        if state is not None:
-            state.parent.mkdir(parents=True, exist_ok=True)
-            atomic_save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": batches.generator.get_state(),
-                    "history": history,
-                },
-                state,
-            )
-    return history
+    if resident.checkpoint is not None and resident.checkpoint.is_file():
+        resident.restore(torch.load(resident.checkpoint, weights_only=True))
+    else:  # epoch 0: the untrained net
+        resident.history = [{**resident.score(0, {"top1_err": float("nan")}), "seconds": 0.0}]
+    return resident.run(min(epochs, max_epochs) if max_epochs is not None else epochs)
 
 
 def epochs_to_reach(errors: Sequence[float], threshold: float) -> float | None:
