@@ -95,7 +95,6 @@ def correctness(*, device: torch.device, triton: bool, batch_size: int = 2) -> l
     combos = [{"lrn": impl, "conv": "dense", "conv1": "s2d"} for impl in lrns]
     combos += [
         {"lrn": "shift", "conv": "split"},
-        {"lrn": "shift", "conv": "separate", "conv1": "s2d"},
     ]
     for combo in combos:
         net = fast.speed_up(copy.deepcopy(reference), **combo)

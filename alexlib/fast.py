@@ -25,9 +25,6 @@ built net *keeping its parameters*, so state dicts, checkpoints and the paper's 
                          zero (more multiply-adds, but dense kernels often run faster than grouped
                          ones)
         ``"split"``      one convolution per tower on its half of the maps, outputs concatenated
-        ``"separate"``   the towers kept as two tensors from conv1 to pool5, as on the paper's two
-                         GPUs (:class:`TowerFeatures`): dense convolutions, per-tower LRN with no
-                         reshaping, and the maps joined only where the towers talk (conv3, fc6)
     conv1 (:class:`FastConv2d`, ``impl="s2d"``)
         space-to-depth: the 11x11 stride-4 convolution over 3 channels rewritten as a 3x3 stride-1
         convolution over 48 channels (4x4 pixel blocks unshuffled into channels, the kernel padded
@@ -44,9 +41,7 @@ Paper: section 3.3 (LRN), section 3.2 (the towers), section 3.5 (conv1).
 
 from __future__ import annotations
 
-import copy
 import os
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +49,7 @@ from torch import Tensor, nn
 
 from . import recipe
 from .layers import lrn_window
-from .model import EdgePad, TowerLRN
+from .model import TowerLRN
 
 __all__ = [
     "LRN_IMPLS",
@@ -69,7 +64,6 @@ __all__ = [
     "triton_available",
     "FastLRN",
     "FastConv2d",
-    "TowerFeatures",
     "block_diagonal",
     "space_to_depth_conv",
     "speed_up",
@@ -80,7 +74,7 @@ __all__ = [
 ]
 
 LRN_IMPLS = ("reference", "shift", "banded", "triton")
-CONV_IMPLS = ("native", "dense", "split", "separate")
+CONV_IMPLS = ("native", "dense", "split")
 CONV1_IMPLS = ("native", "s2d")
 
 #: What ``"auto"`` means on a CUDA device inside ``torch.compile`` (and what ``bench`` measures as
@@ -420,7 +414,7 @@ class FastConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         g = self.groups
-        if self.impl == "native" or (self.impl in ("dense", "split", "separate") and g == 1):
+        if self.impl == "native" or (self.impl in ("dense", "split") and g == 1):
             return super().forward(x)
         if self.impl == "s2d":
             return space_to_depth_conv(
@@ -436,7 +430,7 @@ class FastConv2d(nn.Conv2d):
                 self.dilation,
                 1,
             )
-        # split (and separate, called on a joined input): one conv per tower
+        # split: one conv per tower
         xs = x.chunk(g, dim=1)
         ws = self.weight.chunk(g, dim=0)
         bs = self.bias.chunk(g, dim=0) if self.bias is not None else [None] * g
@@ -450,108 +444,6 @@ class FastConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, impl={self.impl!r}"
-
-
-# ----------------------------------------------------------------------------------------------
-# The towers as tensors of their own
-
-
-def _tower_conv(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    # one tower's share of a conv layer, as a dense convolution (space-to-depth if the layer uses
-    # it)
-    if getattr(layer, "impl", "native") == "s2d":
-        return space_to_depth_conv(x, weight, bias, layer.stride[0], layer.padding[0], 1)
-    return F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, 1)
-
-
-class TowerFeatures(nn.Sequential):
-    """A net's ``features`` block run with each tower's maps as a tensor of its own, as the paper's
-    two GPUs held them: the same layers (same names, same parameters, same state dict keys), another
-    forward.
-
-    Between conv1 and pool5 the maps stay split wherever the layers keep to their tower: ReLU,
-    pooling, per-tower LRN (on each tensor directly, no reshape) and the ``groups=2`` convolutions
-    (a dense convolution per tower with that tower's half of the kernels). They are joined (one
-    ``torch.cat``) only before a layer that mixes the towers: conv3 and, after pool5, fc6. A conv
-    that mixes the towers but feeds tower-local layers (conv1, conv3) computes each tower's output
-    maps directly from its half of the kernels, so no split is ever copied.
-
-    Shapes as the ``features`` block it replaces: (B, 3, H, W) -> (B, 256, 6, 6) for ``paper``.
-    Forward hooks on the single layers do not fire (the layers' modules are not called); hooks on
-    the block do.
-    """
-
-    _SPATIAL = (nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.Identity, nn.Dropout)
-
-    def __init__(self, features: nn.Sequential, towers: int = 2):
-        super().__init__(OrderedDict(features.named_children()))
-        self.towers = towers
-        self.plan = self._make_plan()
-
-    def _kind(self, layer: nn.Module) -> str:
-        if isinstance(layer, self._SPATIAL + (EdgePad,)):
-            return "spatial"  # acts on each map alone
-        if isinstance(layer, nn.Conv2d) and layer.groups == self.towers:
-            return "tower-conv"
-        if isinstance(layer, nn.Conv2d) and layer.groups == 1:
-            return "conv"
-        if isinstance(layer, nn.LocalResponseNorm) and getattr(layer, "towers", 1) == self.towers:
-            return "tower-lrn"
-        return "other"  # anything else sees the joined maps
-
-    def _make_plan(self) -> list[tuple[str, bool]]:
-        kinds = [self._kind(layer) for layer in self]
-        plan = []
-        for i, kind in enumerate(kinds):
-            split_out = False
-            if (
-                kind == "conv"
-            ):  # split its output if the next layer that is not per-map stays in its tower
-                following = [k for k in kinds[i + 1 :] if k != "spatial"]
-                split_out = bool(following) and following[0] in ("tower-conv", "tower-lrn")
-            plan.append((kind, split_out))
-        return plan
-
-    def forward(self, x: Tensor) -> Tensor:
-        t = self.towers
-        parts: list[Tensor] | None = (
-            None  # the towers' maps while split, else None and x holds them all
-        )
-        for layer, (kind, split_out) in zip(self, self.plan):
-            if kind == "spatial":
-                if parts is None:
-                    x = layer(x)
-                else:
-                    parts = [layer(p) for p in parts]
-                continue
-            if kind == "tower-conv":
-                if parts is None:
-                    parts = list(x.chunk(t, dim=1))
-                biases = layer.bias.chunk(t) if layer.bias is not None else [None] * t
-                parts = [
-                    _tower_conv(layer, p, w, b)
-                    for p, w, b in zip(parts, layer.weight.chunk(t), biases)
-                ]
-                continue
-            if kind == "tower-lrn" and parts is not None:
-                impl = getattr(layer, "impl", "reference")
-                parts = [
-                    lrn(p, layer.size, layer.alpha, layer.beta, layer.k, 1, impl=impl)
-                    for p in parts
-                ]
-                continue
-            if parts is not None:  # a layer that sees every map: join the towers
-                x, parts = torch.cat(parts, dim=1), None
-            if kind == "conv" and split_out:
-                biases = layer.bias.chunk(t) if layer.bias is not None else [None] * t
-                parts = [_tower_conv(layer, x, w, b) for w, b in zip(layer.weight.chunk(t), biases)]
-            else:
-                x = layer(x)
-        return torch.cat(parts, dim=1) if parts is not None else x
-
-    @property
-    def impl(self) -> str:
-        return "separate"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -618,16 +510,6 @@ def speed_up(
                     impl = conv
                 first_conv = False
                 setattr(parent, name, FastConv2d.like(child, impl))
-    towers = getattr(model, "towers", 1)
-    if (
-        conv == "separate"
-        and towers > 1
-        and isinstance(getattr(model, "features", None), nn.Sequential)
-    ):
-        features = model.features
-        if isinstance(features, TowerFeatures):
-            features = nn.Sequential(OrderedDict(features.named_children()))
-        model.features = TowerFeatures(features, towers)
     return model
 
 
@@ -661,9 +543,7 @@ def describe(model: nn.Module) -> dict[str, str]:
     """Which form each fast layer of ``model`` uses, by module name: ``{"features.4": "shift",
     ...}``."""
     return {
-        name: m.impl
-        for name, m in model.named_modules()
-        if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))
+        name: m.impl for name, m in model.named_modules() if isinstance(m, (FastLRN, FastConv2d))
     }
 
 
@@ -678,14 +558,9 @@ def check_equal(
 
     Layer by layer, not the whole net: float rounding can flip which of two nearly equal values a
     max pool picks, and one flipped choice moves a gradient element; that is rounding, not a
-    different function, and a layer-wise check is not fooled by it. A :class:`TowerFeatures` block
-    (many layers) is compared in float64, where such near-ties do not arise.
+    different function, and a layer-wise check is not fooled by it.
     """
-    targets = {
-        name: m
-        for name, m in fast.named_modules()
-        if isinstance(m, (FastLRN, FastConv2d, TowerFeatures))
-    }
+    targets = {name: m for name, m in fast.named_modules() if isinstance(m, (FastLRN, FastConv2d))}
     ref_modules = dict(reference.named_modules())
     missing = sorted(set(targets) - set(ref_modules))
     if missing:
@@ -715,21 +590,7 @@ def check_equal(
 
     rows = {}
     for name, fast_m in targets.items():
-        ref_m = ref_modules[name]
-        xin = inputs[name]
-        if isinstance(fast_m, TowerFeatures):
-            # a block of many layers: a max pool fed values that differ by float32 rounding may pick
-            # the other of two near-equal maps and route a gradient elsewhere, so the block is
-            # compared in float64, with the reference LRN (each LRN form is compared on its own
-            # above)
-            ref_m, fast_m, xin = (
-                copy.deepcopy(ref_m).double(),
-                copy.deepcopy(fast_m).double(),
-                xin.double(),
-            )
-            for m in fast_m.modules():
-                if isinstance(m, FastLRN):
-                    m.impl = "reference"
+        ref_m, xin = ref_modules[name], inputs[name]
         results = []
         for m in (ref_m, fast_m):
             xa = xin.clone().requires_grad_(True)

@@ -71,8 +71,7 @@ FORMS = [
     dict(fast.DEFAULTS),
     dict(lrn="reference", conv="dense", conv1="s2d"),
     dict(lrn="shift", conv="split", conv1="s2d"),
-    dict(lrn="banded", conv="separate", conv1="native"),
-    dict(lrn="shift", conv="separate", conv1="s2d"),
+    dict(lrn="banded", conv="split", conv1="native"),
 ]
 
 
@@ -280,7 +279,6 @@ CONVS = {
     [
         ("conv2", "dense"),
         ("conv2", "split"),
-        ("conv2", "separate"),
         ("conv1-227", "s2d"),
         ("conv1-224", "s2d"),
     ],

@@ -235,7 +235,6 @@ def test_speed_up_auto_is_reference_on_cpu():
     [
         dict(lrn="shift", conv="dense", conv1="s2d"),
         dict(lrn="banded", conv="split"),
-        dict(lrn="shift", conv="separate", conv1="s2d"),
     ],
 )
 def test_whole_paper_net_is_the_same_function_in_float64(forms):
@@ -255,7 +254,7 @@ def test_whole_paper_net_is_the_same_function_in_float64(forms):
 
 
 @pytest.mark.parametrize(
-    "forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="separate")]
+    "forms", [dict(lrn="shift", conv="dense", conv1="s2d"), dict(lrn="banded", conv="split")]
 )
 def test_channels_last_net_as_trained_on_a_gpu(forms):
     # on CUDA the net and its input are channels-last (parameters included); the rewrites must not
@@ -274,7 +273,7 @@ def test_channels_last_net_as_trained_on_a_gpu(forms):
     assert_close(xb.grad, xa.grad, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("conv", ["dense", "separate"])
+@pytest.mark.parametrize("conv", ["dense", "split"])
 @pytest.mark.parametrize(
     "variant", ["paper-code", "paper-nolrn", "paper-pool2", "half", "onegpu2014", "bn", "cifar4"]
 )
@@ -285,35 +284,6 @@ def test_speed_up_works_on_every_variant(variant, conv):
     size = 32 if variant == "cifar4" else 224
     x = torch.randn(2, 3, size, size, dtype=torch.float64)
     assert_close(net(x), ref(x), rtol=1e-9, atol=1e-12)
-
-
-def test_separate_towers_join_only_where_the_towers_talk():
-    net = fast.speed_up(build("paper", num_classes=10), conv="separate")
-    assert (
-        isinstance(net.features, fast.TowerFeatures)
-        and fast.describe(net)["features"] == "separate"
-    )
-    joined = [n for n, _ in layer_names(net)]
-    assert joined == [
-        n for n, _ in layer_names(build("paper", num_classes=10))
-    ]  # same layers, same names
-    cats = []
-    real_cat = torch.cat
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            torch,
-            "cat",
-            lambda ts, dim=0: (cats.append([tuple(t.shape) for t in ts]), real_cat(ts, dim))[1],
-        )
-        net(torch.randn(1, 3, 224, 224))
-    # two joins: before conv3 (two towers of 128 maps, 13x13) and after pool5 (two of 128, 6x6)
-    assert cats == [[(1, 128, 13, 13)] * 2, [(1, 128, 6, 6)] * 2]
-    # an all-maps LRN (not the paper's) makes the towers join before it: still the same function
-    ref = build("paper", num_classes=10).double().eval()
-    ref.features[3] = nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)
-    other = fast.speed_up(copy.deepcopy(ref), conv="separate").eval()
-    x = torch.randn(1, 3, 224, 224, dtype=torch.float64)
-    assert_close(other(x), ref(x), rtol=1e-9, atol=1e-12)
 
 
 def test_check_equal_passes_equal_forms_and_catches_a_wrong_one():
@@ -354,7 +324,6 @@ def test_triton_lrn_in_the_whole_net(interpret):
     [
         dict(lrn="shift", conv="dense", conv1="s2d"),
         dict(lrn="banded", conv="split"),
-        dict(lrn="shift", conv="separate", conv1="s2d"),
     ],
 )
 def test_fast_forms_compile_to_one_graph(forms):

@@ -114,11 +114,11 @@ def bench_rows(sweep: bool, *, triton: bool) -> list[Row]:
     lrns = ["shift", "banded"] + (["triton"] if triton else [])
     for impl in lrns:
         rows.append(Row(f"paper, LRN={impl}", fast={**base, "lrn": impl}, group="sweep"))
-    for impl in ("dense", "split", "separate"):
+    for impl in ("dense", "split"):
         rows.append(Row(f"paper, towers={impl}", fast={**base, "conv": impl}, group="sweep"))
     rows.append(Row("paper, conv1=s2d", fast={**base, "conv1": "s2d"}, group="sweep"))
     for impl in [i for i in ("shift", "triton") if i in lrns]:
-        for towers in ("dense", "separate"):
+        for towers in ("dense", "split"):
             rows.append(
                 Row(
                     f"paper, LRN={impl} + towers={towers} + conv1=s2d",
