@@ -340,91 +340,101 @@ def run_ledger(
         raise LedgerError(
             f"unknown ablation(s) {unknown}; choose from: {', '.join([*ABLATIONS, *FIGURE_JOBS])}"
         )
-    root = _root_for(out, scale)
-    keep = (scale == "full") if keep_checkpoints is None else keep_checkpoints
-    deadline = None if budget_s is None else time.monotonic() + budget_s
-    dev = resolve_device(device)
-    data_cache: dict = {}
+    jobs = _Jobs(
+        scale=scale,
+        experiment=experiment,
+        root=_root_for(out, scale),
+        data_root=data_root,
+        device=resolve_device(device),
+        compile=compile,
+        keep=(scale == "full") if keep_checkpoints is None else keep_checkpoints,
+        deadline=None if budget_s is None else time.monotonic() + budget_s,
+        chunk=plan["chunk_epochs"],
+        progress=progress,
+    )
+    report: list[dict] = []
+    for seed in seed_list:
+        for name in (n for n in names if n in ABLATIONS):
+            report.append(jobs.ablation(name, seed))
+            if report[-1]["status"] == "paused":
+                return report
+        if "base" in names:
+            _write_ensemble(jobs.root, scale, experiment)
+    for name in (n for n in names if n in FIGURE_JOBS):
+        report.append(jobs.figure(name))
+        if report[-1]["status"] == "paused":
+            return report
+    return report
 
-    def data_for(settings: RunSettings):
-        # one decode per subset: at full scale every run shares the whole dataset
+
+@dataclass
+class _Jobs:
+    """What :func:`run_ledger` runs its jobs with, and the jobs themselves."""
+
+    scale: str
+    experiment: str
+    root: Path
+    data_root: str | None
+    device: torch.device
+    compile: bool
+    keep: bool  # the checkpoints of finished runs
+    deadline: float | None  # time.monotonic() after which no new chunk starts
+    chunk: int  # epochs per resume step
+    progress: bool
+    cache: dict = field(default_factory=dict)
+
+    def data_for(self, settings: RunSettings):
+        """The run's (train, val), decoded once per subset: at full scale every run shares the
+        whole dataset."""
         key = (
             settings.train_per_class,
             settings.val_per_class,
             settings.seed if settings.train_per_class else None,
         )
-        if key not in data_cache:
-            data_cache.clear()
-            data_cache[key] = tuple(
-                settings.load_split(s, progress=progress) for s in ("train", "val")
+        if key not in self.cache:
+            self.cache.clear()
+            self.cache[key] = tuple(
+                settings.load_split(s, progress=self.progress) for s in ("train", "val")
             )
-        return data_cache[key]
+        return self.cache[key]
 
-    report: list[dict] = []
-    for seed in seed_list:
-        for name in names:
-            if name not in ABLATIONS:
-                continue
-            folder = ledger_dir(root, scale, experiment) / name / f"seed{seed}"
-            if (folder / "summary.json").is_file():
-                report.append(
-                    {"ablation": name, "seed": seed, "status": "done before", "folder": str(folder)}
-                )
-                continue
-            settings = settings_for(
-                name,
-                scale,
-                seed,
-                experiment,
-                data_root=data_root,
-                device=str(dev),
-                compile=compile,
+    def ablation(self, name: str, seed: int) -> dict:
+        """Train (or go on with) one ablation's seed; its report line."""
+        folder = ledger_dir(self.root, self.scale, self.experiment) / name / f"seed{seed}"
+        job = {"ablation": name, "seed": seed, "folder": str(folder)}
+        if (folder / "summary.json").is_file():
+            return {**job, "status": "done before"}
+        settings = settings_for(
+            name,
+            self.scale,
+            seed,
+            self.experiment,
+            data_root=self.data_root,
+            device=str(self.device),
+            compile=self.compile,
+        )
+        data = self.data_for(settings)
+        started = time.perf_counter()
+        if not _train_chunked(settings, folder, data, self.deadline, self.chunk, self.progress):
+            return {**job, "status": "paused", "epochs": _epochs_done(folder)}
+        metrics = _finish_run(folder, name, seed, data, self, started)
+        if self.progress:
+            print(
+                f"[ledger {self.scale}] {name} seed {seed}: val top-1 "
+                f"{metrics[-1]['val_top1_err']:.2f}%, "
+                f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs"
             )
-            data = data_for(settings)
-            started = time.perf_counter()
-            if not _train_chunked(settings, folder, data, deadline, plan["chunk_epochs"], progress):
-                report.append(
-                    {
-                        "ablation": name,
-                        "seed": seed,
-                        "status": "paused",
-                        "folder": str(folder),
-                        "epochs": _epochs_done(folder),
-                    }
-                )
-                return report
-            metrics = _finish_run(
-                folder, name, seed, scale, experiment, root, data, dev, keep, started
-            )
-            report.append(
-                {
-                    "ablation": name,
-                    "seed": seed,
-                    "status": "done",
-                    "folder": str(folder),
-                    **metrics[-1],
-                }
-            )
-            if progress:
-                print(
-                    f"[ledger {scale}] {name} seed {seed}: val top-1 "
-                    f"{metrics[-1]['val_top1_err']:.2f}%, "
-                    f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs"
-                )
-        if "base" in names:
-            _write_ensemble(root, scale, experiment)
-    for job in names:
-        if job in FIGURE_JOBS:
-            if deadline is not None and time.monotonic() > deadline:
-                report.append(
-                    {"ablation": job, "seed": None, "status": "paused", "folder": str(root / job)}
-                )
-                return report
-            status = _run_figure1(root, scale, data_root, str(dev), progress)
-            report.append(
-                {"ablation": job, "seed": None, "status": status, "folder": str(root / job)}
-            )
-    return report
+        return {**job, "status": "done", **metrics[-1]}
+
+    def figure(self, name: str) -> dict:
+        """A figure's job (Figure 1) unless the budget is spent; its report line."""
+        job = {"ablation": name, "seed": None, "folder": str(self.root / name)}
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return {**job, "status": "paused"}
+        status = _run_figure1(
+            self.root, self.scale, self.data_root, str(self.device), self.progress
+        )
+        return {**job, "status": status}
 
 
 def _seed_list(seeds) -> list[int]:
@@ -455,20 +465,12 @@ def _root_for(out, scale: str) -> Path:
 
 
 def _finish_run(
-    folder: Path,
-    name: str,
-    seed: int,
-    scale: str,
-    experiment: str,
-    root: Path,
-    data,
-    device: torch.device,
-    keep: bool,
-    started: float,
+    folder: Path, name: str, seed: int, data, jobs: _Jobs, started: float
 ) -> list[dict]:
     """After a run's last epoch: its training error in eval mode, the base run's ten views and
     kernels, and ``summary.json`` (with the checkpoint's hash; the checkpoint itself is kept only
-    if ``keep``). Returns the run's metrics."""
+    if ``jobs.keep``). Returns the run's metrics."""
+    scale, experiment, device, keep = jobs.scale, jobs.experiment, jobs.device, jobs.keep
     metrics = read_metrics(folder)
     model, run_settings, stats = model_from_checkpoint(load_checkpoint(folder / "checkpoint.pt"))
     train_eval = _train_error_eval_mode(model, run_settings, stats, data[0], device)
@@ -476,7 +478,7 @@ def _finish_run(
         # claim 7 (centre crop against ten views) and the probabilities claim 8 averages
         store_views(folder, model, data[1], stats, crop=run_settings.crop, device=device)
         if experiment == "ledger":  # Figure 3's kernels come from the ledger proper
-            _save_kernels(root, scale, seed, folder, model.cpu())
+            _save_kernels(jobs.root, scale, seed, folder, model.cpu())
     del model
     ckpt = folder / "checkpoint.pt"
     summary = {

@@ -6,6 +6,7 @@ import json
 import math
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -211,6 +212,106 @@ def best_lr(runs: list[dict], activation: str, threshold: float) -> float:
     return min(candidates, key=key)["lr"]
 
 
+@dataclass
+class _Sweep:
+    """The runs of one :func:`run_figure1` call: how each is trained, stored and read back."""
+
+    s: dict  # the preset
+    regime: str
+    tag: str  # "<scale>-<regime>": the runs' names and folder
+    data: object  # CIFAR-10 training ImageTensors
+    settings: dict  # what each stored run records
+    device: object
+    precision: str
+    store: Path | None
+    state_dir: Path | None
+    progress: bool
+    done: dict[tuple, dict] = field(default_factory=dict)  # stored runs by (act, lr, seed, role)
+
+    def one(self, activation: str, lr: float, seed: int, role: str, max_epochs=None) -> dict:
+        """One run, trained (or read back when stored), stored as soon as it ends."""
+        key = (activation, lr, seed, role)
+        run = self.done.get(key) or self.train(activation, lr, seed, role, max_epochs)
+        if self.progress:
+            last = run["history"][-1]
+            print(
+                f"{self.regime} {activation:4s} lr {lr:<7g} seed {seed}: training error "
+                f"{last['train_err']:5.1f}% after {last['epoch']} "
+                f"epochs{' (diverged)' if last['diverged'] else ''}",
+                flush=True,
+            )
+        return run
+
+    def all(self, lrs: dict, seeds: list, threshold: float, *, search: bool, first_seeds) -> list:
+        """Every run, in :func:`run_figure1`'s order. The first rate of each activation (the best
+        guess) at every seed first, so that the ratio and its spread exist early; then the rest of
+        the search, which confirms that guess or replaces it (then the further seeds are run again
+        at the rate it chose)."""
+        one = self.one
+        first = {a: one(a, rates[0], seeds[0], "search") for a, rates in lrs.items()}
+        runs = list(first.values())
+        now = seeds if first_seeds is None else seeds[:first_seeds]
+        runs += [one(a, rates[0], seed, "seed") for a, rates in lrs.items() for seed in now[1:]]
+        if not search or first_seeds is not None:
+            return runs
+        for activation, rates in lrs.items():
+            fastest = _epochs_used(first[activation], threshold)
+            for lr in rates[1:]:
+                run = one(activation, lr, seeds[0], "search", max_epochs=fastest)
+                runs.append(run)
+                used = _epochs_used(run, threshold)
+                if used is not None:
+                    fastest = used if fastest is None else min(fastest, used)
+        for activation, rates in lrs.items():
+            lr = best_lr(runs, activation, threshold)
+            if lr != rates[0]:
+                runs += [one(activation, lr, seed, "seed") for seed in seeds[1:]]
+        return runs
+
+    def train(self, activation: str, lr: float, seed: int, role: str, max_epochs) -> dict:
+        s, data, regime = self.s, self.data, self.regime
+        torch.manual_seed(seed)
+        model = build(
+            "cifar4",
+            num_classes=len(data.classes),
+            activation=activation,
+            init=REGIMES[regime]["init"],
+        )
+        name = _run_name(self.tag, activation, lr, seed)
+        history = train_resident(
+            model,
+            data.images,
+            data.labels,
+            epochs=s["epochs"],
+            lr=lr,
+            batch_size=s["batch_size"],
+            momentum=s["momentum"],
+            seed=seed,
+            device=self.device,
+            inputs=REGIMES[regime]["inputs"],
+            stop_at=s["thresholds"][0],
+            max_epochs=max_epochs,
+            state=None if self.store is None else self.state_dir / name / "state.pt",
+            precision=self.precision,
+        )
+        run = {
+            "activation": activation,
+            "lr": lr,
+            "seed": seed,
+            "role": role,
+            "history": history,
+            # the epochs' seconds, summed over every session the run took (as the ledger
+            # counts them); this process's share alone undercounts a resumed run
+            "settings": {**self.settings, "wall_s": round(sum(h["seconds"] for h in history), 1)},
+            "activations": _activations_of(
+                activation, regime, seed, model, data, getattr(model, "input_stats", None)
+            ),
+        }
+        if self.store is not None:
+            save_figure1([run], base=self.store, tag=self.tag)
+        return run
+
+
 def run_figure1(
     scale: str = "smoke",
     *,
@@ -265,12 +366,9 @@ def run_figure1(
     lrs = s["lrs"][regime]
     tag = f"{scale}-{regime}"
     threshold = s["thresholds"][0]
-    done: dict[tuple, dict] = {}
     if store is not None:
         store = Path(store)
         state_dir = Path(state_dir) if state_dir is not None else Path("runs") / "figure1"
-        for r in stored_figure1(tag, base=store)[0]:
-            done[(r["activation"], r["lr"], r["seed"], r["role"])] = r
     if data is None:
         data = load(
             "cifar10",
@@ -289,62 +387,10 @@ def run_figure1(
         "images": len(data),
         "arithmetic": precision_for(resolve_device(device), precision),
     }
-    runs: list[dict] = []
-
-    def one(activation: str, lr: float, seed: int, role: str, max_epochs=None) -> dict:
-        key = (activation, lr, seed, role)
-        if key in done:
-            run = done[key]
-        else:
-            torch.manual_seed(seed)
-            model = build(
-                "cifar4",
-                num_classes=len(data.classes),
-                activation=activation,
-                init=REGIMES[regime]["init"],
-            )
-            name = _run_name(tag, activation, lr, seed)
-            history = train_resident(
-                model,
-                data.images,
-                data.labels,
-                epochs=s["epochs"],
-                lr=lr,
-                batch_size=s["batch_size"],
-                momentum=s["momentum"],
-                seed=seed,
-                device=device,
-                inputs=REGIMES[regime]["inputs"],
-                stop_at=threshold,
-                max_epochs=max_epochs,
-                state=None if store is None else state_dir / name / "state.pt",
-                precision=precision,
-            )
-            run = {
-                "activation": activation,
-                "lr": lr,
-                "seed": seed,
-                "role": role,
-                "history": history,
-                # the epochs' seconds, summed over every session the run took (as the ledger
-                # counts them); this process's share alone undercounts a resumed run
-                "settings": {**settings, "wall_s": round(sum(h["seconds"] for h in history), 1)},
-                "activations": _activations_of(
-                    activation, regime, seed, model, data, getattr(model, "input_stats", None)
-                ),
-            }
-            if store is not None:
-                save_figure1([run], base=store, tag=tag)
-        if progress:
-            last = run["history"][-1]
-            print(
-                f"{regime} {activation:4s} lr {lr:<7g} seed {seed}: training error "
-                f"{last['train_err']:5.1f}% after {last['epoch']} "
-                f"epochs{' (diverged)' if last['diverged'] else ''}",
-                flush=True,
-            )
-        return run
-
+    sweep = _Sweep(s, regime, tag, data, settings, device, precision, store, state_dir, progress)
+    if store is not None:
+        for r in stored_figure1(tag, base=store)[0]:
+            sweep.done[(r["activation"], r["lr"], r["seed"], r["role"])] = r
     if only is not None:
         activation, seed = only
         if activation not in lrs or seed not in s["seeds"]:
@@ -353,32 +399,8 @@ def run_figure1(
                 f"{', '.join(lrs)} and the seeds {s['seeds']}"
             )
         role = "search" if seed == s["seeds"][0] else "seed"
-        return [one(activation, lrs[activation][0], seed, role)]
-    # The first rate of each activation (the best guess) at every seed first, so that the ratio
-    # and its spread exist early; then the rest of the search, which confirms that guess or
-    # replaces it (then the further seeds are run again at the rate it chose).
-    first = {a: one(a, rates[0], s["seeds"][0], "search") for a, rates in lrs.items()}
-    runs.extend(first.values())
-    now = s["seeds"] if first_seeds is None else s["seeds"][:first_seeds]
-    for activation, rates in lrs.items():
-        for seed in now[1:]:
-            runs.append(one(activation, rates[0], seed, "seed"))
-    if not search or first_seeds is not None:
-        return runs
-    for activation, rates in lrs.items():
-        fastest = _epochs_used(first[activation], threshold)
-        for lr in rates[1:]:
-            run = one(activation, lr, s["seeds"][0], "search", max_epochs=fastest)
-            runs.append(run)
-            used = _epochs_used(run, threshold)
-            if used is not None:
-                fastest = used if fastest is None else min(fastest, used)
-    for activation, rates in lrs.items():
-        lr = best_lr(runs, activation, threshold)
-        if lr != rates[0]:
-            for seed in s["seeds"][1:]:
-                runs.append(one(activation, lr, seed, "seed"))
-    return runs
+        return [sweep.one(activation, lrs[activation][0], seed, role)]
+    return sweep.all(lrs, s["seeds"], threshold, search=search, first_seeds=first_seeds)
 
 
 def summarise_figure1(runs: list[dict], thresholds: Sequence[float] | None = None) -> dict:
