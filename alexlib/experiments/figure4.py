@@ -201,23 +201,17 @@ def run_figure4(
     size, crop = s.get("image_size", recipe.IMAGE_SIZE), s.get("crop", recipe.CROP)
     device = resolve_device(device)
     if data is None:
-        train = load(
-            s["dataset"],
-            "train",
-            root=data_root,
-            size=size,
-            per_class=s["train_per_class"],
-            seed=seed,
-            progress=progress,
-        )
-        val = load(
-            s["dataset"],
-            "val",
-            root=data_root,
-            size=size,
-            per_class=s["val_per_class"],
-            seed=seed,
-            progress=progress,
+        train, val = (
+            load(
+                s["dataset"],
+                split,
+                root=data_root,
+                size=size,
+                per_class=s[f"{split}_per_class"],
+                seed=seed,
+                progress=progress,
+            )
+            for split in ("train", "val")
         )
     else:
         train, val = data
@@ -249,11 +243,39 @@ def run_figure4(
     probs = predict(model, val.images[shown], stats, crop=crop, device=device)  # (8, C)
     top_p, top_c = probs.topk(min(5, probs.shape[1]), dim=1)
 
+    queries = _picked(len(val), 5, seed + 1)
+    nn_fc7, nn_pix, retrieval = _retrieval(model, stats, train, val, s, crop, seed, device)
+    return {
+        "top5": {
+            "images": shown.tolist(),
+            "classes": top_c.tolist(),
+            "probs": top_p.tolist(),
+            "labels": val.labels[shown].tolist(),
+        },
+        "neighbours": {
+            "queries": queries.tolist(),
+            "fc7": nn_fc7[queries].tolist(),
+            "pixels": nn_pix[queries].tolist(),
+        },
+        "retrieval": retrieval,
+        "k": s["k"],
+        "classes": list(train.classes),
+        "train_images": len(train),
+        "val_images": len(val),
+        "metrics": trained["metrics"],
+        "settings": {**s, "scale": scale, "seed": seed},
+        "val": val,
+        "train": train,
+    }
+
+
+def _retrieval(model, stats, train, val, s: dict, crop: int, seed: int, device):
+    """Every validation image's ``k`` nearest training images in fc7 and in pixels, and the
+    same-class precision at ``k`` of those and of each code length's Hamming neighbours."""
     fc7 = get_layer(model, "relu7")
     f_train = features(model, train.images, stats, fc7, crop=crop, device=device)  # (N, 4096)
     f_val = features(model, val.images, stats, fc7, crop=crop, device=device)  # (M, 4096)
     k = s["k"]
-    queries = _picked(len(val), 5, seed + 1)
     nn_fc7, _ = nearest_neighbours(f_val, f_train, k, device=device)  # (M, k)
     pixels_train = center_crop(train.images, crop).flatten(1)  # (N, 3*crop*crop) uint8
     pixels_val = center_crop(val.images, crop).flatten(1)
@@ -277,28 +299,7 @@ def run_figure4(
             "ae_loss": info["loss"],
             "code_bytes": bits // 8,
         }
-    return {
-        "top5": {
-            "images": shown.tolist(),
-            "classes": top_c.tolist(),
-            "probs": top_p.tolist(),
-            "labels": val.labels[shown].tolist(),
-        },
-        "neighbours": {
-            "queries": queries.tolist(),
-            "fc7": nn_fc7[queries].tolist(),
-            "pixels": nn_pix[queries].tolist(),
-        },
-        "retrieval": retrieval,
-        "k": k,
-        "classes": list(train.classes),
-        "train_images": len(train),
-        "val_images": len(val),
-        "metrics": trained["metrics"],
-        "settings": {**s, "scale": scale, "seed": seed},
-        "val": val,
-        "train": train,
-    }
+    return nn_fc7, nn_pix, retrieval
 
 
 def format_retrieval(retrieval: dict, k: int) -> str:
