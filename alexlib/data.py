@@ -363,10 +363,6 @@ def _walk(folder: Path) -> tuple[list[str], set[str]]:
     return sorted(files), dirs
 
 
-def _class_folders(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def _members(source: Path, split: str | None) -> tuple[Path, list[str], set[str]]:
     """The image members and folder names of one source (a zip, or a folder), relative to the part
     of it that holds ``split``: a folder's ``split/`` subfolder when it has one."""
