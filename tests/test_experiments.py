@@ -12,6 +12,7 @@ from torch.testing import assert_close
 
 from alexlib import experiments as ex
 from alexlib.model import build
+from alexlib.train import load_checkpoint
 
 
 class _Split:
@@ -283,6 +284,9 @@ def test_train_resident_resumed_from_its_state_gives_the_uninterrupted_curve(tmp
     torch.manual_seed(0)
     first = ex.train_resident(build("cifar4"), images, labels, state=state, max_epochs=2, **kw)
     assert [h["epoch"] for h in first] == [0, 1, 2] and state.is_file()
+    # one checkpoint format for every use of the epoch driver (train_run's adds its settings)
+    saved = load_checkpoint(state)
+    assert set(saved) == {"model", "optimizer", "schedule", "rng", "history", "scaler"}
     torch.manual_seed(5)  # a fresh net with other weights: the state file replaces them
     rest = ex.train_resident(build("cifar4"), images, labels, state=state, **kw)
     assert [h["epoch"] for h in rest] == [0, 1, 2, 3, 4]

@@ -100,6 +100,8 @@ def test_smoke_run_trains_and_its_loss_falls(shared_data, tmp_path):
     assert meta["provenance"]["torch"] == torch.__version__ and meta["settings"]["seed"] == 0
     assert meta["settings"]["precision"] == "auto" and meta["arithmetic"] == "fp32"  # the CPU's
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")  # weights_only=True
+    trainer_state = {"model", "optimizer", "schedule", "rng", "history", "scaler"}
+    assert trainer_state < set(checkpoint)  # the Trainer's format, as Figure 1's runs keep
     assert checkpoint["epoch"] == 6 and checkpoint["history"] == metrics
     assert checkpoint["scaler"] is None  # no gradient scaler outside fp16
 
