@@ -157,6 +157,9 @@ LAPTOP_6B = "laptop-6b"
 #: A run at a constant rate has converged when its validation error has stayed within a point of
 #: its best for at least this many epochs before the run's end.
 CONVERGED_FOR = 10
+#: The experiments that measure claim 6b alone: their base runs store no ten-view probabilities
+#: and no ensemble (claims 7 and 8 are read from the plateau runs).
+SIX_B_ONLY = ("ledger-cifar10-gpu-6b", "ledger-laptop-6b")
 
 
 def ledger_dir(root: Path, scale: str, experiment: str = "ledger") -> Path:
@@ -358,7 +361,7 @@ def run_ledger(
             report.append(jobs.ablation(name, seed))
             if report[-1]["status"] == "paused":
                 return report
-        if "base" in names:
+        if "base" in names and experiment not in SIX_B_ONLY:
             _write_ensemble(jobs.root, scale, experiment)
     for name in (n for n in names if n in FIGURE_JOBS):
         report.append(jobs.figure(name))
@@ -468,13 +471,14 @@ def _finish_run(
     folder: Path, name: str, seed: int, data, jobs: _Jobs, started: float
 ) -> list[dict]:
     """After a run's last epoch: its training error in eval mode, the base run's ten views and
-    kernels, and ``summary.json`` (with the checkpoint's hash; the checkpoint itself is kept only
-    if ``jobs.keep``). Returns the run's metrics."""
+    kernels (not in the claim 6b experiments, :data:`SIX_B_ONLY`), and ``summary.json`` (with
+    the checkpoint's hash; the checkpoint itself is kept only if ``jobs.keep``). Returns the
+    run's metrics."""
     scale, experiment, device, keep = jobs.scale, jobs.experiment, jobs.device, jobs.keep
     metrics = read_metrics(folder)
     model, run_settings, stats = model_from_checkpoint(load_checkpoint(folder / "checkpoint.pt"))
     train_eval = _train_error_eval_mode(model, run_settings, stats, data[0], device)
-    if name == "base":
+    if name == "base" and experiment not in SIX_B_ONLY:
         # claim 7 (centre crop against ten views) and the probabilities claim 8 averages
         store_views(folder, model, data[1], stats, crop=run_settings.crop, device=device)
         if experiment == "ledger":  # Figure 3's kernels come from the ledger proper
@@ -1146,8 +1150,9 @@ def t975(df: int) -> float:
 class Verdict:
     """One metric's verdict: the mean effect over ``n`` seeds with its 95% interval (``low``,
     ``high``; None with one seed), and ``word`` (:data:`VERDICTS`). ``seeds_needed``: for
-    "cannot tell yet", how many seeds would make the interval exclude no effect if the mean and sd
-    stayed as measured (None where no number of seeds would, or it is over 100)."""
+    "cannot tell yet", how many seeds would give a verdict if the mean and sd stayed as measured:
+    an interval that excludes no effect, or, for a paper's "about X", lies outside X's reach
+    (None where no number of seeds would, or it is over 100)."""
 
     word: str
     mean: float
@@ -1181,9 +1186,10 @@ def verdict(
     low, high = mean - half, mean + half
     signed = (low * expect, high * expect)
     out = dict(mean=back(mean), low=back(low), high=back(high), n=n)
-    if about is not None:
-        reach = (math.log(about / ABOUT), math.log(about * ABOUT)) if ratio else None
-        if reach and (high < reach[0] or low > reach[1]):
+    reach = None
+    if about is not None and ratio:
+        reach = (math.log(about / ABOUT), math.log(about * ABOUT))
+        if high < reach[0] or low > reach[1]:
             reach_text = f"{about / ABOUT:g} to {about * ABOUT:g}"
             why = f"the interval lies outside 'about {about:g}' ({reach_text})"
             return Verdict("disagrees", **out, why=why)
@@ -1191,10 +1197,16 @@ def verdict(
         return Verdict("agrees", **out)
     if max(signed) < 0:
         return Verdict("disagrees", **out, why="the interval excludes no effect, the other way")
+
+    def decides(half: float) -> bool:
+        """Whether an interval of this half-width around the mean would give a verdict."""
+        outside = reach is not None and (mean + half < reach[0] or mean - half > reach[1])
+        return half < abs(mean) or outside
+
     needed = None
-    if sd > 0 and mean != 0:
+    if sd > 0:
         needed = next(
-            (m for m in range(n + 1, 101) if t975(m - 1) * sd / math.sqrt(m) < abs(mean)), None
+            (m for m in range(n + 1, 101) if decides(t975(m - 1) * sd / math.sqrt(m))), None
         )
     return Verdict("cannot tell yet", **out, seeds_needed=needed)
 

@@ -277,6 +277,13 @@ def test_the_three_verdicts_on_made_up_effects():
     too_big = verdict([20.0, 21.0, 19.5], ratio=True, about=6.0)
     assert too_big.word == "disagrees" and "about 6" in too_big.why
     assert verdict([0.9, 1.05, 0.95], ratio=True, about=2.0).word == "disagrees"  # under 1.33
+    # near 1 and short of 1.33: more seeds would decide against "about 2" long before they could
+    # tell the ratio from 1 (log mean 0.094, sd 0.111: 4 seeds put the interval under 1.33, while
+    # excluding 1 would take 8)
+    near_one = verdict([16 / 15, 1.0, 46 / 37], ratio=True, about=2.0)
+    assert near_one.word == "cannot tell yet" and near_one.high > 4 / 3
+    assert near_one.seeds_needed == 4
+    assert verdict([16 / 15, 1.0, 46 / 37], ratio=True).seeds_needed == 8
     assert verdict([1.0], ratio=False).word == "cannot tell yet"  # one seed
 
 
@@ -661,6 +668,26 @@ def test_smoke_runner_writes_resumes_and_is_refused(shared_data, tmp_path, monke
     assert not any(r.measured for r in rows)
     assert "smoke-scale run (smoke numbers never enter the ledger)" in row(rows, "2").status
     assert "smoke-scale run" in row(rows, "9").status
+
+
+def test_a_claim_6b_run_stores_no_views_and_no_ensemble(shared_data, tmp_path, monkeypatch):
+    # the constant-rate runs measure claim 6b alone: a base run there keeps its metrics and
+    # summary, not the ten-view probabilities (860 KB a seed at laptop scale) nor an ensemble
+    tiny = dict(train_per_class=2, val_per_class=1, batch_size=10)
+    monkeypatch.setitem(
+        PRESETS["ledger-laptop-6b"], "smoke", dict(PRESETS["ledger-laptop-6b"]["smoke"], **tiny)
+    )
+    out = tmp_path / "six_b"
+    kw = dict(only=["base"], data_root=str(shared_data), device="cpu", progress=False)
+    report = run_ledger("smoke", out=out, seeds=2, experiment="ledger-laptop-6b", **kw)
+    assert [j["status"] for j in report] == ["done", "done"]
+    base = ledger.ledger_dir(out, "smoke", "ledger-laptop-6b") / "base"
+    stored = sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+    assert stored == [
+        f"seed{k}/{name}"
+        for k in (0, 1)
+        for name in ("metrics.jsonl", "settings.json", "summary.json")
+    ]
 
 
 def test_chunked_training_equals_one_go(shared_data, tmp_path, monkeypatch):
