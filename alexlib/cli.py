@@ -182,26 +182,8 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m alexlib", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    root_help = "data root (default: $ALEXLIB_DATA, else the per-user cache folder)"
-
-    p = sub.add_parser("info", help="torch, device, data root, which datasets are present")
-    p.add_argument("--root", help=root_help)
-    p.set_defaults(run=_info)
-
-    p = sub.add_parser("data", help="each dataset found, with its split sizes")
-    p.add_argument("--root", help=root_help)
-    p.set_defaults(run=_data)
-
-    p = sub.add_parser("summary", help="the layer table of a model variant")
-    p.add_argument("--variant", default="paper", help=f"one of: {', '.join(VARIANTS)}")
-    p.add_argument("--image-size", type=int, help="default: 224, or 32 for cifar4")
-    p.add_argument("--num-classes", type=int, help="default: 1000 (ImageNet), 10 for cifar4")
-    p.set_defaults(run=_summary)
-
-    p = sub.add_parser("train", help="train a variant with the paper's recipe (resumable)")
+def _train_arguments(p: argparse.ArgumentParser, root_help: str) -> None:
+    """The ``train`` command's flags: what to train, where, and each setting a run may change."""
     p.add_argument(
         "--dataset", default="imagenette", help="cifar10, imagenette, imagenet, or a folder/zip"
     )
@@ -256,6 +238,29 @@ def _parser() -> argparse.ArgumentParser:
         "forms)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m alexlib", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    root_help = "data root (default: $ALEXLIB_DATA, else the per-user cache folder)"
+
+    p = sub.add_parser("info", help="torch, device, data root, which datasets are present")
+    p.add_argument("--root", help=root_help)
+    p.set_defaults(run=_info)
+
+    p = sub.add_parser("data", help="each dataset found, with its split sizes")
+    p.add_argument("--root", help=root_help)
+    p.set_defaults(run=_data)
+
+    p = sub.add_parser("summary", help="the layer table of a model variant")
+    p.add_argument("--variant", default="paper", help=f"one of: {', '.join(VARIANTS)}")
+    p.add_argument("--image-size", type=int, help="default: 224, or 32 for cifar4")
+    p.add_argument("--num-classes", type=int, help="default: 1000 (ImageNet), 10 for cifar4")
+    p.set_defaults(run=_summary)
+
+    p = sub.add_parser("train", help="train a variant with the paper's recipe (resumable)")
+    _train_arguments(p, root_help)
     p.set_defaults(run=_train)
 
     p = sub.add_parser(

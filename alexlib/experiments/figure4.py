@@ -173,6 +173,35 @@ def _picked(n: int, count: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
+def _trained_net(trained, s: dict, scale: str, seed: int, data, data_root, device, progress):
+    """The net Figure 4 reads, with its input statistics: ``trained`` (a result of
+    :func:`train_for_kernels`, holding the model or naming its kept run folder), else a ``paper``
+    net trained now on ``data`` with the figure's preset ``s``. Returns (trained, model, stats)."""
+    size, crop = s.get("image_size", recipe.IMAGE_SIZE), s.get("crop", recipe.CROP)
+    if trained is None:
+        trained = train_for_kernels(
+            "paper",
+            scale,
+            seed,
+            data=data,
+            data_root=data_root,
+            device=str(device),
+            progress=progress,
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            train_per_class=s["train_per_class"],
+            val_per_class=s["val_per_class"],
+            **({"image_size": size, "crop": crop} if "image_size" in s else {}),
+        )
+    if "model" in trained:
+        model, stats = trained["model"], trained["stats"]
+    else:  # a kept run folder, e.g. figure 3's full-scale paper net
+        model, _, stats = model_from_checkpoint(
+            load_checkpoint(Path(trained["out"]) / "checkpoint.pt")
+        )
+    return trained, model, stats
+
+
 def run_figure4(
     scale: str = "smoke",
     seed: int = 0,
@@ -185,8 +214,7 @@ def run_figure4(
     **overrides,
 ) -> dict:
     """Figure 4's experiment on Imagenette: train the ``paper`` net (or take ``trained``, a result
-    of
-    :func:`train_for_kernels`), then
+    of :func:`train_for_kernels`), then
 
     - ``top5``: for eight validation images, the five most probable classes and their probabilities;
     - ``neighbours``: for five validation queries, the six training images nearest in fc7 (the
@@ -215,27 +243,9 @@ def run_figure4(
         )
     else:
         train, val = data
-    if trained is None:
-        trained = train_for_kernels(
-            "paper",
-            scale,
-            seed,
-            data=(train, val),
-            data_root=data_root,
-            device=str(device),
-            progress=progress,
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            train_per_class=s["train_per_class"],
-            val_per_class=s["val_per_class"],
-            **({"image_size": size, "crop": crop} if "image_size" in s else {}),
-        )
-    if "model" in trained:
-        model, stats = trained["model"], trained["stats"]
-    else:  # a kept run folder, e.g. figure 3's full-scale paper net
-        model, _, stats = model_from_checkpoint(
-            load_checkpoint(Path(trained["out"]) / "checkpoint.pt")
-        )
+    trained, model, stats = _trained_net(
+        trained, s, scale, seed, (train, val), data_root, device, progress
+    )
     for_device(model, device)  # the layout it trained in: same outputs, faster
     stats = stats.to(device)
 
