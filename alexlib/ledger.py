@@ -1182,31 +1182,30 @@ def verdict(
     if n < 2:
         return Verdict("cannot tell yet", back(mean), None, None, n, None, "one seed: no spread")
     sd = statistics.stdev(xs)
-    half = t975(n - 1) * sd / math.sqrt(n)
-    low, high = mean - half, mean + half
-    signed = (low * expect, high * expect)
-    out = dict(mean=back(mean), low=back(low), high=back(high), n=n)
-    reach = None
-    if about is not None and ratio:
-        reach = (math.log(about / ABOUT), math.log(about * ABOUT))
-        if high < reach[0] or low > reach[1]:
+    reach = (
+        (math.log(about / ABOUT), math.log(about * ABOUT)) if about is not None and ratio else None
+    )
+
+    def decided(half: float) -> tuple[str, str] | None:
+        """The word (and why) of an interval of this half-width around the mean; None: none."""
+        low, high = mean - half, mean + half
+        if reach is not None and (high < reach[0] or low > reach[1]):
             reach_text = f"{about / ABOUT:g} to {about * ABOUT:g}"
-            why = f"the interval lies outside 'about {about:g}' ({reach_text})"
-            return Verdict("disagrees", **out, why=why)
-    if min(signed) > 0:
-        return Verdict("agrees", **out)
-    if max(signed) < 0:
-        return Verdict("disagrees", **out, why="the interval excludes no effect, the other way")
+            return "disagrees", f"the interval lies outside 'about {about:g}' ({reach_text})"
+        if min(low * expect, high * expect) > 0:
+            return "agrees", ""
+        if max(low * expect, high * expect) < 0:
+            return "disagrees", "the interval excludes no effect, the other way"
+        return None
 
-    def decides(half: float) -> bool:
-        """Whether an interval of this half-width around the mean would give a verdict."""
-        outside = reach is not None and (mean + half < reach[0] or mean - half > reach[1])
-        return half < abs(mean) or outside
-
+    half = t975(n - 1) * sd / math.sqrt(n)
+    out = dict(mean=back(mean), low=back(mean - half), high=back(mean + half), n=n)
+    if word := decided(half):
+        return Verdict(word[0], **out, why=word[1])
     needed = None
     if sd > 0:
         needed = next(
-            (m for m in range(n + 1, 101) if decides(t975(m - 1) * sd / math.sqrt(m))), None
+            (m for m in range(n + 1, 101) if decided(t975(m - 1) * sd / math.sqrt(m))), None
         )
     return Verdict("cannot tell yet", **out, seeds_needed=needed)
 
