@@ -9,7 +9,7 @@
     python -m alexlib evaluate --checkpoint runs/x/checkpoint.pt [--ten-crop]
     python -m alexlib ledger run --scale full   the paper-claims ledger's ablations (resumable)
     python -m alexlib ledger table              the ledger, generated from results/
-    python -m alexlib.experiments figure1 ...   one figure's runs at a scale
+    python -m alexlib figure 1 --scale laptop   one figure's runs at a scale (1, 3 or 4; resumable)
 
 The project's own tooling is not part of this package: from a checkout of the repository,
 ``python -m tools.book`` builds the book, ``python -m tools.laptop`` runs every laptop-scale
@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import torch
@@ -33,12 +34,22 @@ import torch.distributed as dist
 import torchvision
 
 from . import __version__
+from ._io import results_dir
 from .augment import INPUTS
-from .config import SCALES, resolve_device
-from .data import DATASETS, cache_dir, data_root, find, search_locations, survey
+from .config import SCALES, preset, resolve_device
+from .data import DATASETS, cache_dir, data_root, find, load, search_locations, survey
 from .engine import PRECISIONS
 from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
+from .experiments import (
+    REGIMES,
+    backfill_activations,
+    figure3_net,
+    figure4_result,
+    format_figure1,
+    run_figure1,
+    summarise_figure1,
+)
 from .ledger import add_arguments as add_ledger_arguments
 from .model import VARIANTS, build, check_input_size, format_summary, options
 from .train import TRAIN_FLAGS, RunSettings, load_checkpoint, model_from_checkpoint, train_run
@@ -182,6 +193,45 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _figure(args) -> int:
+    """Run one figure's experiment at a scale and store it under ``results/`` with provenance;
+    what is stored already is read back, and a stopped run continues from its checkpoint."""
+    started = time.perf_counter()
+    runs_dir = Path(args.runs)
+    tag = args.tag or args.scale
+    if args.number == "1":
+        store = results_dir() / "figure1"
+        regimes = [args.regime] if args.regime else sorted(REGIMES)
+        # every regime's first seed, then its further seeds (at the first-guess rates), then
+        # every regime's rate search
+        for first_seeds, search in ((1, False), (None, False), (None, True)):
+            for regime in regimes:
+                runs = run_figure1(
+                    args.scale,
+                    regime=regime,
+                    data_root=args.data_root,
+                    store=store,
+                    state_dir=runs_dir / "figure1",
+                    search=search,
+                    first_seeds=first_seeds,
+                )
+                print(f"\n{regime} regime:\n" + format_figure1(summarise_figure1(runs)))
+        data = load("cifar10", "train", root=args.data_root, progress=False)
+        for regime in regimes:
+            backfill_activations(args.scale, regime, store, runs_dir / "figure1", data)
+        print("stored in", store)
+    elif args.number == "3":
+        s = preset("figure3", args.scale)
+        jobs = [("paper", seed) for seed in s["seeds"]]
+        jobs += [(variant, s["seeds"][0]) for variant in s["variants"]]
+        for variant, seed in jobs:
+            figure3_net(variant, args.scale, seed, tag, runs_dir, args.data_root)
+    else:
+        figure4_result(args.scale, tag, runs_dir, args.data_root)
+    print(f"figure {args.number} at {args.scale} scale: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def _train_arguments(p: argparse.ArgumentParser, root_help: str) -> None:
     """The ``train`` command's flags: what to train, where, and each setting a run may change."""
     p.add_argument(
@@ -273,6 +323,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="data root (default: the run's, else $ALEXLIB_DATA)")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser(
+        "figure",
+        help="one figure's experiment at a scale, stored under results/ (resumable)",
+        description="1: ReLU against tanh (Figure 1); 3: the two towers' conv1 kernels (Figure 3); "
+        "4: the last hidden layer's nearest neighbours (Figure 4, from Figure 3's paper net)",
+    )
+    p.add_argument("number", choices=("1", "3", "4"), help="the paper's figure")
+    p.add_argument("--scale", default="full", choices=SCALES)
+    p.add_argument(
+        "--regime", choices=sorted(REGIMES), help="figure 1: the regime to run (default: both)"
+    )
+    p.add_argument("--tag", help="results folder prefix (default: the scale)")
+    p.add_argument("--root", dest="data_root", help=root_help)
+    p.add_argument("--runs", default="runs", help="folder for the training runs' checkpoints")
+    p.set_defaults(run=_figure)
 
     add_ledger_arguments(sub)  # ledger run|table: the paper-claims ledger
     return parser

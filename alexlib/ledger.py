@@ -883,7 +883,7 @@ def _relu_tanh(root: Path, scale: str = "full"):
     stored = [r for r in stored if r["settings"].get("regime") == "paper"]
     job = (
         f"python -m alexlib ledger run --scale {scale} --only figure1 "
-        f"(or python -m alexlib.experiments figure1 --scale {scale})"
+        f"(or python -m alexlib figure 1 --scale {scale})"
     )
     if not stored:
         return _missing(scale, ["figure1"], refused, job, where="figure1")
@@ -932,8 +932,8 @@ def _towers(root: Path, scale: str = "full"):
     if not stored:
         job = (
             _job(scale, "base")
-            + " (stores each base net's kernels under figure3/), or python -m alexlib.experiments "
-            f"figure3 --scale {scale}"
+            + " (stores each base net's kernels under figure3/), or python -m alexlib figure 3 "
+            f"--scale {scale}"
         )
         return _missing(scale, ["figure3"], refused, job, where="figure3")
     seps, agrees, seeds = [], [], []

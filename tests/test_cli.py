@@ -1,4 +1,4 @@
-"""The command line: ``python -m alexlib info`` and ``python -m alexlib data``."""
+"""The command line: ``python -m alexlib info``, ``data``, ``summary`` and ``figure``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from alexlib.cli import main
+from alexlib.config import preset
 from alexlib.model import VARIANTS
 
 
@@ -112,3 +113,45 @@ def test_every_train_flag_is_a_flag_of_the_train_command_and_a_run_setting():
         "/data",
         "fp32",
     )
+
+
+def test_the_figure_command_runs_each_figure_s_jobs_in_the_book_s_order(monkeypatch, tmp_path):
+    import alexlib.cli as cli
+
+    calls = []
+
+    def figure1(scale, *, regime, search, first_seeds=None, state_dir, **kw):
+        calls.append(("figure1", scale, regime, search, first_seeds, state_dir))
+        return []
+
+    monkeypatch.setattr(cli, "run_figure1", figure1)
+    monkeypatch.setattr(cli, "summarise_figure1", lambda runs: {})
+    monkeypatch.setattr(cli, "format_figure1", lambda summary: "")
+    monkeypatch.setattr(cli, "load", lambda *a, **kw: "cifar10 train")
+    monkeypatch.setattr(
+        cli, "backfill_activations", lambda scale, regime, *a: calls.append(("acts", regime))
+    )
+    monkeypatch.setattr(cli, "figure3_net", lambda variant, *a: calls.append((variant,) + a[:3]))
+    monkeypatch.setattr(cli, "figure4_result", lambda *a: calls.append(("figure4",) + a))
+    runs = tmp_path / "runs"
+    assert cli.main(["figure", "1", "--scale", "laptop", "--runs", str(runs)]) == 0
+    # each regime's first seed, then its other seeds, then each regime's rate search
+    assert [c[2:5] for c in calls[:6]] == [
+        ("paper", False, 1),
+        ("today", False, 1),
+        ("paper", False, None),
+        ("today", False, None),
+        ("paper", True, None),
+        ("today", True, None),
+    ]
+    assert {c[1] for c in calls[:6]} == {"laptop"} and calls[0][5] == runs / "figure1"
+    assert calls[6:] == [("acts", "paper"), ("acts", "today")]
+    calls.clear()
+    assert cli.main(["figure", "3", "--scale", "smoke", "--tag", "t", "--runs", str(runs)]) == 0
+    s = preset("figure3", "smoke")
+    first = s["seeds"][0]
+    want = [("paper", "smoke", seed, "t") for seed in s["seeds"]]
+    assert calls == want + [(variant, "smoke", first, "t") for variant in s["variants"]]
+    calls.clear()
+    assert cli.main(["figure", "4", "--scale", "smoke", "--runs", str(runs)]) == 0
+    assert calls == [("figure4", "smoke", "smoke", runs, None)]

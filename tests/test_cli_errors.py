@@ -3,6 +3,7 @@ non-zero exit status, never a traceback. Also the first-contact commands a new u
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 import os
@@ -138,6 +139,8 @@ BAD = {
         ["evaluate", "--checkpoint", "{tmp}/junk.pt"],
         "is not a readable checkpoint",
     ),
+    "figure with a number the paper's figures are not": (["figure", "2"], "invalid choice: '2'"),
+    "figure at an unknown scale": (["figure", "1", "--scale", "huge"], "invalid choice: 'huge'"),
     "ledger without a subcommand": (["ledger"], "required: ledger_command"),
     "ledger with an unknown ablation": (
         ["ledger", "run", "--scale", "smoke", "--only", "nope", "--out", "{tmp}/l"],
@@ -163,9 +166,23 @@ def test_bad_arguments_give_one_line(case, tmp_path, capsys, shared_data):
 
 
 def test_every_subcommand_is_covered():
-    parser_commands = {"info", "data", "summary", "train", "evaluate", "ledger"}
+    from alexlib.cli import _parser
+
+    (sub,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser_commands = set(sub.choices)
+    assert {"train", "evaluate", "figure", "ledger"} <= parser_commands
     covered = {argv[0] for argv, _ in BAD.values() if argv}
     assert parser_commands <= covered, parser_commands - covered
+
+
+def test_a_figure_without_its_data_is_one_line_and_stores_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ALEXLIB_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "empty").mkdir()
+    argv = ["figure", "3", "--scale", "smoke", "--root", str(tmp_path / "empty")]
+    code, _, err = run([*argv, "--runs", str(tmp_path / "runs")], capsys)
+    assert code == 2
+    assert "dataset 'imagenette' was not found" in one_error_line(err)
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU can train on cuda")

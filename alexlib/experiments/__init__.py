@@ -13,10 +13,10 @@ and at full scale (a GPU; results stored under ``results/figure1|figure3|figure4
 A laptop-scale run on a CPU, or a full run on a GPU machine (each writes its results folder, and
 continues where it stopped when started again)::
 
-    python -m alexlib.experiments figure1 --scale laptop
-    python -m alexlib.experiments figure1 --scale full
-    python -m alexlib.experiments figure3 --scale full
-    python -m alexlib.experiments figure4 --scale full
+    python -m alexlib figure 1 --scale laptop
+    python -m alexlib figure 1 --scale full
+    python -m alexlib figure 3 --scale full
+    python -m alexlib figure 4 --scale full
 
 Paper: section 3.1 (Figure 1), section 6.1 (Figures 3 and 4).
 """

@@ -251,8 +251,8 @@ def figure3_net(
     ``runs_dir/figure3-<tag>-<variant>-s<seed>``. Its kernels and curves are stored under
     ``results/figure3/<tag>-<variant>-s<seed>`` and, for the paper net, its validation predictions
     with the centre crop and ten views (``val_probs.pt``, ``views.json``: what the evaluation
-    chapter shows). Read back, not retrained, once stored. ``python -m alexlib.experiments
-    figure3 --scale laptop`` runs every seed."""
+    chapter shows). Read back, not retrained, once stored. ``python -m alexlib
+    figure 3 --scale laptop`` runs every seed."""
     stored = results_dir() / "figure3" / f"{tag}-{variant}-s{seed}"
     if (stored / "conv1.pt").is_file() and (
         variant != "paper" or (stored / "views.json").is_file()
