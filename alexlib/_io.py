@@ -145,6 +145,7 @@ def provenance() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpu": _cpu_model(),
+        "cpu_bf16": cpu_has_bf16(),
         "cores": os.cpu_count(),
         "device": (
             torch.cuda.get_device_name()
@@ -189,6 +190,19 @@ def _code_commit() -> str | None:
 
 
 _code_commit()  # at import: the commit of the code this process loaded
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (the ``avx512_bf16`` or ``amx_bf16`` flags of
+    ``/proc/cpuinfo``; False where there is no such file). Two machines that both call themselves
+    "AMD EPYC" can differ here by five times in a laptop run's speed."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _cpu_model() -> str:

@@ -38,7 +38,7 @@ from ._io import results_dir
 from .augment import INPUTS
 from .config import SCALES, preset, resolve_device
 from .data import DATASETS, cache_dir, data_root, find, load, search_locations, survey
-from .engine import PRECISIONS
+from .engine import PRECISIONS, cpu_has_bf16
 from .errors import AlexlibError, TrainingError
 from .evaluate import predict, topk_errors
 from .experiments import (
@@ -81,6 +81,15 @@ def print_info(root: str | None = None) -> None:
         print(f"device       cuda: {name} ({torch.cuda.device_count()} GPU(s))")
     else:
         print(f"device       {device.type} ({torch.get_num_threads()} threads; no CUDA GPU seen)")
+        print(
+            "cpu          "
+            + (
+                "bf16 instructions: yes (a CPU run that asks for bf16 computes in it natively)"
+                if cpu_has_bf16()
+                else "bf16 instructions: no (a CPU run that asks for bf16 trains in fp32: emulated "
+                "bf16 is slower)"
+            )
+        )
     base, how = data_root(root)
     print(f"data root    {base} ({how}){'' if base.is_dir() else '  [does not exist]'}")
     print(f"cache        {cache_dir()}")

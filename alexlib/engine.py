@@ -20,7 +20,6 @@ Paper: section 5 (SGD with momentum and weight decay), section 6 (top-1 and top-
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 import warnings
@@ -32,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import recipe
+from ._io import cpu_has_bf16
 from .errors import SettingsError, TrainingError
 
 __all__ = [
@@ -171,18 +171,6 @@ def precision_for(device: torch.device, amp: str | bool = "auto") -> str:
     asks = device.type == "cuda" and amp in ("auto", True)
     capability = torch.cuda.get_device_capability(device) if asks else (0, 0)
     return choose_precision(amp, device.type, capability)
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (the ``avx512_bf16`` or ``amx_bf16`` flags of
-    ``/proc/cpuinfo``; False where there is no such file)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = {word for line in f if line.startswith("flags") for word in line.split()}
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

@@ -1015,14 +1015,18 @@ def paper_sgd_step(
 
 
 def machine_name(provenance: dict) -> str:
-    """The machine of a run's ``provenance``: a GPU by its name, a CPU by its model, cores and
-    threads (``"AMD EPYC 7B13 (2 cores, 2 threads)"``)."""
+    """The machine of a run's ``provenance``: a GPU by its name, a CPU by its model, cores, threads
+    and, where recorded, whether it has bf16 instructions (``"AMD EPYC (2 cores, 2 threads, no
+    bf16)"``): CPUs of one name differ by several times in speed on that alone."""
     machine = str(provenance.get("device", "?"))
     if machine.startswith("cpu"):
         threads = machine[3:].strip(" ()")  # "cpu (2 threads)" -> "2 threads"
         threads = "1 thread" if threads == "1 threads" else threads  # runs stored before 2026-12
         threads = f", {threads}" if threads else ""
-        machine = f"{provenance.get('cpu', 'CPU')} ({provenance.get('cores', '?')} cores{threads})"
+        bf16 = {True: ", bf16", False: ", no bf16"}.get(provenance.get("cpu_bf16"), "")
+        machine = (
+            f"{provenance.get('cpu', 'CPU')} ({provenance.get('cores', '?')} cores{threads}{bf16})"
+        )
     return machine
 
 

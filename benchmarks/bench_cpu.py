@@ -19,8 +19,12 @@ scoring and Figure 4's features run), with :func:`alexlib.fast.for_device` as th
 
 Each form is timed twice: in fp32, and under CPU autocast to bf16 (``--precision bf16`` of
 ``python -m alexlib train``; ``run_figure1(precision="bf16")``), which runs the convolutions and
-matrix products in bf16 where the CPU has bf16 instructions (AVX512-BF16, AMX) and may be slower
-where it has none. The thread count is printed (``--threads`` sets it).
+matrix products in bf16: natively where the CPU has bf16 instructions (AVX512-BF16, AMX), emulated
+(and slower) where it has none. The bf16 columns always measure bf16, emulated or not: on a CPU
+without those instructions they show what the library avoids there (its training falls back to
+fp32, ``alexlib.engine.precision_for``). The thread count and whether the CPU has bf16
+instructions are printed (``--threads`` sets the count); ``--json`` stores the numbers with the
+machine, commit and date.
 
 Both compute the same function (the test checks the losses agree); the ratio alexlib / plain is
 what the laptop runs gain. Compare only numbers from the same run: a shared machine's speed drifts
@@ -30,6 +34,7 @@ between runs, and rounds alternate the two forms so that a drift hits both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -37,7 +42,8 @@ from pathlib import Path
 
 import torch
 
-from alexlib.engine import autocast, train_step
+from alexlib._io import provenance
+from alexlib.engine import cpu_has_bf16, train_step
 from alexlib.fast import for_device
 from alexlib.model import build
 
@@ -62,6 +68,15 @@ def _prepared(variant: str, options: dict, fast: bool, seed: int) -> torch.nn.Mo
     torch.manual_seed(seed)
     model = build(variant, **options)
     return for_device(model, "cpu") if fast else model
+
+
+def _arithmetic(amp: str):
+    """CPU autocast to bf16 for ``"bf16"``, whether or not the CPU has bf16 instructions (the
+    library's own ``alexlib.engine.autocast`` would fall back to fp32 there, and the column would
+    time fp32 twice); nothing for ``"fp32"``."""
+    if amp == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def measure(
@@ -89,16 +104,17 @@ def measure(
         forms[name] = {"model": model, "x": xb, "opt": opt, "best": 0.0, "loss": None, "amp": amp}
     for state in forms.values():
         state["model"].eval()  # dropout off: every form sees the same function
-        with torch.no_grad(), autocast(torch.device("cpu"), state["amp"]):
+        with torch.no_grad(), _arithmetic(state["amp"]):
             state["loss"] = torch.nn.functional.cross_entropy(state["model"](state["x"]), y).item()
         state["model"].train(mode == "train")
 
     def step(state):
-        if mode == "train":
-            train_step(state["model"], state["x"], y, state["opt"], amp=state["amp"])
-        else:
-            with torch.no_grad(), autocast(torch.device("cpu"), state["amp"]):
-                state["model"](state["x"])
+        with _arithmetic(state["amp"]):
+            if mode == "train":
+                train_step(state["model"], state["x"], y, state["opt"])
+            else:
+                with torch.no_grad():
+                    state["model"](state["x"])
 
     for state in forms.values():
         for _ in range(warmup):
@@ -127,11 +143,24 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     if args.tiny:
         args.batch_size, args.steps, args.warmup, args.rounds = 8, 1, 1, 1
+    started = time.perf_counter()
+    native = cpu_has_bf16()
+    made = provenance()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
         f"best of {args.rounds} rounds of {args.steps} steps"
     )
+    print(
+        f"CPU: {made['cpu']}, {torch.backends.cpu.get_cpu_capability()}; bf16 instructions: "
+        + (
+            "yes (the bf16 columns are native bf16)"
+            if native
+            else "no (the bf16 columns are emulated bf16; --precision bf16 trains in fp32 here)"
+        )
+    )
     result = {
+        "provenance": made,
+        "cpu_bf16": native,
         "batch_size": args.batch_size,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -162,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
             result[key][variant] = {**got, "ratio": ratios["alexlib"], "ratios": ratios}
             cells = [f"{got[n]['images_per_s']:>10.0f} ({ratios[n]:.2f}x)" for n in names]
             print(f"{label:>29} " + " ".join(f"{c:>18}" for c in cells))
+    result["wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result

@@ -3,10 +3,12 @@ printed ratios are the ratios of the rates (not a timing test: a shared CPU's ra
 here)."""
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cpu.py"
 
@@ -35,5 +37,11 @@ def test_tiny_run_compares_the_same_nets(bench, tmp_path, capsys):
             ratio = got[form]["images_per_s"] / plain["images_per_s"]
             assert got["ratios"][form] == pytest.approx(ratio)
             assert f"({ratio:.2f}x)" in printed
+            # and it is bf16, on every CPU (emulated where there are no bf16 instructions): a
+            # column that quietly timed fp32 again would give fp32's loss to the last digit
+            assert got[form]["first_loss"] != plain["first_loss"], (variant, form)
     assert result["threads"] >= 1 and "threads" in printed
-    assert (tmp_path / "cpu.json").is_file()
+    stored = json.loads((tmp_path / "cpu.json").read_text())
+    assert stored["provenance"]["cpu"] and stored["provenance"]["torch"] == torch.__version__
+    assert stored["cpu_bf16"] in (True, False) and stored["wall_s"] > 0
+    assert ("bf16 instructions: yes" in printed) == stored["cpu_bf16"]

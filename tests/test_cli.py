@@ -41,6 +41,11 @@ def test_info_runs_as_a_module(shared_data):
     )
     assert result.returncode == 0, result.stderr
     assert "torch" in result.stdout and "device" in result.stdout
+    if "no CUDA GPU seen" in result.stdout:
+        from alexlib.engine import cpu_has_bf16
+
+        said = "bf16 instructions: yes" if cpu_has_bf16() else "bf16 instructions: no"
+        assert said in result.stdout
     assert f"present: {shared_data / 'imagenette-224'}" in result.stdout
 
 

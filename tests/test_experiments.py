@@ -531,6 +531,9 @@ def test_figure3_and_figure4_results_round_trip(tmp_path, monkeypatch):
 
     assert machine_name({"device": "cuda (NVIDIA H200)"}) == "cuda (NVIDIA H200)"
     assert machine_name({"device": "cpu", "cpu": "X", "cores": 2}) == "X (2 cores)"
+    with_bf16 = {"device": "cpu (2 threads)", "cpu": "X", "cores": 2, "cpu_bf16": True}
+    assert machine_name(with_bf16) == "X (2 cores, 2 threads, bf16)"
+    assert machine_name({**with_bf16, "cpu_bf16": False}) == "X (2 cores, 2 threads, no bf16)"
     one = {"device": "cpu (1 threads)", "cpu": "X", "cores": 2}
     assert (
         machine_name(one)
