@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from alexlib._io import provenance
-from alexlib.engine import cpu_has_bf16, train_step
+from alexlib.engine import train_step
 from alexlib.fast import for_device
 from alexlib.model import build
 
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.tiny:
         args.batch_size, args.steps, args.warmup, args.rounds = 8, 1, 1, 1
     started = time.perf_counter()
-    native = cpu_has_bf16()
     made = provenance()
+    native = made["cpu_bf16"]
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
         f"best of {args.rounds} rounds of {args.steps} steps"
