@@ -84,10 +84,9 @@ def print_info(root: str | None = None) -> None:
         print(
             "cpu          "
             + (
-                "bf16 instructions: yes (a CPU run that asks for bf16 computes in it natively)"
+                "bf16 instructions: yes (bf16 runs compute in it natively)"
                 if cpu_has_bf16()
-                else "bf16 instructions: no (a CPU run that asks for bf16 trains in fp32: emulated "
-                "bf16 is slower)"
+                else "bf16 instructions: no (bf16 runs train in fp32 here)"
             )
         )
     base, how = data_root(root)
