@@ -1292,7 +1292,29 @@ def _measured_on(m: Measurement, scale: str = "full") -> str:
     if walls:
         wall = statistics.fmean(walls)
         where += f", {wall / 60:.0f} min a run" if wall >= 60 else f", {wall:.0f} s a run"
+    where += _arithmetic_of(m.runs)
     return f"{where}; {', '.join(devices)}; commit {', '.join(commits)}; {dates[0][:10]}"
+
+
+def _arithmetic_of(runs: list[dict]) -> str:
+    """``", in bf16"`` when every run recorded one arithmetic; when the seeds differ (a row that
+    gained seeds on another machine), each arithmetic with its seeds, so a reader sees the mix;
+    empty where no run says. A CPU run from before the record (2026-12-04) trained in fp32:
+    autocast did nothing off CUDA then."""
+    seeds: dict[str, set] = {}
+    for r in runs:
+        cpu = str(r["provenance"].get("device", "")).startswith("cpu")
+        said = r.get("arithmetic") or ("fp32" if cpu else "unrecorded")
+        seeds.setdefault(said, set()).add(r["settings"].get("seed"))
+    if set(seeds) == {"unrecorded"}:
+        return ""
+    if len(seeds) == 1:
+        return f", in {next(iter(seeds))}"
+    parts = [
+        f"{a} (seed{'s' if len(s) > 1 else ''} {', '.join(str(x) for x in sorted(s))})"
+        for a, s in sorted(seeds.items())
+    ]
+    return f", in {' and '.join(parts)}"
 
 
 def ledger_rows(

@@ -1046,7 +1046,8 @@ def describe_stored(run: dict) -> str:
 def read_stored(folder: str | os.PathLike) -> dict | None:
     """One stored run folder (``settings.json`` and ``metrics.jsonl``) as a dict with ``name``,
     ``folder``, ``settings``, ``provenance`` (machine, commit, date), ``metrics`` (per epoch),
-    ``wall_s`` and ``train_images``; None for a folder that is not a run. The one reader of stored
+    ``wall_s``, ``train_images`` and ``arithmetic`` (None where the run predates its record); None
+    for a folder that is not a run. The one reader of stored
     runs: :func:`stored_runs`, the figures' readers and the ledger's add their own files to it."""
     folder = Path(folder)
     if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
@@ -1061,6 +1062,7 @@ def read_stored(folder: str | os.PathLike) -> dict | None:
         "metrics": metrics,
         "wall_s": sum(m.get("seconds", 0.0) for m in metrics),
         "train_images": meta.get("train_images"),
+        "arithmetic": meta.get("arithmetic"),
     }
 
 

@@ -214,6 +214,40 @@ def test_empty_results_give_every_row_unmeasured_with_the_reason(tmp_path):
     assert "unmeasured: no GPU run stored yet (nothing under results/ledger/{base,no-lrn})" in text
 
 
+def test_a_row_names_its_arithmetic_seed_by_seed_where_the_seeds_differ(tmp_path):
+    def arithmetic(folder: Path, said: str | None, device: str | None = None) -> None:
+        meta = json.loads((folder / "settings.json").read_text())
+        if said:
+            meta["arithmetic"] = said
+        if device:
+            meta["provenance"] = {**meta["provenance"], "device": device}
+        (folder / "settings.json").write_text(json.dumps(meta))
+
+    for seed in range(3):
+        for ablation in ("base", "no-lrn"):
+            folder = fake_run(tmp_path, ablation, seed, [(60.0, 30.0), (40.0 + seed, 18.0)])
+            arithmetic(folder, "bf16" if seed < 2 else "fp32")
+    lrn = row(ledger_rows(tmp_path), "2")
+    assert ", in bf16 (seeds 0, 1) and fp32 (seed 2);" in lrn.measured_on
+    for seed in range(3):  # one arithmetic: said once
+        for ablation in ("base", "no-lrn"):
+            arithmetic(ledger.ledger_dir(tmp_path, "full") / ablation / f"seed{seed}", "bf16")
+    assert " a run, in bf16; NVIDIA H100" in row(ledger_rows(tmp_path), "2").measured_on
+    # runs from before the record: a CPU's were fp32; a GPU's are not guessed
+    for seed in range(3):
+        for ablation in ("base", "no-lrn"):
+            folder = ledger.ledger_dir(tmp_path, "full") / ablation / f"seed{seed}"
+            meta = json.loads((folder / "settings.json").read_text())
+            del meta["arithmetic"]
+            (folder / "settings.json").write_text(json.dumps(meta))
+    assert ", in " not in row(ledger_rows(tmp_path), "2").measured_on
+    for seed in range(3):
+        for ablation in ("base", "no-lrn"):
+            folder = ledger.ledger_dir(tmp_path, "full") / ablation / f"seed{seed}"
+            arithmetic(folder, None, device="cpu (2 threads)")
+    assert ", in fp32;" in row(ledger_rows(tmp_path), "2").measured_on
+
+
 def test_paired_effect_spread_and_direction(tmp_path):
     base = [(40.0, 18.0), (41.0, 18.5), (42.0, 19.0)]
     no_lrn = [(42.0, 19.0), (42.5, 19.8), (43.9, 20.0)]
