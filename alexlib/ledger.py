@@ -39,6 +39,7 @@ import os
 import statistics
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ import torch
 from ._io import packaged_results, provenance, results_dir, sha256_file, write_json
 from .config import SCALES, preset, resolve_device
 from .data import cache_dir
+from .engine import precision_for
 from .errors import LedgerError
 from .evaluate import ensemble, predict, store_views, topk_errors
 from .experiments import run_figure1, save_figure3, summarise_figure1, tower_split
@@ -325,8 +327,10 @@ def run_ledger(
     ``"figure1"``) to run. Runs go seed by seed (every ablation's seed 0 first), so a partial
     budget still gives every claim a first number. ``budget_s``: stop between resume steps after
     this many seconds; call again (same arguments) to go on: finished runs are skipped, unfinished
-    ones resumed. ``keep_checkpoints``: keep ``checkpoint.pt`` of finished runs (default: at full
-    scale only; its sha256 is in ``summary.json`` either way).
+    ones resumed; a seed's runs all train in the arithmetic its first stored run recorded, on
+    whatever machine resumes them (:meth:`_Jobs.seed_arithmetic`). ``keep_checkpoints``: keep
+    ``checkpoint.pt`` of finished runs (default: at full scale only; its sha256 is in
+    ``summary.json`` either way).
 
     ``seeds``: a count (seeds 0 to n-1) or the seeds themselves (say ``[3]``: one process of several
     that share a GPU). ``experiment``: the preset (``"ledger"``, or ``"ledger-cifar10-gpu"``, whose
@@ -407,6 +411,7 @@ class _Jobs:
         job = {"ablation": name, "seed": seed, "folder": str(folder)}
         if (folder / "summary.json").is_file():
             return {**job, "status": "done before"}
+        shared = self.seed_arithmetic(seed)
         settings = settings_for(
             name,
             self.scale,
@@ -415,6 +420,7 @@ class _Jobs:
             data_root=self.data_root,
             device=str(self.device),
             compile=self.compile,
+            **({"precision": shared} if shared else {}),
         )
         data = self.data_for(settings)
         started = time.perf_counter()
@@ -428,6 +434,28 @@ class _Jobs:
                 f"top-5 {metrics[-1]['val_top5_err']:.2f}% after {len(metrics)} epochs"
             )
         return {**job, "status": "done", **metrics[-1]}
+
+    def seed_arithmetic(self, seed: int) -> str | None:
+        """The arithmetic a stored run of ``seed`` (of any ablation, finished or not) trained in:
+        a seed's runs share it, so that a paired effect compares the ablation alone and not bf16
+        against fp32 (a seed begun on one machine may be finished on another). None before any."""
+        said = None
+        for meta in ledger_dir(self.root, self.scale, self.experiment).glob(
+            f"*/seed{seed}/settings.json"
+        ):
+            said = said or json.loads(meta.read_text()).get("arithmetic")
+        if said is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            here = precision_for(self.device, said)
+        if here != said:
+            raise LedgerError(
+                f"seed {seed}'s stored runs trained in {said}, which {self.device} cannot (it "
+                f"would train in {here}, and the pair would compare arithmetic too); finish seed "
+                f"{seed} where {said} runs, or leave it out (--seeds with the other seeds)"
+            )
+        return said
 
     def figure(self, name: str) -> dict:
         """A figure's job (Figure 1) unless the budget is spent; its report line."""

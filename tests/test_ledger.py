@@ -846,3 +846,26 @@ def test_the_cifar10_gpu_column_reads_its_own_folder(tmp_path):
         ledger.ledger_rows(tmp_path, "laptop"), ledger.ledger_rows(tmp_path, "full"), rows
     )
     assert "| CIFAR-10, GPU |" in table.splitlines()[0]
+
+
+def test_a_seed_s_runs_share_the_arithmetic_its_first_run_trained_in(tmp_path, monkeypatch):
+    # a seed begun on one machine and finished on another: its pair must not compare bf16 with
+    # fp32 as well as the ablation
+    trained = []
+    monkeypatch.setattr(ledger._Jobs, "data_for", lambda self, settings: None)
+    monkeypatch.setattr(ledger, "_train_chunked", lambda s, *rest: trained.append(s) or False)
+    out = tmp_path / "runs"
+    kw = dict(only=["no-lrn"], device="cpu", progress=False, out=out)
+    assert run_ledger("smoke", **kw)[0]["status"] == "paused"
+    assert trained[-1].precision == settings_for("no-lrn", "smoke", 0).precision  # the preset's
+    base = ledger.ledger_dir(out, "smoke") / "base" / "seed0"
+    base.mkdir(parents=True)
+    (base / "settings.json").write_text(json.dumps({"settings": {}, "arithmetic": "fp32"}))
+    run_ledger("smoke", **kw)
+    assert trained[-1].precision == "fp32"
+    # an arithmetic this machine cannot train in: one clear error, nothing trained
+    (base / "settings.json").write_text(json.dumps({"settings": {}, "arithmetic": "bf16"}))
+    monkeypatch.setattr(ledger, "precision_for", lambda device, amp: "fp32")
+    with pytest.raises(LedgerError, match=r"seed 0's stored runs trained in bf16, which cpu "):
+        run_ledger("smoke", **kw)
+    assert len(trained) == 2
