@@ -1638,7 +1638,17 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
         "ledger-laptop-6b: the laptop's claim 6b runs at a constant rate (--scale laptop --only "
         "base no-dropout)",
     )
-    r.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument(
+        "--seeds", type=int, help="seeds 0..N-1 (default: 3 at full scale, 1 at smoke)"
+    )
+    which.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="these seeds only (--seed 3 4: add seeds to a row, or finish one begun elsewhere)",
+    )
     r.add_argument(
         "--only",
         nargs="+",
@@ -1670,7 +1680,7 @@ def _cli_run(args) -> int:
     report = run_ledger(
         args.scale,
         experiment=args.experiment,
-        seeds=args.seeds,
+        seeds=args.seed or args.seeds,
         only=args.only,
         out=args.out,
         budget_s=args.budget_s,

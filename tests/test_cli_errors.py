@@ -150,6 +150,10 @@ BAD = {
         ["ledger", "run", "--scale", "smoke", "--seeds", "0", "--out", "{tmp}/l"],
         "seeds must be a positive whole number",
     ),
+    "ledger with a count and a list of seeds": (
+        ["ledger", "run", "--seeds", "2", "--seed", "3", "--out", "{tmp}/l"],
+        "argument --seed: not allowed with argument --seeds",
+    ),
 }
 
 

@@ -869,3 +869,10 @@ def test_a_seed_s_runs_share_the_arithmetic_its_first_run_trained_in(tmp_path, m
     with pytest.raises(LedgerError, match=r"seed 0's stored runs trained in bf16, which cpu "):
         run_ledger("smoke", **kw)
     assert len(trained) == 2
+    # the command line names the seeds themselves: seed 4 alone, in the preset's arithmetic
+    monkeypatch.undo()
+    monkeypatch.setattr(ledger._Jobs, "data_for", lambda self, settings: None)
+    monkeypatch.setattr(ledger, "_train_chunked", lambda s, *rest: trained.append(s) or False)
+    argv = ["ledger", "run", "--scale", "smoke", "--only", "no-lrn", "--seed", "4"]
+    assert cli_main([*argv, "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    assert trained[-1].seed == 4 and trained[-1].precision == trained[0].precision
