@@ -61,6 +61,7 @@ from .train import (
     model_from_checkpoint,
     read_metrics,
     read_stored,
+    run_arithmetic,
     stored_runs,
     train_run,
 )
@@ -1327,13 +1328,10 @@ def _measured_on(m: Measurement, scale: str = "full") -> str:
 def _arithmetic_of(runs: list[dict]) -> str:
     """``", in bf16"`` when every run recorded one arithmetic; when the seeds differ (a row that
     gained seeds on another machine), each arithmetic with its seeds, so a reader sees the mix;
-    empty where no run says. A CPU run from before the record (2026-12-04) trained in fp32:
-    autocast did nothing off CUDA then."""
+    empty where no run says (:func:`alexlib.train.run_arithmetic`)."""
     seeds: dict[str, set] = {}
     for r in runs:
-        cpu = str(r["provenance"].get("device", "")).startswith("cpu")
-        said = r.get("arithmetic") or ("fp32" if cpu else "unrecorded")
-        seeds.setdefault(said, set()).add(r["settings"].get("seed"))
+        seeds.setdefault(run_arithmetic(r) or "unrecorded", set()).add(r["settings"].get("seed"))
     if set(seeds) == {"unrecorded"}:
         return ""
     if len(seeds) == 1:

@@ -71,6 +71,7 @@ __all__ = [
     "read_stored",
     "describe_stored",
     "machine_name",
+    "run_arithmetic",
 ]
 
 
@@ -1030,6 +1031,15 @@ def machine_name(provenance: dict) -> str:
     return machine
 
 
+def run_arithmetic(run: dict) -> str | None:
+    """The arithmetic a stored run (:func:`read_stored`) trained in: its record, or fp32 for a CPU
+    run that has none (all were made before a CPU run could train in bf16, 2026-12-05); None for
+    a GPU run without one."""
+    if run.get("arithmetic"):
+        return run["arithmetic"]
+    return "fp32" if str(run["provenance"].get("device", "")).startswith("cpu") else None
+
+
 def describe_stored(run: dict) -> str:
     """Two lines naming a stored run (a :func:`stored_runs` dict) and where it was made: the GPU,
     or the CPU model with its cores and threads; torch; commit; date; then epochs, training time
@@ -1062,7 +1072,8 @@ def read_stored(folder: str | os.PathLike) -> dict | None:
         "metrics": metrics,
         "wall_s": sum(m.get("seconds", 0.0) for m in metrics),
         "train_images": meta.get("train_images"),
-        "arithmetic": meta.get("arithmetic"),
+        # train_run records it beside the settings; Figure 1's resident runs, among them
+        "arithmetic": meta.get("arithmetic") or meta.get("settings", {}).get("arithmetic"),
     }
 
 

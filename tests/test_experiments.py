@@ -4,6 +4,7 @@ the stored-results round trips. CPU, a few seconds."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -616,6 +617,30 @@ def test_the_laptop_driver_runs_what_the_book_misses_most_first(tmp_path, monkey
         ("ledger", "laptop", "ledger-laptop-6b"),  # claim 6b's constant-rate runs, last
     ]
     assert plan[7].startswith("  7. claim 6b at a constant rate")
+    # each step names the arithmetic of its stored runs, and warns where this CPU cannot use it
+    assert ", in fp32;" in plan[1] and ", in bf16" in plan[7]
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(driver, "cpu_has_bf16", lambda: has_bf16)
+        warned = "this CPU has no bf16 instructions" in driver.laptop_plan()[6]
+        assert warned is not has_bf16
+
+
+def test_a_stored_run_s_arithmetic_from_either_record(tmp_path):
+    from alexlib.train import read_stored, run_arithmetic, stored_runs
+
+    # Figure 1's resident runs keep it among their settings; train_run beside them
+    bf16 = stored_runs("figure1-cpu-bf16")
+    assert len(bf16) == 6 and {run_arithmetic(r) for r in bf16} == {"bf16"}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    for meta, said in [
+        ({"arithmetic": "fp16", "provenance": {"device": "Tesla T4"}}, "fp16"),
+        ({"provenance": {"device": "cpu (2 threads)"}}, "fp32"),  # before CPU bf16 existed
+        ({"provenance": {"device": "NVIDIA H100"}}, None),  # a GPU's is not guessed
+    ]:
+        (folder / "settings.json").write_text(json.dumps({"settings": {}, **meta}))
+        assert run_arithmetic(read_stored(folder)) == said
 
 
 def test_shown_images_redraws_a_stored_figure4_from_the_shown_images_alone(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alexlib._io import results_dir
 from alexlib.config import preset
+from alexlib.engine import cpu_has_bf16
 from alexlib.experiments import (
     figure3_net,
     figure4_result,
@@ -25,7 +26,7 @@ from alexlib.experiments import (
     summarise_figure1,
 )
 from alexlib.ledger import ABLATIONS, LAPTOP_6B, finished_runs, run_ledger
-from alexlib.train import machine_name, stored_runs
+from alexlib.train import machine_name, run_arithmetic, stored_runs
 
 from . import Parser, run_command
 
@@ -44,9 +45,17 @@ def _stored(runs: list[dict], planned: int) -> str:
         if left
         else f"; all {planned} planned stored: read back, not retrained"
     )
+    said = sorted({run_arithmetic(r) or "?" for r in runs})
+    lacks = (
+        ": this CPU has no bf16 instructions, so it trains them in fp32 and takes longer "
+        "(benchmarks/bench_cpu.py measures by how much)"
+        if "bf16" in said and not cpu_has_bf16()
+        else ""
+    )
     return (
         f"{len(runs)} run{'s' * (len(runs) != 1)} stored, {minutes:.0f} min of training in all "
-        f"({minutes / len(runs):.0f} min a run) on {machines}{todo}"
+        f"({minutes / len(runs):.0f} min a run) on {machines}, in {' and '.join(said)}{lacks}"
+        f"{todo}"
     )
 
 
