@@ -374,11 +374,17 @@ def test_a_chapters_cost_table_is_made_from_what_was_measured(tmp_path):
     rows = {r["scale"]: r for r in chapter_costs("03", executed, base=tmp_path)}
     assert (rows["smoke"]["time"], rows["smoke"]["machine"]) == ("1 min 23 s", "a test machine")
     assert rows["laptop"]["time"] == "1 h 6 min"  # 90 s + 3,900 s, the two runs chapter 3 reads
-    assert rows["laptop"]["machine"] == "AMD EPYC (2 cores, 2 threads)"
+    # with the arithmetic they trained in: a CPU run without a record was fp32
+    assert rows["laptop"]["machine"] == "AMD EPYC (2 cores, 2 threads), in fp32"
     assert "2 stored runs" in rows["laptop"]["what"]
     assert rows["full"]["time"] == "not measured yet"
     table = costs_markdown(list(rows.values()))
-    assert "| laptop | 1 h 6 min | AMD EPYC (2 cores, 2 threads) |" in table
+    assert "| laptop | 1 h 6 min | AMD EPYC (2 cores, 2 threads), in fp32 |" in table
+    meta = json.loads((tmp_path / "ledger-laptop/base/seed0/settings.json").read_text())
+    meta["arithmetic"] = "bf16"
+    (tmp_path / "ledger-laptop/base/seed0/settings.json").write_text(json.dumps(meta))
+    rows = {r["scale"]: r for r in chapter_costs("03", executed, base=tmp_path)}
+    assert rows["laptop"]["machine"].endswith(", in bf16 and fp32")
     # a chapter with no stored runs, executed at another scale: nothing is made up
     rows = chapter_costs("01", {"scale": "laptop", "seconds": 5.0}, base=tmp_path)
     assert [r["time"] for r in rows] == ["not measured yet", "5 s", "not measured yet"]

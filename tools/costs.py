@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alexlib.config import SCALES
 from alexlib.ledger import ABLATIONS
-from alexlib.train import machine_name, stored_runs
+from alexlib.train import machine_name, run_arithmetic, stored_runs
 
 __all__ = ["SOURCES", "chapter_costs", "costs_markdown"]
 
@@ -83,12 +83,14 @@ def chapter_costs(chapter: str, executed: dict | None, base: Path | None = None)
         if not runs:
             rows.append({"scale": scale, "time": "not measured yet", "machine": "", "what": ""})
             continue
-        machines = sorted({machine_name(r["provenance"]) for r in runs})
+        machines = ", ".join(sorted({machine_name(r["provenance"]) for r in runs}))
+        # the arithmetic decides the time as much as the machine (CPU bf16 or fp32)
+        said = sorted({a for a in map(run_arithmetic, runs) if a})
         rows.append(
             {
                 "scale": scale,
                 "time": _duration(sum(r["wall_s"] for r in runs)),
-                "machine": ", ".join(machines),
+                "machine": f"{machines}, in {' and '.join(said)}" if said else machines,
                 "what": (
                     f"the training of the {len(runs)} stored runs this page reads, added up"
                     if len(runs) > 1
