@@ -100,8 +100,8 @@ _LEDGER_CIFAR10_GPU_CONSTANT = dict(
 # Claim 6b at laptop scale, the same way: base and no-dropout at the laptop ledger's constant rate
 # until each levels off (ledger.CONVERGED_FOR epochs within a point of its best). Its own runs, so
 # they may use the laptop's fast arithmetic (both nets of a seed share it). About 15-25 minutes a
-# run in CPU bf16 on a 2-core machine with bf16 instructions, about 85 in fp32 on one without.
-# Five seeds: three could not tell the ratio from 1 (chapter 14).
+# run in CPU bf16 on a 2-core machine with bf16 instructions, about 90 in fp32 on one without
+# (87 s an epoch, 2026-12-06). Five seeds: three could not tell the ratio from 1 (chapter 14).
 _LEDGER_LAPTOP_CONSTANT = dict(
     _LEDGER_LAPTOP, epochs=60, schedule="constant", precision=_LAPTOP_ARITHMETIC, seeds=5
 )

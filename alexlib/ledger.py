@@ -440,11 +440,9 @@ class _Jobs:
         """The arithmetic a stored run of ``seed`` (of any ablation, finished or not) trained in:
         a seed's runs share it, so that a paired effect compares the ablation alone and not bf16
         against fp32 (a seed begun on one machine may be finished on another). None before any."""
-        said = None
-        for meta in ledger_dir(self.root, self.scale, self.experiment).glob(
-            f"*/seed{seed}/settings.json"
-        ):
-            said = said or json.loads(meta.read_text()).get("arithmetic")
+        folders = sorted(ledger_dir(self.root, self.scale, self.experiment).glob(f"*/seed{seed}"))
+        runs = (r for r in map(read_stored, folders) if r is not None)
+        said = next((r["arithmetic"] for r in runs if r["arithmetic"]), None)
         if said is None:
             return None
         with warnings.catch_warnings():
@@ -454,7 +452,7 @@ class _Jobs:
             raise LedgerError(
                 f"seed {seed}'s stored runs trained in {said}, which {self.device} cannot (it "
                 f"would train in {here}, and the pair would compare arithmetic too); finish seed "
-                f"{seed} where {said} runs, or leave it out (--seeds with the other seeds)"
+                f"{seed} where {said} runs, or leave it out (--seed with the other seeds)"
             )
         return said
 

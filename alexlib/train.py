@@ -1057,8 +1057,8 @@ def read_stored(folder: str | os.PathLike) -> dict | None:
     """One stored run folder (``settings.json`` and ``metrics.jsonl``) as a dict with ``name``,
     ``folder``, ``settings``, ``provenance`` (machine, commit, date), ``metrics`` (per epoch),
     ``wall_s``, ``train_images`` and ``arithmetic`` (None where the run predates its record); None
-    for a folder that is not a run. The one reader of stored
-    runs: :func:`stored_runs`, the figures' readers and the ledger's add their own files to it."""
+    for a folder that is not a run. The one reader of stored runs: :func:`stored_runs`, the
+    figures' readers and the ledger's add their own files to it."""
     folder = Path(folder)
     if not (folder / "settings.json").is_file() or not (folder / "metrics.jsonl").is_file():
         return None

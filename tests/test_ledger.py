@@ -860,6 +860,7 @@ def test_a_seed_s_runs_share_the_arithmetic_its_first_run_trained_in(tmp_path, m
     assert trained[-1].precision == settings_for("no-lrn", "smoke", 0).precision  # the preset's
     base = ledger.ledger_dir(out, "smoke") / "base" / "seed0"
     base.mkdir(parents=True)
+    (base / "metrics.jsonl").write_text('{"epoch": 1}\n')  # a run folder as train_run leaves it
     (base / "settings.json").write_text(json.dumps({"settings": {}, "arithmetic": "fp32"}))
     run_ledger("smoke", **kw)
     assert trained[-1].precision == "fp32"

@@ -45,7 +45,7 @@ def _stored(runs: list[dict], planned: int) -> str:
         if left
         else f"; all {planned} planned stored: read back, not retrained"
     )
-    said = sorted({run_arithmetic(r) or "?" for r in runs})
+    said = sorted({a for a in map(run_arithmetic, runs) if a})  # as chapter cost tables say it
     lacks = (
         ": this CPU has no bf16 instructions, so it trains them in fp32 and takes longer "
         "(benchmarks/bench_cpu.py measures by how much)"
@@ -54,8 +54,8 @@ def _stored(runs: list[dict], planned: int) -> str:
     )
     return (
         f"{len(runs)} run{'s' * (len(runs) != 1)} stored, {minutes:.0f} min of training in all "
-        f"({minutes / len(runs):.0f} min a run) on {machines}, in {' and '.join(said)}{lacks}"
-        f"{todo}"
+        f"({minutes / len(runs):.0f} min a run) on {machines}"
+        f"{', in ' + ' and '.join(said) if said else ''}{lacks}{todo}"
     )
 
 
